@@ -1,0 +1,78 @@
+/* -*- c++ -*- */
+/*
+ * gr-ria: SoapySDR receiver that survives unplugging.
+ */
+#ifndef INCLUDED_RIA_SDR_SOURCE_H
+#define INCLUDED_RIA_SDR_SOURCE_H
+
+#include <gnuradio/ria/api.h>
+#include <gnuradio/sync_block.h>
+#include <string>
+
+namespace gr {
+namespace ria {
+
+/*!
+ * \brief Streams complex samples from a SoapySDR radio and keeps the flowgraph alive
+ * when the radio goes away.
+ * \ingroup ria
+ *
+ * \details
+ * Opens the device named by \p device_args (empty: start closed and wait for an `open`
+ * command), applies the settings and streams CF32 samples. Every change is tagged on
+ * the first sample it affects with `rx_freq`, `rx_rate` and `rx_time`.
+ *
+ * When the driver reports that the radio is gone (ENODEV/EIO errors, repeated stream
+ * errors, or no samples for \p disconnect_timeout seconds) the block publishes one
+ * `status` message, closes the device, and then either tries to reopen it every
+ * \p reopen_interval seconds and re-applies the current settings (`on_disconnect` =
+ * "reconnect") or ends its stream ("stop").
+ *
+ * Message input `cmd`: a dict with any of `freq`, `rate`, `gain`, `bandwidth` (Hz, dB),
+ * `antenna` (string), `agc` (bool), `open` (device args), `close` (any value), `chan`.
+ * Bad values are reported on `status` and leave the stream untouched.
+ *
+ * Message output `status`: one dict per event, `event` being one of opened, streaming,
+ * settings, overflow (summary, at most once a second), disconnected, reconnected,
+ * closed, stopped, error.
+ */
+class RIA_API sdr_source : virtual public gr::sync_block
+{
+public:
+    typedef std::shared_ptr<sdr_source> sptr;
+
+    /*!
+     * \param device_args SoapySDR args such as "driver=riasim"; empty: closed until `open`
+     * \param channel RX channel index
+     * \param sample_rate samples per second
+     * \param center_freq Hz
+     * \param gain dB (ignored while \p agc is on)
+     * \param agc automatic gain control
+     * \param bandwidth analog filter in Hz; 0 leaves the driver's choice
+     * \param antenna antenna name; empty leaves the driver's choice
+     * \param on_disconnect "reconnect" or "stop"
+     * \param reopen_interval seconds between attempts to reopen a lost device (> 0)
+     * \param disconnect_timeout seconds without samples that count as a disconnect (> 0)
+     */
+    static sptr make(const std::string& device_args,
+                     size_t channel,
+                     double sample_rate,
+                     double center_freq,
+                     double gain,
+                     bool agc,
+                     double bandwidth,
+                     const std::string& antenna,
+                     const std::string& on_disconnect,
+                     double reopen_interval,
+                     double disconnect_timeout);
+
+    //! The device state: "closed", "opening", "streaming", "disconnected", "stopped".
+    virtual std::string state() const = 0;
+    virtual uint64_t overflows() const = 0;
+    virtual uint64_t disconnects() const = 0;
+};
+
+} // namespace ria
+} // namespace gr
+
+#endif

@@ -1,0 +1,649 @@
+#include "sdr_source_impl.h"
+#include "status_message.h"
+
+#include <gnuradio/io_signature.h>
+#include <SoapySDR/Errors.hpp>
+#include <SoapySDR/Formats.hpp>
+#include <chrono>
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+
+namespace gr {
+namespace ria {
+
+namespace {
+const pmt::pmt_t port_cmd = pmt::mp("cmd");
+const pmt::pmt_t port_status = pmt::mp("status");
+const pmt::pmt_t tag_freq = pmt::mp("rx_freq");
+const pmt::pmt_t tag_rate = pmt::mp("rx_rate");
+const pmt::pmt_t tag_time = pmt::mp("rx_time");
+
+// Long enough not to spin, short enough that stop() and commands are never kept waiting.
+constexpr long read_timeout_us = 100000;
+constexpr double idle_poll_s = 0.05;
+constexpr double fast_error_backoff_s = 0.01;
+
+const char* const known_keys = "freq, rate, gain, bandwidth, antenna, agc, open, close, chan";
+
+std::string format_hz(double v)
+{
+    std::ostringstream s;
+    s << v;
+    return s.str();
+}
+} // namespace
+
+sdr_source::sptr sdr_source::make(const std::string& device_args,
+                                  size_t channel,
+                                  double sample_rate,
+                                  double center_freq,
+                                  double gain,
+                                  bool agc,
+                                  double bandwidth,
+                                  const std::string& antenna,
+                                  const std::string& on_disconnect,
+                                  double reopen_interval,
+                                  double disconnect_timeout)
+{
+    return gnuradio::make_block_sptr<sdr_source_impl>(device_args,
+                                                      channel,
+                                                      sample_rate,
+                                                      center_freq,
+                                                      gain,
+                                                      agc,
+                                                      bandwidth,
+                                                      antenna,
+                                                      on_disconnect,
+                                                      reopen_interval,
+                                                      disconnect_timeout);
+}
+
+namespace {
+bool parse_policy(const std::string& on_disconnect)
+{
+    if (on_disconnect == "reconnect")
+        return false;
+    if (on_disconnect == "stop")
+        return true;
+    throw std::invalid_argument("sdr_source: on_disconnect must be 'reconnect' or 'stop', not '" +
+                                on_disconnect + "'");
+}
+
+double require(const char* name, double value, bool ok, const char* rule)
+{
+    if (!std::isfinite(value) || !ok)
+        throw std::invalid_argument(std::string("sdr_source: ") + name + " must be " + rule +
+                                    ", got " + format_hz(value));
+    return value;
+}
+} // namespace
+
+sdr_source_impl::sdr_source_impl(const std::string& device_args,
+                                 size_t channel,
+                                 double sample_rate,
+                                 double center_freq,
+                                 double gain,
+                                 bool agc,
+                                 double bandwidth,
+                                 const std::string& antenna,
+                                 const std::string& on_disconnect,
+                                 double reopen_interval,
+                                 double disconnect_timeout)
+    : gr::sync_block("ria_sdr_source",
+                     gr::io_signature::make(0, 0, 0),
+                     gr::io_signature::make(1, 1, sizeof(gr_complex))),
+      d_args(device_args),
+      d_channel(channel),
+      d_set{ require("sample_rate", sample_rate, sample_rate > 0, "> 0"),
+             require("center_freq", center_freq, center_freq >= 0, ">= 0"),
+             require("gain", gain, true, "a finite number"),
+             agc,
+             require("bandwidth", bandwidth, bandwidth >= 0, ">= 0 (0: driver's choice)"),
+             antenna },
+      d_stop_on_disconnect(parse_policy(on_disconnect)),
+      d_reopen_interval(require("reopen_interval", reopen_interval, reopen_interval > 0, "> 0 seconds")),
+      d_classifier(require("disconnect_timeout", disconnect_timeout, disconnect_timeout > 0, "> 0 seconds"))
+{
+    message_port_register_in(port_cmd);
+    set_msg_handler(port_cmd, [this](const pmt::pmt_t& msg) { handle_cmd(msg); });
+    message_port_register_out(port_status);
+}
+
+sdr_source_impl::~sdr_source_impl()
+{
+    std::lock_guard<std::mutex> lock(d_mutex);
+    close_device();
+}
+
+double sdr_source_impl::now_s()
+{
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+bool sdr_source_impl::start()
+{
+    std::lock_guard<std::mutex> lock(d_mutex);
+    d_stopping = false;
+    d_state = d_args.empty() ? state_t::closed : state_t::opening;
+    d_next_open_s = 0.0;
+    return true;
+}
+
+bool sdr_source_impl::stop()
+{
+    {
+        std::lock_guard<std::mutex> lock(d_mutex);
+        d_stopping = true;
+    }
+    d_wake.notify_all();
+    std::lock_guard<std::mutex> lock(d_mutex);
+    close_device();
+    return true;
+}
+
+std::string sdr_source_impl::state() const
+{
+    std::lock_guard<std::mutex> lock(d_mutex);
+    switch (d_state) {
+    case state_t::closed:
+        return "closed";
+    case state_t::opening:
+        return "opening";
+    case state_t::streaming:
+        return "streaming";
+    case state_t::disconnected:
+        return "disconnected";
+    case state_t::stopped:
+        return "stopped";
+    }
+    return "closed";
+}
+
+uint64_t sdr_source_impl::overflows() const
+{
+    std::lock_guard<std::mutex> lock(d_mutex);
+    return d_overflows;
+}
+
+uint64_t sdr_source_impl::disconnects() const
+{
+    std::lock_guard<std::mutex> lock(d_mutex);
+    return d_disconnects;
+}
+
+void sdr_source_impl::publish(const pmt::pmt_t& msg) { message_port_pub(port_status, msg); }
+
+void sdr_source_impl::report_error(const std::string& key,
+                                   const pmt::pmt_t& value,
+                                   const std::string& message)
+{
+    d_logger->warn("{}", message);
+    publish(status_dict("error",
+                        { { "key", pmt::mp(key) }, { "value", value }, { "message", pmt::mp(message) } }));
+}
+
+pmt::pmt_t sdr_source_impl::settings_fields(pmt::pmt_t d) const
+{
+    d = with_field(d, "device", pmt::mp(d_args));
+    d = with_field(d, "freq", pmt::from_double(d_set.freq));
+    d = with_field(d, "rate", pmt::from_double(d_set.rate));
+    d = with_field(d, "gain", pmt::from_double(d_set.gain));
+    d = with_field(d, "agc", pmt::from_bool(d_set.agc));
+    d = with_field(d, "bandwidth", pmt::from_double(d_set.bandwidth));
+    d = with_field(d, "antenna", pmt::mp(d_set.antenna));
+    return d;
+}
+
+void sdr_source_impl::idle_wait(double seconds, std::unique_lock<std::mutex>& lock)
+{
+    if (seconds <= 0)
+        return;
+    d_wake.wait_for(lock, std::chrono::duration<double>(seconds), [this] { return d_stopping; });
+}
+
+// ---------------------------------------------------------------- device life cycle
+
+void sdr_source_impl::close_device()
+{
+    if (!d_dev)
+        return;
+    // A vanished radio may throw from any of these; closing must still finish.
+    try {
+        if (d_stream)
+            d_dev->deactivateStream(d_stream);
+    } catch (...) {
+    }
+    try {
+        if (d_stream)
+            d_dev->closeStream(d_stream);
+    } catch (...) {
+    }
+    try {
+        SoapySDR::Device::unmake(d_dev);
+    } catch (...) {
+    }
+    d_stream = nullptr;
+    d_dev = nullptr;
+}
+
+bool sdr_source_impl::try_open()
+{
+    const bool reopening = d_ever_opened && d_state == state_t::disconnected;
+    try {
+        d_dev = SoapySDR::Device::make(SoapySDR::KwargsFromString(d_args));
+        if (d_channel >= d_dev->getNumChannels(SOAPY_SDR_RX))
+            throw std::invalid_argument("channel " + std::to_string(d_channel) +
+                                        " does not exist (the device has " +
+                                        std::to_string(d_dev->getNumChannels(SOAPY_SDR_RX)) +
+                                        " RX channels)");
+        apply_all_settings();
+        d_stream = d_dev->setupStream(SOAPY_SDR_RX, SOAPY_SDR_CF32, { d_channel });
+        const int rc = d_dev->activateStream(d_stream);
+        if (rc != 0)
+            throw std::runtime_error(std::string("activateStream failed: ") + SoapySDR::errToStr(rc));
+    } catch (const std::exception& e) {
+        close_device();
+        if (!d_open_failure_reported) {
+            d_open_failure_reported = true;
+            const std::string msg = "cannot open device '" + d_args + "': " + e.what();
+            d_logger->warn("{}; retrying every {} s", msg, d_reopen_interval);
+            if (!reopening)
+                publish(status_dict("error",
+                                    { { "key", pmt::mp("open") },
+                                      { "value", pmt::mp(d_args) },
+                                      { "message", pmt::mp(msg) } }));
+        }
+        return false;
+    }
+
+    d_open_failure_reported = false;
+    d_state = state_t::streaming;
+    d_awaiting_first_samples = true;
+    d_tags_pending = true;
+    d_time_tag_pending = true;
+    d_classifier.reset(now_s());
+
+    const auto ch = d_channel;
+    const auto freq_ranges = d_dev->getFrequencyRange(SOAPY_SDR_RX, ch);
+    const auto rate_ranges = d_dev->getSampleRateRange(SOAPY_SDR_RX, ch);
+    const auto bw_ranges = d_dev->getBandwidthRange(SOAPY_SDR_RX, ch);
+    const auto gain_range = d_dev->getGainRange(SOAPY_SDR_RX, ch);
+    auto span = [](const SoapySDR::RangeList& r) {
+        if (r.empty())
+            return pmt::PMT_NIL;
+        double lo = r.front().minimum(), hi = r.front().maximum();
+        for (const auto& x : r) {
+            lo = std::min(lo, x.minimum());
+            hi = std::max(hi, x.maximum());
+        }
+        return range_pmt(lo, hi);
+    };
+    pmt::pmt_t antennas = pmt::PMT_NIL;
+    for (const auto& a : d_dev->listAntennas(SOAPY_SDR_RX, ch))
+        antennas = pmt::list_add(antennas, pmt::mp(a));
+
+    pmt::pmt_t opened = status_dict(reopening ? "reconnected" : "opened",
+                                    { { "driver", pmt::mp(d_dev->getDriverKey()) },
+                                      { "hardware", pmt::mp(d_dev->getHardwareKey()) },
+                                      { "freq_range", span(freq_ranges) },
+                                      { "rate_range", span(rate_ranges) },
+                                      { "bandwidth_range", span(bw_ranges) },
+                                      { "gain_range", range_pmt(gain_range.minimum(), gain_range.maximum()) },
+                                      { "agc_supported", pmt::from_bool(d_dev->hasGainMode(SOAPY_SDR_RX, ch)) },
+                                      { "antennas", antennas } });
+    publish(settings_fields(opened));
+    if (reopening)
+        d_logger->info("device '{}' is back; streaming again", d_args);
+    else
+        d_logger->info("opened device '{}'", d_args);
+    d_ever_opened = true;
+    return true;
+}
+
+void sdr_source_impl::apply_all_settings()
+{
+    // Applied in this order so that the frequency and filter follow the rate.
+    apply("rate", pmt::from_double(d_set.rate));
+    if (d_set.bandwidth > 0)
+        apply("bandwidth", pmt::from_double(d_set.bandwidth));
+    apply("freq", pmt::from_double(d_set.freq));
+    if (!d_set.antenna.empty())
+        apply("antenna", pmt::mp(d_set.antenna));
+    if (d_dev->hasGainMode(SOAPY_SDR_RX, d_channel))
+        apply("agc", pmt::from_bool(d_set.agc));
+    if (!d_set.agc)
+        apply("gain", pmt::from_double(d_set.gain));
+    else
+        d_set.gain = d_dev->getGain(SOAPY_SDR_RX, d_channel);
+}
+
+void sdr_source_impl::lose_device(const std::string& reason)
+{
+    d_disconnects++;
+    report_overflows(now_s(), true);
+    close_device();
+    const char* action = d_stop_on_disconnect ? "stop" : "reconnect";
+    d_logger->error("device '{}' disconnected: {} ({})", d_args, reason, action);
+    publish(status_dict("disconnected",
+                        { { "device", pmt::mp(d_args) },
+                          { "reason", pmt::mp(reason) },
+                          { "action", pmt::mp(action) } }));
+    if (d_stop_on_disconnect) {
+        d_state = state_t::stopped;
+        publish(status_dict("stopped", { { "reason", pmt::mp(reason) } }));
+    } else {
+        d_state = state_t::disconnected;
+        d_open_failure_reported = true; // the disconnect was the one message; retries stay quiet
+        d_next_open_s = now_s() + d_reopen_interval;
+    }
+}
+
+// ---------------------------------------------------------------- commands
+
+bool sdr_source_impl::number_arg(const std::string& key, const pmt::pmt_t& value, double& out)
+{
+    if (!pmt::is_real(value) && !pmt::is_integer(value)) {
+        report_error(key, value, "cmd " + key + ": expected a number, got " + pmt::write_string(value));
+        return false;
+    }
+    out = pmt::to_double(value);
+    if (!std::isfinite(out)) {
+        report_error(key, value, "cmd " + key + ": value must be finite, got " + format_hz(out));
+        return false;
+    }
+    return true;
+}
+
+bool sdr_source_impl::check_range(const std::string& key,
+                                  double v,
+                                  const SoapySDR::RangeList& ranges,
+                                  const char* unit)
+{
+    if (ranges.empty())
+        return true;
+    for (const auto& r : ranges)
+        if (v >= r.minimum() && v <= r.maximum())
+            return true;
+    double lo = ranges.front().minimum(), hi = ranges.front().maximum();
+    for (const auto& r : ranges) {
+        lo = std::min(lo, r.minimum());
+        hi = std::max(hi, r.maximum());
+    }
+    report_error(key,
+                 pmt::from_double(v),
+                 "cmd " + key + ": " + format_hz(v) + " " + unit + " is outside the device range " +
+                     format_hz(lo) + " to " + format_hz(hi) + " " + unit);
+    return false;
+}
+
+// Applies one setting; when no device is open it is only remembered for the next open.
+bool sdr_source_impl::apply(const std::string& key, const pmt::pmt_t& value)
+{
+    const int rx = SOAPY_SDR_RX;
+    const size_t ch = d_channel;
+    double v = 0.0;
+    try {
+        if (key == "freq" || key == "rate" || key == "gain" || key == "bandwidth") {
+            if (!number_arg(key, value, v))
+                return false;
+            if (key == "freq") {
+                if (d_dev && !check_range(key, v, d_dev->getFrequencyRange(rx, ch), "Hz"))
+                    return false;
+                if (d_dev) {
+                    d_dev->setFrequency(rx, ch, v);
+                    v = d_dev->getFrequency(rx, ch);
+                }
+                d_set.freq = v;
+            } else if (key == "rate") {
+                if (d_dev && !check_range(key, v, d_dev->getSampleRateRange(rx, ch), "S/s"))
+                    return false;
+                if (d_dev) {
+                    d_dev->setSampleRate(rx, ch, v);
+                    v = d_dev->getSampleRate(rx, ch);
+                }
+                d_set.rate = v;
+                d_time_tag_pending = true;
+            } else if (key == "gain") {
+                if (d_dev) {
+                    const auto r = d_dev->getGainRange(rx, ch);
+                    if (!check_range(key, v, { SoapySDR::Range(r.minimum(), r.maximum()) }, "dB"))
+                        return false;
+                    d_dev->setGain(rx, ch, v);
+                    v = d_dev->getGain(rx, ch);
+                }
+                d_set.gain = v;
+            } else {
+                if (d_dev && v > 0 && !check_range(key, v, d_dev->getBandwidthRange(rx, ch), "Hz"))
+                    return false;
+                if (d_dev && v > 0)
+                    d_dev->setBandwidth(rx, ch, v);
+                d_set.bandwidth = v;
+            }
+        } else if (key == "antenna") {
+            if (!pmt::is_symbol(value)) {
+                report_error(key, value, "cmd antenna: expected a string, got " + pmt::write_string(value));
+                return false;
+            }
+            const std::string name = pmt::symbol_to_string(value);
+            if (d_dev) {
+                const auto names = d_dev->listAntennas(rx, ch);
+                if (std::find(names.begin(), names.end(), name) == names.end()) {
+                    std::string all;
+                    for (const auto& n : names)
+                        all += (all.empty() ? "" : ", ") + n;
+                    report_error(key, value, "cmd antenna: '" + name + "' is not one of " + all);
+                    return false;
+                }
+                d_dev->setAntenna(rx, ch, name);
+            }
+            d_set.antenna = name;
+        } else if (key == "agc") {
+            if (!pmt::is_bool(value) && !pmt::is_integer(value)) {
+                report_error(key, value, "cmd agc: expected true or false, got " + pmt::write_string(value));
+                return false;
+            }
+            const bool on = pmt::is_bool(value) ? pmt::to_bool(value) : pmt::to_long(value) != 0;
+            if (d_dev) {
+                if (!d_dev->hasGainMode(rx, ch)) {
+                    if (on) {
+                        report_error(key, value, "cmd agc: this device has no automatic gain");
+                        return false;
+                    }
+                } else {
+                    d_dev->setGainMode(rx, ch, on);
+                    d_set.gain = d_dev->getGain(rx, ch);
+                }
+            }
+            d_set.agc = on;
+        } else {
+            report_error(key, value, "cmd: unknown key '" + key + "' (known: " + known_keys + ")");
+            return false;
+        }
+    } catch (const std::exception& e) {
+        report_error(key, value, "cmd " + key + ": the device refused " + pmt::write_string(value) + ": " + e.what());
+        return false;
+    }
+    d_tags_pending = true;
+    return true;
+}
+
+void sdr_source_impl::handle_cmd(const pmt::pmt_t& raw)
+{
+    std::unique_lock<std::mutex> lock(d_mutex);
+    pmt::pmt_t msg = raw;
+    if (pmt::is_pair(msg) && !pmt::is_dict(msg) && pmt::is_symbol(pmt::car(msg)))
+        msg = pmt::dict_add(pmt::make_dict(), pmt::car(msg), pmt::cdr(msg)); // ("freq" . 1e8) style
+    if (!pmt::is_dict(msg)) {
+        report_error("cmd", raw, "cmd: expected a dict such as {freq: 100e6}, got " + pmt::write_string(raw));
+        return;
+    }
+
+    const pmt::pmt_t chan = pmt::dict_ref(msg, pmt::mp("chan"), pmt::PMT_NIL);
+    if (chan != pmt::PMT_NIL && (!pmt::is_integer(chan) || size_t(pmt::to_long(chan)) != d_channel)) {
+        report_error("chan", chan, "cmd chan: this source streams channel " + std::to_string(d_channel) +
+                                       ", not " + pmt::write_string(chan) + "; command ignored");
+        return;
+    }
+
+    // close, then open, then settings: "open X with these settings" is one message.
+    if (pmt::dict_has_key(msg, pmt::mp("close"))) {
+        close_device();
+        d_state = state_t::closed;
+        d_logger->info("device closed by command");
+        publish(status_dict("closed", { { "device", pmt::mp(d_args) } }));
+    }
+    const pmt::pmt_t open = pmt::dict_ref(msg, pmt::mp("open"), pmt::PMT_NIL);
+    bool open_requested = false;
+    if (open != pmt::PMT_NIL) {
+        if (!pmt::is_symbol(open) || pmt::symbol_to_string(open).empty()) {
+            report_error("open", open, "cmd open: expected device args such as 'driver=riasim', got " +
+                                           pmt::write_string(open));
+        } else {
+            close_device();
+            d_args = pmt::symbol_to_string(open);
+            d_ever_opened = false;
+            d_open_failure_reported = false;
+            open_requested = true;
+        }
+    }
+
+    bool changed = false;
+    pmt::pmt_t items = pmt::dict_items(msg);
+    for (size_t i = 0; i < pmt::length(items); i++) {
+        const pmt::pmt_t item = pmt::nth(i, items);
+        const std::string key = pmt::symbol_to_string(pmt::car(item));
+        if (key == "open" || key == "close" || key == "chan")
+            continue;
+        changed |= apply(key, pmt::cdr(item));
+    }
+
+    if (open_requested) {
+        d_state = state_t::opening;
+        if (!try_open()) {
+            d_state = state_t::disconnected;
+            d_next_open_s = now_s() + d_reopen_interval;
+        }
+    } else if (changed && d_dev) {
+        publish(settings_fields(status_dict("settings", {})));
+    }
+}
+
+// ---------------------------------------------------------------- streaming
+
+void sdr_source_impl::add_change_tags(uint64_t offset, int flags, long long time_ns)
+{
+    if (d_tags_pending) {
+        add_item_tag(0, offset, tag_freq, pmt::from_double(d_set.freq));
+        add_item_tag(0, offset, tag_rate, pmt::from_double(d_set.rate));
+        d_tags_pending = false;
+        d_time_tag_pending = true;
+    }
+    if (d_time_tag_pending) {
+        long long ns = time_ns;
+        if (!(flags & SOAPY_SDR_HAS_TIME))
+            ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+        const uint64_t secs = uint64_t(ns / 1000000000LL);
+        const double frac = double(ns % 1000000000LL) / 1e9;
+        add_item_tag(0, offset, tag_time, pmt::make_tuple(pmt::from_uint64(secs), pmt::from_double(frac)));
+        d_time_tag_pending = false;
+    }
+}
+
+void sdr_source_impl::report_overflows(double now, bool force)
+{
+    if (d_overflows_unreported == 0 || (!force && now - d_last_overflow_report_s < 1.0))
+        return;
+    d_logger->warn("{} overflow(s) in the last {:.1f} s ({} in all)",
+                   d_overflows_unreported,
+                   std::min(now - d_last_overflow_report_s, 999.0),
+                   d_overflows);
+    publish(status_dict("overflow",
+                        { { "count", pmt::from_uint64(d_overflows_unreported) },
+                          { "total", pmt::from_uint64(d_overflows) } }));
+    d_overflows_unreported = 0;
+    d_last_overflow_report_s = now;
+}
+
+int sdr_source_impl::work(int noutput_items,
+                          gr_vector_const_void_star&,
+                          gr_vector_void_star& output_items)
+{
+    std::unique_lock<std::mutex> lock(d_mutex);
+    const double now = now_s();
+    report_overflows(now, false);
+
+    switch (d_state) {
+    case state_t::stopped:
+        return WORK_DONE;
+    case state_t::closed:
+        idle_wait(idle_poll_s, lock);
+        return 0;
+    case state_t::opening:
+    case state_t::disconnected:
+        if (now >= d_next_open_s && !try_open()) {
+            if (d_stop_on_disconnect) {
+                d_state = state_t::stopped;
+                publish(status_dict("stopped", { { "reason", pmt::mp("cannot open device '" + d_args + "'") } }));
+                return WORK_DONE;
+            }
+            d_state = state_t::disconnected;
+            d_next_open_s = now + d_reopen_interval;
+        }
+        if (d_state != state_t::streaming) {
+            idle_wait(std::min(idle_poll_s * 2, d_next_open_s - now), lock);
+            return 0;
+        }
+        break;
+    case state_t::streaming:
+        break;
+    }
+
+    void* buffs[] = { output_items[0] };
+    int flags = 0;
+    long long time_ns = 0;
+    int ret;
+    std::string failure;
+    try {
+        ret = d_dev->readStream(d_stream, buffs, size_t(noutput_items), flags, time_ns, read_timeout_us);
+    } catch (const std::exception& e) {
+        failure = e.what();
+        ret = SOAPY_SDR_STREAM_ERROR;
+    }
+    const double after = now_s();
+    const read_verdict verdict =
+        failure.empty() ? d_classifier.on_code(ret, after) : d_classifier.on_exception(failure, after);
+
+    switch (verdict) {
+    case read_verdict::samples:
+        if (d_awaiting_first_samples) {
+            d_awaiting_first_samples = false;
+            publish(settings_fields(status_dict("streaming", {})));
+        }
+        add_change_tags(nitems_written(0), flags, time_ns);
+        return ret;
+    case read_verdict::overflow:
+        d_overflows++;
+        d_overflows_unreported++;
+        d_time_tag_pending = true;
+        report_overflows(after, false);
+        return 0;
+    case read_verdict::disconnected:
+        lose_device(d_classifier.reason());
+        return d_state == state_t::stopped ? WORK_DONE : 0;
+    case read_verdict::transient:
+        if (!failure.empty() && !d_unknown_error_logged) {
+            d_unknown_error_logged = true;
+            d_logger->warn("read error (the radio counts as gone if no samples follow): {}", failure);
+        }
+        if (ret != SOAPY_SDR_TIMEOUT) // an error that returned at once: don't spin on it
+            idle_wait(fast_error_backoff_s, lock);
+        return 0;
+    }
+    return 0;
+}
+
+} // namespace ria
+} // namespace gr

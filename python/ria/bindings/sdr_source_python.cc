@@ -1,0 +1,27 @@
+#include <pybind11/pybind11.h>
+
+#include <gnuradio/ria/sdr_source.h>
+
+namespace py = pybind11;
+using gr::ria::sdr_source;
+
+void bind_sdr_source(py::module& m)
+{
+    py::class_<sdr_source, gr::sync_block, gr::block, gr::basic_block, std::shared_ptr<sdr_source>>(
+        m, "sdr_source", "SoapySDR receiver that survives unplugging (see the GRC documentation)")
+        .def(py::init(&sdr_source::make),
+             py::arg("device_args") = "driver=riasim",
+             py::arg("channel") = 0,
+             py::arg("sample_rate") = 2.048e6,
+             py::arg("center_freq") = 100e6,
+             py::arg("gain") = 30.0,
+             py::arg("agc") = false,
+             py::arg("bandwidth") = 0.0,
+             py::arg("antenna") = "",
+             py::arg("on_disconnect") = "reconnect",
+             py::arg("reopen_interval") = 1.0,
+             py::arg("disconnect_timeout") = 2.0)
+        .def("state", &sdr_source::state)
+        .def("overflows", &sdr_source::overflows)
+        .def("disconnects", &sdr_source::disconnects);
+}
