@@ -279,9 +279,10 @@ bool sdr_source_impl::try_open()
         }
         return range_pmt(lo, hi);
     };
-    pmt::pmt_t antennas = pmt::PMT_NIL;
-    for (const auto& a : d_dev->listAntennas(SOAPY_SDR_RX, ch))
-        antennas = pmt::list_add(antennas, pmt::mp(a));
+    const auto antenna_names = d_dev->listAntennas(SOAPY_SDR_RX, ch);
+    pmt::pmt_t antennas = pmt::make_vector(antenna_names.size(), pmt::PMT_NIL);
+    for (size_t i = 0; i < antenna_names.size(); i++)
+        pmt::vector_set(antennas, i, pmt::mp(antenna_names[i]));
 
     pmt::pmt_t opened = status_dict(reopening ? "reconnected" : "opened",
                                     { { "driver", pmt::mp(d_dev->getDriverKey()) },
