@@ -75,17 +75,17 @@ unit_faults::unit_faults(std::string serial, const std::string& timeline_spec)
         const auto colon = head.find(':');
         std::string param = colon == std::string::npos ? "" : head.substr(colon + 1);
         timeline_event ev{ 0.0, head.substr(0, colon), 0.0, unplug_style::nodev };
+        if (ev.action == "unplug")
+            ev.style = parse_unplug_style(param); // its own message names the styles
         try {
             ev.at_s = std::stod(entry.substr(at + 1));
-            if (ev.action == "unplug")
-                ev.style = parse_unplug_style(param);
-            else if (ev.action == "overflow")
+            if (ev.action == "overflow")
                 ev.value = param.empty() ? 1.0 : std::stod(param);
             else if (ev.action == "stall")
                 ev.value = param.empty() ? 1.0 : std::stod(param);
-            else if (ev.action != "replug")
+            else if (ev.action != "replug" && ev.action != "unplug")
                 throw std::invalid_argument("unknown action");
-        } catch (const std::exception& e) {
+        } catch (const std::exception&) {
             throw std::invalid_argument("riasim: faults entry '" + entry +
                                         "' is not ACTION[:PARAM]@SECONDS with ACTION one of "
                                         "unplug, replug, overflow, stall");
@@ -194,10 +194,12 @@ std::map<std::string, std::shared_ptr<unit_faults>>& registry()
 std::shared_ptr<unit_faults> faults_for(const std::string& serial, const std::string& timeline_spec)
 {
     std::lock_guard<std::mutex> lock(registry_mutex);
-    auto& slot = registry()[serial];
-    if (!slot)
-        slot = std::make_shared<unit_faults>(serial, timeline_spec);
-    return slot;
+    auto it = registry().find(serial);
+    if (it != registry().end())
+        return it->second;
+    auto unit = std::make_shared<unit_faults>(serial, timeline_spec); // may throw: bad spec
+    registry()[serial] = unit;
+    return unit;
 }
 
 std::shared_ptr<unit_faults> faults_lookup(const std::string& serial)

@@ -1,0 +1,32 @@
+import os
+import uuid
+
+import pytest
+
+
+@pytest.fixture
+def serial(tmp_path, monkeypatch):
+    """A riasim serial of this test's own, with its own fault control directory."""
+    monkeypatch.setenv("RIASIM_CONTROL_DIR", str(tmp_path / "riasim"))
+    return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def flowgraphs():
+    """Starts top blocks for a test and always stops them, whatever the test did."""
+    started = []
+
+    def start(tb):
+        tb.start()
+        started.append(tb)
+        return tb
+
+    yield start
+    for tb in started:
+        tb.stop()
+        tb.wait()
+
+
+@pytest.fixture(scope="session")
+def repo_root():
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
