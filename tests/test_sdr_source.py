@@ -1,0 +1,238 @@
+"""ria.sdr_source in real flowgraphs on riasim: tuning, tags, commands and unplugging."""
+
+import threading
+
+import numpy as np
+import pmt
+import pytest
+from gnuradio import gr, ria
+
+from gnuradio.ria import riasim_control
+from helpers import instantaneous_hz, is_event, peak_offset_hz, stream_recorder
+
+RATE = 1e6
+# One clean, strong tone 200 kHz above 100 MHz: -30 dBm + 20 dB = -10 dBFS over -120 dBFS noise.
+CLEAN_TONE = "emitters=100.2e6:-30,noise=-140"
+WAIT = 10.0  # seconds; a generous bound for events that normally take milliseconds
+
+
+def make_source(device_args, on_disconnect="reconnect", freq=100e6, gain=20.0,
+                reopen_interval=0.1, disconnect_timeout=0.5):
+    return ria.sdr_source(device_args, 0, RATE, freq, gain, False, 0.0, "", on_disconnect,
+                          reopen_interval, disconnect_timeout)
+
+
+def receiver(src):
+    tb = gr.top_block()
+    rec = stream_recorder()
+    status = ria.message_collector()
+    tb.connect(src, rec)
+    tb.msg_connect(src, "status", status, "in")
+    # GNU Radio does not own Python blocks: keep them alive as long as the flowgraph runs.
+    tb.python_blocks = (rec, status)
+    return tb, rec, status
+
+
+def post(src, **cmd):
+    src._post(pmt.intern("cmd"), pmt.to_pmt(cmd))
+
+
+def test_streams_the_tone_with_tags_on_the_first_sample(serial, flowgraphs):
+    src = make_source(f"driver=riasim,serial={serial},{CLEAN_TONE}")
+    tb, rec, status = receiver(src)
+    flowgraphs(tb)
+    assert rec.wait_count(1 << 16, WAIT)
+    assert abs(peak_offset_hz(rec.samples()[: 1 << 16], RATE) - 200e3) < 2 * RATE / (1 << 16)
+    assert rec.tags_named("rx_freq")[0] == (0, 100e6)
+    assert rec.tags_named("rx_rate")[0] == (0, RATE)
+    offset, (secs, frac) = rec.tags_named("rx_time")[0]
+    assert offset == 0 and secs >= 0 and 0 <= frac < 1
+    opened = status.events("opened")[0]
+    assert list(opened["freq_range"]) == [1e6, 6e9] and list(opened["gain_range"]) == [0, 70]
+    assert tuple(opened["antennas"]) == ("RX", "CAL")
+    assert status.wait_for(is_event("streaming"), WAIT)
+    assert src.state() == "streaming"
+
+
+def test_retune_tag_sits_on_the_first_sample_at_the_new_frequency(serial, flowgraphs):
+    src = make_source(f"driver=riasim,serial={serial},{CLEAN_TONE}")
+    tb, rec, status = receiver(src)
+    flowgraphs(tb)
+    assert rec.wait_count(50000, WAIT)
+    post(src, freq=100.05e6)  # the tone moves from +200 kHz to +150 kHz
+    assert status.wait_for(is_event("settings"), WAIT)["freq"] == 100.05e6
+    done = rec.count
+    assert rec.wait_count(done + 50000, WAIT)
+    tb.stop()
+    tb.wait()
+
+    retunes = [(o, v) for o, v in rec.tags_named("rx_freq") if o > 0]
+    assert len(retunes) == 1 and retunes[0][1] == 100.05e6
+    k = retunes[0][0]
+    f = instantaneous_hz(rec.samples(), RATE)  # f[i]: from sample i to i+1
+    assert np.allclose(f[k - 1000:k], 200e3, atol=50)
+    assert np.allclose(f[k:k + 1000], 150e3, atol=50)
+    assert [o for o, _ in rec.tags_named("rx_time")][-1] == k
+
+
+def test_rate_and_gain_commands(serial, flowgraphs):
+    src = make_source(f"driver=riasim,serial={serial},{CLEAN_TONE}")
+    tb, rec, status = receiver(src)
+    flowgraphs(tb)
+    assert rec.wait_count(10000, WAIT)
+    post(src, rate=2e6, gain=10.0)
+    settings = status.wait_for(is_event("settings"), WAIT)
+    assert settings["rate"] == 2e6 and settings["gain"] == 10.0
+    done = rec.count
+    assert rec.wait_count(done + (1 << 16), WAIT)
+    tags = [(o, v) for o, v in rec.tags_named("rx_rate") if o > 0]
+    assert tags and tags[0][1] == 2e6
+
+
+@pytest.mark.parametrize("style", ["error", "nodev", "eio", "timeout"])
+def test_unplug_gives_one_disconnect_then_reconnects(serial, flowgraphs, style):
+    src = make_source(f"driver=riasim,serial={serial}")
+    tb, rec, status = receiver(src)
+    flowgraphs(tb)
+    assert status.wait_for(is_event("streaming"), WAIT)
+    riasim_control.unplug(serial, style)
+    gone = status.wait_for(is_event("disconnected"), WAIT)
+    assert gone and gone["action"] == "reconnect" and gone["reason"]
+    assert src.state() == "disconnected"
+    before = rec.count
+    riasim_control.replug(serial)
+    assert status.wait_for(is_event("reconnected"), WAIT)
+    assert rec.wait_count(before + 100000, WAIT), "samples did not flow again after replug"
+    assert len(status.events("disconnected")) == 1
+    assert src.disconnects() == 1
+    assert any(o >= before for o, _ in rec.tags_named("rx_freq")), "no rx_freq tag after the reopen"
+
+
+def test_settings_survive_a_reconnect(serial, flowgraphs):
+    src = make_source(f"driver=riasim,serial={serial},{CLEAN_TONE}")
+    tb, rec, status = receiver(src)
+    flowgraphs(tb)
+    assert status.wait_for(is_event("streaming"), WAIT)
+    post(src, freq=100.1e6)
+    assert status.wait_for(is_event("settings"), WAIT)
+    riasim_control.unplug(serial, "nodev")
+    assert status.wait_for(is_event("disconnected"), WAIT)
+    riasim_control.replug(serial)
+    back = status.wait_for(is_event("reconnected"), WAIT)
+    assert back["freq"] == 100.1e6
+
+
+def test_stop_policy_ends_the_flowgraph(serial):
+    src = make_source(f"driver=riasim,serial={serial},faults=unplug:eio@0.3", on_disconnect="stop")
+    tb, rec, status = receiver(src)
+    tb.start()
+    finished = threading.Event()
+    threading.Thread(target=lambda: (tb.wait(), finished.set()), daemon=True).start()
+    ended = finished.wait(WAIT)
+    if not ended:
+        tb.stop()
+        tb.wait()
+    assert ended, "the flowgraph kept running after the radio was unplugged with on_disconnect=stop"
+    assert [e["event"] for e in status.events()][-2:] == ["disconnected", "stopped"]
+    assert src.state() == "stopped" and rec.count > 0
+
+
+def test_closed_until_open_then_close(serial, flowgraphs):
+    src = make_source("")
+    tb, rec, status = receiver(src)
+    flowgraphs(tb)
+    assert src.state() == "closed"
+    post(src, open=f"driver=riasim,serial={serial},{CLEAN_TONE}", freq=100.1e6)
+    opened = status.wait_for(is_event("opened"), WAIT)
+    assert opened["freq"] == 100.1e6
+    assert rec.wait_count(1 << 16, WAIT)
+    assert rec.tags_named("rx_freq")[0] == (0, 100.1e6)
+    assert abs(peak_offset_hz(rec.samples()[: 1 << 16], RATE) - 100e3) < 2 * RATE / (1 << 16)
+    post(src, close=True)
+    assert status.wait_for(is_event("closed"), WAIT)
+    assert src.state() == "closed"
+
+
+def test_absent_device_at_start_is_opened_when_plugged(serial, flowgraphs):
+    riasim_control.unplug(serial)
+    src = make_source(f"driver=riasim,serial={serial}")
+    tb, rec, status = receiver(src)
+    flowgraphs(tb)
+    err = status.wait_for(is_event("error"), WAIT)
+    assert err["key"] == "open" and "cannot open" in err["message"]
+    riasim_control.replug(serial)
+    assert status.wait_for(is_event("opened"), WAIT)
+    assert rec.wait_count(10000, WAIT)
+    assert len(status.events("error")) == 1, "retries while absent must stay quiet"
+
+
+@pytest.mark.parametrize("cmd,key,says", [
+    ({"freq": "abc"}, "freq", "expected a number"),
+    ({"freq": 7e9}, "freq", "outside the device range 1e+06 to 6e+09 Hz"),
+    ({"gain": float("nan")}, "gain", "finite"),
+    ({"gain": 99.0}, "gain", "outside the device range 0 to 70 dB"),
+    ({"rate": -5.0}, "rate", "outside the device range"),
+    ({"antenna": "XYZ"}, "antenna", "not one of RX, CAL"),
+    ({"tune": 1}, "tune", "unknown key 'tune'"),
+    ({"chan": 3, "freq": 101e6}, "chan", "channel 0"),
+    ({"open": 5}, "open", "expected device args"),
+])
+def test_bad_commands_report_and_leave_the_stream_alone(serial, flowgraphs, cmd, key, says):
+    src = make_source(f"driver=riasim,serial={serial},{CLEAN_TONE}")
+    tb, rec, status = receiver(src)
+    flowgraphs(tb)
+    assert status.wait_for(is_event("streaming"), WAIT)
+    post(src, **cmd)
+    err = status.wait_for(is_event("error"), WAIT)
+    assert err["key"] == key and says in err["message"], err
+    before = rec.count
+    assert rec.wait_count(before + 50000, WAIT)
+    assert src.state() == "streaming"
+    assert rec.tags_named("rx_freq") == [(0, 100e6)]
+
+
+def test_non_dict_command_and_pair_command(serial, flowgraphs):
+    src = make_source(f"driver=riasim,serial={serial},{CLEAN_TONE}")
+    tb, rec, status = receiver(src)
+    flowgraphs(tb)
+    assert status.wait_for(is_event("streaming"), WAIT)
+    src._post(pmt.intern("cmd"), pmt.from_long(42))
+    assert "expected a dict" in status.wait_for(is_event("error"), WAIT)["message"]
+    src._post(pmt.intern("cmd"), pmt.cons(pmt.intern("freq"), pmt.from_double(100.1e6)))
+    assert status.wait_for(is_event("settings"), WAIT)["freq"] == 100.1e6
+
+
+def test_overflows_are_summarised_not_spammed(serial, flowgraphs):
+    src = make_source(f"driver=riasim,serial={serial}")
+    tb, rec, status = receiver(src)
+    flowgraphs(tb)
+    assert status.wait_for(is_event("streaming"), WAIT)
+    riasim_control.overflow(serial, 5)
+    summary = status.wait_for(is_event("overflow"), WAIT)
+    assert summary and summary["total"] >= 1
+    riasim_control.overflow(serial, 5)
+    assert status.wait_for(lambda m: is_event("overflow")(m) and m["total"] >= 2, WAIT)
+    assert src.overflows() >= 2 and src.state() == "streaming"
+
+
+@pytest.mark.parametrize("kwargs,named", [
+    ({"on_disconnect": "explode"}, "on_disconnect"),
+    ({"reopen_interval": 0.0}, "reopen_interval"),
+    ({"disconnect_timeout": -1.0}, "disconnect_timeout"),
+    ({"sample_rate": 0.0}, "sample_rate"),
+    ({"center_freq": float("inf")}, "center_freq"),
+])
+def test_bad_constructor_arguments_raise_naming_them(kwargs, named):
+    with pytest.raises(ValueError, match=named):
+        ria.sdr_source(**kwargs)
+
+
+def test_stop_returns_promptly_in_every_state(serial):
+    riasim_control.unplug(serial, "timeout")
+    src = make_source(f"driver=riasim,serial={serial}", reopen_interval=30.0)
+    tb, rec, status = receiver(src)
+    tb.start()
+    assert status.wait_for(is_event("error"), WAIT)
+    tb.stop()
+    tb.wait()  # a hang here fails the run by its timeout
+    assert src.state() in ("disconnected", "opening")
