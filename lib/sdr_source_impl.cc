@@ -142,6 +142,18 @@ bool sdr_source_impl::stop()
     return true;
 }
 
+void sdr_source_impl::post_cmd(const char* key, const pmt::pmt_t& value)
+{
+    _post(port_cmd, pmt::dict_add(pmt::make_dict(), pmt::mp(key), value));
+}
+
+void sdr_source_impl::set_center_freq(double freq) { post_cmd("freq", pmt::from_double(freq)); }
+void sdr_source_impl::set_sample_rate(double rate) { post_cmd("rate", pmt::from_double(rate)); }
+void sdr_source_impl::set_gain(double gain) { post_cmd("gain", pmt::from_double(gain)); }
+void sdr_source_impl::set_agc(bool agc) { post_cmd("agc", pmt::from_bool(agc)); }
+void sdr_source_impl::set_bandwidth(double bandwidth) { post_cmd("bandwidth", pmt::from_double(bandwidth)); }
+void sdr_source_impl::set_antenna(const std::string& antenna) { post_cmd("antenna", pmt::mp(antenna)); }
+
 std::string sdr_source_impl::state() const
 {
     std::lock_guard<std::mutex> lock(d_mutex);

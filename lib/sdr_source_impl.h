@@ -32,6 +32,13 @@ public:
              gr_vector_const_void_star& input_items,
              gr_vector_void_star& output_items) override;
 
+    void set_center_freq(double freq) override;
+    void set_sample_rate(double rate) override;
+    void set_gain(double gain) override;
+    void set_agc(bool agc) override;
+    void set_bandwidth(double bandwidth) override;
+    void set_antenna(const std::string& antenna) override;
+
     std::string state() const override;
     uint64_t overflows() const override;
     uint64_t disconnects() const override;
@@ -48,6 +55,7 @@ private:
     };
 
     void handle_cmd(const pmt::pmt_t& msg);
+    void post_cmd(const char* key, const pmt::pmt_t& value);
     bool apply(const std::string& key, const pmt::pmt_t& value);
     bool number_arg(const std::string& key, const pmt::pmt_t& value, double& out);
     bool check_range(const std::string& key, double v, const SoapySDR::RangeList& ranges, const char* unit);

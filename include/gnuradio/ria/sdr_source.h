@@ -66,6 +66,15 @@ public:
                      double reopen_interval,
                      double disconnect_timeout);
 
+    //! Setters for GRC callbacks; each posts the matching `cmd` message to this block,
+    //! so it is validated and applied exactly like a command from the hub.
+    virtual void set_center_freq(double freq) = 0;
+    virtual void set_sample_rate(double rate) = 0;
+    virtual void set_gain(double gain) = 0;
+    virtual void set_agc(bool agc) = 0;
+    virtual void set_bandwidth(double bandwidth) = 0;
+    virtual void set_antenna(const std::string& antenna) = 0;
+
     //! The device state: "closed", "opening", "streaming", "disconnected", "stopped".
     virtual std::string state() const = 0;
     virtual uint64_t overflows() const = 0;

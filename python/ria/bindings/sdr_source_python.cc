@@ -21,6 +21,12 @@ void bind_sdr_source(py::module& m)
              py::arg("on_disconnect") = "reconnect",
              py::arg("reopen_interval") = 1.0,
              py::arg("disconnect_timeout") = 2.0)
+        .def("set_center_freq", &sdr_source::set_center_freq, py::arg("freq"))
+        .def("set_sample_rate", &sdr_source::set_sample_rate, py::arg("rate"))
+        .def("set_gain", &sdr_source::set_gain, py::arg("gain"))
+        .def("set_agc", &sdr_source::set_agc, py::arg("agc"))
+        .def("set_bandwidth", &sdr_source::set_bandwidth, py::arg("bandwidth"))
+        .def("set_antenna", &sdr_source::set_antenna, py::arg("antenna"))
         .def("state", &sdr_source::state)
         .def("overflows", &sdr_source::overflows)
         .def("disconnects", &sdr_source::disconnects);
