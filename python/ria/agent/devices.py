@@ -1,0 +1,46 @@
+"""The one table between protocol device names and SoapySDR device arguments."""
+
+# protocol name -> SoapySDR driver key
+DRIVERS = {
+    "sim": "riasim",
+    "mock": "riasim",
+    "rtlsdr": "rtlsdr",
+    "hackrf": "hackrf",
+    "pluto": "plutosdr",
+    "usrp": "uhd",
+    "bladerf": "bladerf",
+    "airspy": "airspy",
+    "lime": "lime",
+}
+ALIASES = {"blade": "bladerf"}
+# SoapySDR driver key -> the protocol name a heartbeat reports
+NAMES = {driver: name for name, driver in DRIVERS.items() if name != "sim"}
+
+
+def soapy_args(device, identifier=""):
+    """SoapySDR args for a radio_config `device` (and optional `identifier`).
+
+    Raises ValueError naming the device when it is not a known name nor raw args.
+    """
+    if not isinstance(device, str) or not device.strip():
+        raise ValueError(f"device must be a non-empty string, got {device!r}")
+    device = device.strip()
+    if "=" in device:  # raw SoapySDR args, e.g. driver=rtlsdr,serial=0001
+        args = device
+    else:
+        name = ALIASES.get(device, device)
+        if name not in DRIVERS:
+            known = ", ".join(sorted(set(DRIVERS) | set(ALIASES)))
+            raise ValueError(f"device {device!r} is not one of {known}, nor SoapySDR args such as 'driver=rtlsdr'")
+        args = f"driver={DRIVERS[name]}"
+    if identifier:
+        if not isinstance(identifier, str):
+            raise ValueError(f"identifier must be a string, got {identifier!r}")
+        key = "uri" if ":" in identifier else "serial"
+        args += f",{key}={identifier}"
+    return args
+
+
+def protocol_name(driver):
+    """The protocol device name for a SoapySDR driver key (the key itself when unknown)."""
+    return NAMES.get(driver, driver)
