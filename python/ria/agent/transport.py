@@ -58,7 +58,7 @@ class Transport:
         if token and token_in_query:
             sep = "&" if "?" in url else "?"
             self.url = f"{url}{sep}{urlencode({'token': token})}"
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._headers = {"Authorization": f"Bearer {token}"} if token and not token_in_query else {}
         self._ssl = self._ssl_context(ca_file, insecure) if url.startswith("wss://") else None
         self._on_message = on_message
         self._heartbeat = heartbeat
@@ -161,6 +161,11 @@ class Transport:
         with self._lock:
             return self._lock.wait_for(lambda: not self._data and not self._control, timeout)
 
+    def wait_until(self, predicate, timeout):
+        """Waits until predicate(transport) holds (checked on every state change), or timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: predicate(self), timeout)
+
     def stats(self):
         return {"frames_sent": self.frames_sent, "frames_dropped": self.frames_dropped,
                 "samples_dropped": self.samples_dropped, "bytes_sent": self.bytes_sent,
@@ -218,16 +223,15 @@ class Transport:
     def _connection_loop(self):
         attempt = 0
         while not self._stop.is_set():
-            up_since = None
             try:
-                ws = self._connect_once()
+                with self._connect_once() as ws:
+                    up_since = time.monotonic()
+                    self._serve(ws)
+                    if time.monotonic() - up_since >= BACKOFF_RESET_AFTER_S:
+                        attempt = 0
             except Exception as e:  # network, TLS, HTTP: all retried
-                self._note_failure(e)
-            else:
-                up_since = time.monotonic()
-                self._serve(ws)
-                if time.monotonic() - up_since >= BACKOFF_RESET_AFTER_S:
-                    attempt = 0
+                if not self._stop.is_set():
+                    self._note_failure(e)
             if self._stop.is_set():
                 break
             delay = backoff_delay(attempt, self._rng)
@@ -238,7 +242,9 @@ class Transport:
         message = self._describe_failure(exc)
         if message != self.last_error:
             self.log.warning("hub %s: %s", redact(self.url), message)
-        self.last_error = message
+        with self._lock:
+            self.last_error = message
+            self._lock.notify_all()
 
     def _serve(self, ws):
         try:

@@ -1,0 +1,246 @@
+"""ria.websocket_iq_sink against a real WebSocket server on 127.0.0.1."""
+
+import threading
+import time
+
+import numpy as np
+import pmt
+import pytest
+from gnuradio import blocks, gr, ria
+
+from gnuradio.ria.agent.framing import convert
+from hub_server import HubServer
+
+TOKEN = "s3cret-token"
+WAIT = 10.0
+
+
+@pytest.fixture
+def hub():
+    server = HubServer(token=TOKEN).start()
+    yield server
+    server.stop()
+
+
+def make_sink(url, token=TOKEN, **kwargs):
+    kwargs.setdefault("hardware_names", "mock")
+    kwargs.setdefault("heartbeat_interval", 30.0)
+    return ria.websocket_iq_sink(url=url, token=token, **kwargs)
+
+
+def known_samples(n, seed=7):
+    rng = np.random.default_rng(seed)
+    return ((rng.uniform(-1, 1, n) + 1j * rng.uniform(-1, 1, n)) * 0.9).astype(np.complex64)
+
+
+def run_vector(hub, data, tags=(), **sink_kwargs):
+    """Streams data through the sink (autostart) until the flowgraph ends; returns the sink."""
+    tb = gr.top_block()
+    src = blocks.vector_source_c(data.tolist(), False, 1, list(tags))
+    sink = make_sink(hub.url(), autostart=True, app_id="app-1", overflow="block", **sink_kwargs)
+    tb.connect(src, sink)
+    tb.run()
+    return sink
+
+
+def frame_payloads(hub):
+    return hub.binary()
+
+
+@pytest.mark.parametrize("query", [False, True])
+def test_auth_both_ways_and_heartbeat_first(hub, query):
+    sink = run_vector(hub, known_samples(100), token_in_query=query)
+    assert hub.auth_seen == ["query" if query else "header"]
+    first = hub.received[0]
+    assert first[0] == "text" and first[1]["type"] == "heartbeat"
+    hb = first[1]
+    assert hb["hardware"] == ["mock"] and hb["capabilities"] == ["rx"] and hb["tx_enabled"] is False
+    assert hb["agent"]["name"] == "gr-ria" and set(hb["stats"]) >= {"frames_sent", "frames_dropped", "reconnects"}
+    assert sink.stats()["frames_sent"] >= 1
+
+
+def test_wrong_token_is_rejected_and_retried(hub, flowgraphs):
+    tb = gr.top_block()
+    src = blocks.null_source(gr.sizeof_gr_complex)
+    thr = blocks.throttle(gr.sizeof_gr_complex, 1e5)
+    sink = make_sink(hub.url(), token="wrong")
+    tb.connect(src, thr, sink)
+    flowgraphs(tb)
+    assert hub.wait_for(lambda s: s.rejected >= 1, WAIT)
+    assert hub.connections == 0
+    refused = "the hub refused the agent token (HTTP 401); register again"
+    assert sink.transport.wait_until(lambda t: t.last_error == refused, WAIT)
+
+
+@pytest.mark.parametrize("fmt", ["cf32", "cs16", "cs8"])
+def test_frames_are_bit_exact_in_each_format(hub, fmt):
+    data = known_samples(10_000)
+    run_vector(hub, data, buffer_size=1024, sample_format=fmt)
+    frames = frame_payloads(hub)
+    assert [len(f) for f in frames[:-1]] == [1024 * {"cf32": 8, "cs16": 4, "cs8": 2}[fmt]] * 9
+    assert b"".join(frames) == convert(data, fmt)
+    info = hub.texts("stream_info")[0]
+    assert info["sample_format"] == fmt and info["sample_index"] == 0 and info["app_id"] == "app-1"
+
+
+def test_cs16_full_scale_and_clipping():
+    x = np.array([1 + 1j, -1 - 1j, 2 - 2j, 0.5 + 0j], np.complex64)
+    assert np.frombuffer(convert(x, "cs16"), "<i2").tolist() == [32767, 32767, -32767, -32767, 32767, -32767,
+                                                                 16384, 0]
+    assert np.frombuffer(convert(x, "cs8"), "i1").tolist() == [127, 127, -127, -127, 127, -127, 64, 0]
+
+
+def test_frame_is_cut_at_a_retune_tag_with_stream_info(hub):
+    data = known_samples(5000)
+    tag = gr.tag_t()
+    tag.offset = 2500
+    tag.key = pmt.intern("rx_freq")
+    tag.value = pmt.from_double(101.5e6)
+    run_vector(hub, data, tags=[tag], buffer_size=1000)
+    sizes = []
+    for kind, item in hub.received:
+        if kind == "binary":
+            sizes.append(len(item) // 8)
+        elif item["type"] == "stream_info":
+            sizes.append(("info", item["center_frequency"], item["sample_index"]))
+    assert sizes == [("info", 0.0, 0), 1000, 1000, 500, ("info", 101.5e6, 2500), 1000, 1000, 500]
+
+
+def test_drop_policy_accounts_for_every_sample(flowgraphs):
+    hub = HubServer(token=TOKEN, read_delay=0.002).start()
+    try:
+        tb = gr.top_block()
+        src = blocks.null_source(gr.sizeof_gr_complex)
+        sink = make_sink(hub.url(), autostart=True, app_id="app-1", overflow="drop", buffer_size=4096,
+                         queue_frames=4)
+        tb.connect(src, sink)
+        flowgraphs(tb)
+        assert hub.wait_for(lambda s: any(g["reason"] == "backpressure" for g in s.texts("gap")), WAIT)
+        sink._post(pmt.intern("cmd"), pmt.to_pmt({"stream": False}))
+        assert sink.transport.wait_drained(WAIT)
+        produced = sink.samples_produced
+        tb.stop()
+        tb.wait()
+        sent, dropped = sink.transport.samples_sent, sink.transport.samples_dropped
+        assert dropped > 0
+        assert hub.wait_for(lambda s: s.binary_bytes() == sent * 8
+                            and sum(g["dropped_samples"] for g in s.texts("gap")) == dropped, WAIT)
+        assert sent + dropped == produced
+        reasons = {g["reason"] for g in hub.texts("gap")}
+        assert "backpressure" in reasons and reasons <= {"backpressure", "disconnected"}  # (before connecting)
+        # gaps sit exactly where the samples would have been
+        index = 0
+        for kind, item in hub.received:
+            if kind == "binary":
+                index += len(item) // 8
+            elif item["type"] == "gap":
+                assert item["sample_index"] == index
+                index += item["dropped_samples"]
+    finally:
+        hub.stop()
+
+
+def test_block_policy_is_lossless_through_a_slow_hub():
+    hub = HubServer(token=TOKEN, read_delay=0.001).start()
+    try:
+        data = known_samples(200_000)
+        sink = run_vector(hub, data, buffer_size=2048, queue_frames=2)
+        assert sink.transport.samples_dropped == 0
+        assert hub.wait_for(lambda s: s.binary_bytes() == len(data) * 8, WAIT)
+        assert b"".join(hub.binary()) == convert(data, "cf32")
+        assert hub.texts("gap") == []
+    finally:
+        hub.stop()
+
+
+def test_reconnects_after_a_hub_restart_with_a_fresh_heartbeat(hub, flowgraphs):
+    tb = gr.top_block()
+    src = blocks.null_source(gr.sizeof_gr_complex)
+    thr = blocks.throttle(gr.sizeof_gr_complex, 1e5)
+    sink = make_sink(hub.url())
+    tb.connect(src, thr, sink)
+    flowgraphs(tb)
+    assert hub.wait_text("heartbeat")
+    hub.restart()
+    assert hub.wait_for(lambda s: s.connections >= 2, WAIT)
+    assert hub.wait_text("heartbeat", count=2)
+    assert sink.transport.reconnects == 1
+
+
+def test_ping_ack_dedup_and_bad_messages(hub, flowgraphs):
+    tb = gr.top_block()
+    src = blocks.null_source(gr.sizeof_gr_complex)
+    thr = blocks.throttle(gr.sizeof_gr_complex, 1e5)
+    sink = make_sink(hub.url())
+    ctrl = ria.message_collector()
+    tb.connect(src, thr, sink)
+    tb.msg_connect(sink, "ctrl", ctrl, "in")
+    tb.python_blocks = (ctrl,)
+    flowgraphs(tb)
+    assert hub.wait_text("heartbeat")
+    hub.send({"type": "ping", "id": "p1"})
+    assert hub.wait_text("pong")["id"] == "p1"
+    hub.send({"type": "configure", "app_id": "a", "radio_config": {"gain": 10}, "id": 42})
+    hub.send({"type": "configure", "app_id": "a", "radio_config": {"gain": 10}, "id": 42})
+    assert hub.wait_text("ack", count=3)
+    assert ctrl.wait_for(lambda m: m.get("type") == "configure", WAIT)["radio_config"] == {"gain": 10}
+    for bad in ("{not json", "[1,2]", '{"type": "launch"}', '{"type": "start"}', "x" * 100_000):
+        hub.send(bad)
+    errors = [hub.wait_text("error", count=i) for i in range(1, 6)]
+    assert [e["message"].split(":")[0] for e in errors] == ["bad message from hub"] * 5
+    assert "over the limit" in errors[4]["message"]
+    hub.send({"type": "ping", "id": "after"})
+    assert hub.wait_for(lambda s: any(m.get("id") == "after" for m in s.texts("pong")), WAIT)
+    assert len([m for m in ctrl.messages if m.get("type") == "configure"]) == 1
+    assert hub.connections == 1
+
+
+def streaming_flowgraph(flowgraphs, url, **kwargs):
+    tb = gr.top_block()
+    src = blocks.null_source(gr.sizeof_gr_complex)
+    sink = make_sink(url, autostart=True, app_id="a", **kwargs)
+    tb.connect(src, sink)
+    flowgraphs(tb)
+    return tb, sink
+
+
+@pytest.mark.parametrize("overflow", ["drop", "block"])
+def test_stop_returns_promptly_against_a_stalled_hub(flowgraphs, overflow):
+    hub = HubServer(token=TOKEN, read_delay=30.0).start()
+    try:
+        tb, sink = streaming_flowgraph(flowgraphs, hub.url(), overflow=overflow, buffer_size=65536, queue_frames=2)
+        assert hub.wait_for(lambda s: s.connections == 1, WAIT)
+        assert sink.transport.wait_until(lambda t: t.queue_depth() >= 2, WAIT)  # it really is stuck
+        t0 = time.monotonic()
+        tb.stop()
+        tb.wait()
+        assert time.monotonic() - t0 < 3.0
+    finally:
+        hub.stop()
+
+
+def test_stop_returns_promptly_against_an_unreachable_hub(flowgraphs):
+    import socket
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tb, sink = streaming_flowgraph(flowgraphs, f"ws://127.0.0.1:{port}/screens/agent/ws", overflow="block")
+    assert sink.transport.wait_until(lambda t: "refused" in t.last_error, WAIT)
+    t0 = time.monotonic()
+    tb.stop()
+    tb.wait()
+    assert time.monotonic() - t0 < 3.0
+
+
+@pytest.mark.parametrize("kwargs,named", [
+    ({"overflow": "spill"}, "overflow"),
+    ({"sample_format": "cu4"}, "sample_format"),
+    ({"buffer_size": 0}, "buffer_size"),
+    ({"input_type": "bytes"}, "input_type"),
+    ({"autostart": True}, "app_id"),
+    ({"url": "http://x"}, "ws://"),
+])
+def test_bad_arguments_raise_naming_them(kwargs, named):
+    args = {"url": "ws://127.0.0.1:9/x", **kwargs}
+    with pytest.raises(ValueError, match=named):
+        ria.websocket_iq_sink(token=TOKEN, **args)
