@@ -164,7 +164,7 @@ def test_reconnects_after_a_hub_restart_with_a_fresh_heartbeat(hub, flowgraphs):
     hub.restart()
     assert hub.wait_for(lambda s: s.connections >= 2, WAIT)
     assert hub.wait_text("heartbeat", count=2)
-    assert sink.transport.reconnects == 1
+    assert sink.transport.wait_until(lambda t: t.reconnects == 1, WAIT)
 
 
 def test_ping_ack_dedup_and_bad_messages(hub, flowgraphs):
