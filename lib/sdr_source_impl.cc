@@ -465,7 +465,8 @@ bool sdr_source_impl::apply(const std::string& key, const pmt::pmt_t& value)
                     }
                 } else {
                     d_dev->setGainMode(rx, ch, on);
-                    d_set.gain = d_dev->getGain(rx, ch);
+                    if (on) // the device now picks the gain; manual gain stays as asked
+                        d_set.gain = d_dev->getGain(rx, ch);
                 }
             }
             d_set.agc = on;

@@ -1,0 +1,141 @@
+"""The whole agent (ria.iq_agent: source, handler, sink) driven by a real hub endpoint."""
+
+import numpy as np
+import pytest
+from gnuradio import gr, ria
+
+from gnuradio.ria import riasim_control
+from helpers import instantaneous_hz
+from hub_server import HubServer
+
+TOKEN = "s3cret-token"
+WAIT = 10.0
+TONE = "emitters=100.2e6:-30,noise=-140"
+
+
+@pytest.fixture
+def hub():
+    server = HubServer(token=TOKEN).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def agent(hub, serial, flowgraphs):
+    tb = gr.top_block()
+    a = ria.iq_agent(url=hub.url(), token=TOKEN, device=f"driver=riasim,serial={serial},{TONE}",
+                     buffer_size=4096, hardware_names="mock", reopen_interval=0.1, disconnect_timeout=0.5)
+    tb.connect(a)  # a hier block without stream ports
+    flowgraphs(tb)
+    assert hub.wait_text("heartbeat")
+    return a
+
+
+def start(hub, serial, app_id="app-1", **radio_config):
+    rc = {"device": f"driver=riasim,serial={serial},{TONE}", "sample_rate": 1e6, "center_frequency": 100e6,
+          "gain": 20, **radio_config}
+    hub.send({"type": "start", "app_id": app_id, "radio_config": rc})
+
+
+def frames_after(hub, n_before):
+    return hub.binary()[n_before:]
+
+
+def test_start_streams_real_iq_then_stop_goes_idle(hub, agent, serial):
+    start(hub, serial, sample_format="cf32")
+    assert hub.wait_text("status")["status"] == "streaming"
+    info = hub.wait_text("stream_info")
+    assert info["center_frequency"] == 100e6 and info["sample_rate"] == 1e6 and info["gain"] == 20
+    assert hub.wait_for(lambda s: len(s.binary()) >= 20, WAIT)
+    iq = np.frombuffer(b"".join(hub.binary()[:16]), np.complex64)
+    spectrum = np.abs(np.fft.fft(iq))
+    peak_hz = np.fft.fftfreq(len(iq), 1e-6)[np.argmax(spectrum)]
+    assert abs(peak_hz - 200e3) < 50  # the riasim emitter at 100.2 MHz
+    hub.send({"type": "stop", "app_id": "app-1"})
+    assert hub.wait_text("status", count=2) == {"type": "status", "status": "idle", "app_id": "app-1"}
+    assert agent.source.state() == "closed"
+    heartbeat_streaming = [h for h in hub.texts("heartbeat") if h["status"] == "streaming"]
+    assert all(h["app_id"] == "app-1" for h in heartbeat_streaming)
+
+
+def test_configure_mid_stream_cuts_the_frame_at_the_retune(hub, agent, serial):
+    start(hub, serial)
+    assert hub.wait_for(lambda s: len(s.binary()) >= 5, WAIT)
+    hub.send({"type": "configure", "app_id": "app-1", "radio_config": {"center_frequency": 100.1e6}})
+    assert hub.wait_text("stream_info", count=2)
+    infos = hub.texts("stream_info")
+    assert infos[1]["center_frequency"] == 100.1e6
+    new_info = infos[1]
+    assert hub.wait_for(lambda s: sum(len(b) for b in s.binary()) // 8 >= new_info["sample_index"] + 4096, WAIT)
+    # the change sits exactly at the announced sample: 200 kHz before it, 100 kHz from it on
+    iq = np.frombuffer(b"".join(hub.binary()), np.complex64)
+    k = new_info["sample_index"]
+    f = instantaneous_hz(iq, 1e6)
+    assert np.allclose(f[k - 500:k - 1], 200e3, atol=100)
+    assert np.allclose(f[k:k + 500], 100e3, atol=100)
+    # after the retune the emitter sits at +100 kHz
+    later = iq[k:k + 4096]
+    peak_hz = np.fft.fftfreq(len(later), 1e-6)[np.argmax(np.abs(np.fft.fft(later)))]
+    assert abs(peak_hz - 100e3) < 300
+
+
+@pytest.mark.parametrize("rc,says", [
+    ({"center_frequency": 7e9}, "center_frequency 7e+09 Hz is outside the device range 1e+06 to 6e+09 Hz"),
+    ({"gain": 99}, "gain 99 dB is outside the device range 0 to 70 dB"),
+    ({"gain": "loud"}, "gain must be a finite number, got 'loud'"),
+    ({"warp": 9}, "unknown radio_config key 'warp'"),
+    ({"sample_format": "cu4"}, "sample_format must be one of cf32, cs16, cs8"),
+])
+def test_bad_configure_gets_an_error_and_the_stream_goes_on(hub, agent, serial, rc, says):
+    start(hub, serial)
+    assert hub.wait_text("status")
+    assert hub.wait_for(lambda s: len(s.binary()) >= 3, WAIT)
+    hub.send({"type": "configure", "app_id": "app-1", "radio_config": rc})
+    err = hub.wait_text("error")
+    assert says in err["message"] and err["app_id"] == "app-1"
+    n = len(hub.binary())
+    assert hub.wait_for(lambda s: len(s.binary()) >= n + 10, WAIT)
+    assert len(hub.texts("stream_info")) == 1
+
+
+def test_start_with_an_out_of_range_value_names_the_protocol_key(hub, agent, serial):
+    start(hub, serial, center_frequency=9e9)
+    err = hub.wait_text("error")
+    assert err["message"].startswith("center_frequency: 9e+09 Hz is outside the device range")
+    assert hub.wait_text("status")["status"] == "streaming"  # the rest of the config still applies
+
+
+def test_configure_before_start_is_remembered(hub, agent, serial):
+    hub.send({"type": "configure", "app_id": "app-1", "radio_config": {"center_frequency": 100.15e6, "gain": 10}})
+    rc = {"device": f"driver=riasim,serial={serial},{TONE}", "sample_rate": 1e6}
+    hub.send({"type": "start", "app_id": "app-1", "radio_config": rc})
+    info = hub.wait_text("stream_info")
+    assert info["center_frequency"] == 100.15e6 and info["gain"] == 10
+
+
+def test_tx_is_refused_as_the_protocol_says(hub, agent):
+    hub.send({"type": "tx_start", "app_id": "t1", "radio_config": {}})
+    assert hub.wait_text("tx_status") == {"type": "tx_status", "app_id": "t1", "state": "error",
+                                          "message": "TX is not supported by this agent"}
+
+
+def test_sdr_unplug_is_reported_and_streaming_resumes(hub, agent, serial):
+    start(hub, serial)
+    assert hub.wait_for(lambda s: len(s.binary()) >= 3, WAIT)
+    riasim_control.unplug(serial, "nodev")
+    err = hub.wait_text("error")
+    assert err["message"].startswith("SDR disconnected: ") and "No such device" in err["message"]
+    riasim_control.replug(serial)
+    n = len(hub.binary())
+    assert hub.wait_for(lambda s: len(s.binary()) >= n + 10, WAIT)
+
+
+def test_device_names_map_to_soapysdr_args(hub, agent, serial):
+    hub.send({"type": "start", "app_id": "a", "radio_config": {"device": "mock", "identifier": serial}})
+    assert hub.wait_text("status")["status"] == "streaming"
+    assert agent.source.state() == "streaming"
+
+
+def test_unknown_device_name_is_an_error(hub, agent):
+    start(hub, "x", device="toaster")
+    assert "device 'toaster' is not one of" in hub.wait_text("error")["message"]
