@@ -59,17 +59,23 @@ def test_auth_both_ways_and_heartbeat_first(hub, query):
     assert sink.stats()["frames_sent"] >= 1
 
 
-def test_wrong_token_is_rejected_and_retried(hub, flowgraphs):
+@pytest.mark.parametrize("query", [False, True])
+def test_wrong_token_is_rejected_retried_and_never_logged(hub, flowgraphs, capfd, query):
     tb = gr.top_block()
     src = blocks.null_source(gr.sizeof_gr_complex)
     thr = blocks.throttle(gr.sizeof_gr_complex, 1e5)
-    sink = make_sink(hub.url(), token="wrong")
+    sink = make_sink(hub.url(), token="tok-DO-NOT-LOG-4711", token_in_query=query)
     tb.connect(src, thr, sink)
     flowgraphs(tb)
     assert hub.wait_for(lambda s: s.rejected >= 1, WAIT)
     assert hub.connections == 0
     refused = "the hub refused the agent token (HTTP 401); register again"
     assert sink.transport.wait_until(lambda t: t.last_error == refused, WAIT)
+    assert hub.wait_for(lambda s: s.rejected >= 2, WAIT), "the agent must keep retrying"
+    tb.stop()
+    tb.wait()
+    out, err = capfd.readouterr()
+    assert "refused the agent token" in out + err and "tok-DO-NOT-LOG-4711" not in out + err
 
 
 @pytest.mark.parametrize("fmt", ["cf32", "cs16", "cs8"])

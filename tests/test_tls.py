@@ -1,0 +1,73 @@
+"""wss:// with certificate verification: a CA made here, a wrong CA, and insecure mode."""
+
+import ssl
+import subprocess
+
+import pytest
+from gnuradio import blocks, gr
+
+from hub_server import HubServer
+from test_websocket_iq_sink import TOKEN, WAIT, make_sink
+
+
+def make_ca(folder, name):
+    key, crt = folder / f"{name}.key", folder / f"{name}.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    f"/CN={name}", "-keyout", str(key), "-out", str(crt)], check=True, capture_output=True)
+    return key, crt
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    ca_key, ca_crt = make_ca(d, "test-ca")
+    _, other_ca = make_ca(d, "other-ca")
+    key, csr, crt, ext = d / "hub.key", d / "hub.csr", d / "hub.crt", d / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(csr)], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
+                    "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(crt)],
+                   check=True, capture_output=True)
+    return {"ca": ca_crt, "other_ca": other_ca, "cert": crt, "key": key}
+
+
+@pytest.fixture
+def tls_hub(pki):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki["cert"], pki["key"])
+    server = HubServer(token=TOKEN, ssl_context=ctx).start()
+    yield server
+    server.stop()
+
+
+def connect_sink(flowgraphs, url, **kwargs):
+    tb = gr.top_block()
+    src = blocks.null_source(gr.sizeof_gr_complex)
+    thr = blocks.throttle(gr.sizeof_gr_complex, 1e5)
+    sink = make_sink(url, **kwargs)
+    tb.connect(src, thr, sink)
+    flowgraphs(tb)
+    return sink
+
+
+def test_trusted_ca_is_accepted(tls_hub, pki, flowgraphs):
+    connect_sink(flowgraphs, tls_hub.url(), ca_file=str(pki["ca"]))
+    assert tls_hub.wait_text("heartbeat", WAIT)
+
+
+def test_wrong_ca_gives_a_clear_error(tls_hub, pki, flowgraphs):
+    sink = connect_sink(flowgraphs, tls_hub.url(), ca_file=str(pki["other_ca"]))
+    assert sink.transport.wait_until(lambda t: "TLS certificate is not trusted" in t.last_error, WAIT)
+    assert "give the hub's CA file" in sink.transport.last_error
+    assert tls_hub.connections == 0
+
+
+def test_default_trust_store_rejects_a_private_ca(tls_hub, flowgraphs):
+    sink = connect_sink(flowgraphs, tls_hub.url())
+    assert sink.transport.wait_until(lambda t: "not trusted" in t.last_error, WAIT)
+
+
+def test_insecure_mode_really_skips_verification(tls_hub, flowgraphs):
+    connect_sink(flowgraphs, tls_hub.url(), insecure=True)
+    assert tls_hub.wait_text("heartbeat", WAIT)
