@@ -49,3 +49,29 @@ def test_headless_example_runs(tmp_path, serial):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "(event . streaming)" in result.stdout
+
+
+def test_wired_agent_example_streams_to_a_hub(tmp_path, serial):
+    """The generated flowgraph of the hand-wired example, run as a process against a real hub."""
+    from hub_server import HubServer
+
+    grcc(os.path.join(ROOT, "examples", "iq_agent_wired.grc"), tmp_path)
+    hub = HubServer(token="lab-token").start()
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "iq_agent_wired.py"), "--url", hub.url(),
+                             "--token", "lab-token"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert hub.wait_text("heartbeat", 30), "the example never connected"
+        hub.send({"type": "start", "app_id": "lab", "radio_config": {
+            "device": f"driver=riasim,serial={serial}", "sample_rate": 1e6, "center_frequency": 433.9e6}})
+        assert hub.wait_text("status", 30) == {"type": "status", "status": "streaming", "app_id": "lab"}
+        assert hub.wait_for(lambda s: len(s.binary()) >= 5, 30)
+        assert hub.wait_text("stream_info")["center_frequency"] == 433.9e6
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            hub.stop()
