@@ -13,6 +13,11 @@ from .agent.transport import Transport
 
 VERSION = "0.1.0"
 RETUNE_TAGS = ("rx_freq", "rx_rate")
+# A Python block pays a fixed cost per work() call, and GNU Radio's default buffers hand a
+# sink only ~5k samples a call. A long history makes the scheduler allocate a larger buffer
+# in front of us (it sizes it from the consumer's history), so calls carry ~10x more samples.
+# work() skips the HISTORY - 1 old samples at the start of its input.
+HISTORY = 1 << 17
 
 
 class websocket_iq_sink(gr.sync_block):
@@ -26,6 +31,7 @@ class websocket_iq_sink(gr.sync_block):
             raise ValueError(f"input_type must be 'complex' or 'float', got {input_type!r}")
         dtype = np.complex64 if input_type == "complex" else np.float32
         gr.sync_block.__init__(self, name="ria_websocket_iq_sink", in_sig=[dtype], out_sig=None)
+        self.set_history(HISTORY)
         if overflow not in ("drop", "block"):
             raise ValueError(f"overflow must be 'drop' or 'block', got {overflow!r}")
         if autostart and not app_id:
@@ -203,7 +209,7 @@ class websocket_iq_sink(gr.sync_block):
         return sorted(points.items())
 
     def work(self, input_items, output_items):
-        samples = input_items[0]
+        samples = input_items[0][HISTORY - 1:]
         n = len(samples)
         if not self._streaming or self._transport is None:
             return n
