@@ -37,7 +37,7 @@ def free_port():
 
 
 def one_run(kind, fmt, samples, frame):
-    expected = samples * (BYTES[fmt] if kind == "ws" else 8)
+    expected = samples * (BYTES[fmt] if kind != "zmq" else 8)
     rx = subprocess.Popen([sys.executable, os.path.join(HERE, "stream_receiver.py"), kind, "--bytes", str(expected),
                            "--port", str(free_port())], stdout=subprocess.PIPE, text=True)
     try:
@@ -45,7 +45,7 @@ def one_run(kind, fmt, samples, frame):
         tb = gr.top_block()
         src = blocks.null_source(gr.sizeof_gr_complex)
         head = blocks.head(gr.sizeof_gr_complex, samples)
-        if kind == "ws":
+        if kind != "zmq":
             sink = ria.websocket_iq_sink(url=f"ws://127.0.0.1:{port}/screens/agent/ws", token="bench",
                                          buffer_size=frame, sample_format=fmt, overflow="block", queue_frames=16,
                                          autostart=True, app_id="bench", hardware_names="mock")
@@ -71,20 +71,21 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--frame", type=int, default=65536, help="buffer_size of the WebSocket sink")
     a = p.parse_args()
-    cases = [("zmq.push_sink", "zmq", "cf32"), ("ws sink cf32", "ws", "cf32"), ("ws sink cs16", "ws", "cs16")]
+    cases = [("zmq.push_sink", "zmq", "cf32"), ("ws cf32/aiohttp", "aiohttp", "cf32"),
+             ("ws cs16/aiohttp", "aiohttp", "cs16"), ("ws cf32/websockets", "ws", "cf32")]
     results = {name: [] for name, _, _ in cases}
     print(f"{a.samples / 1e6:.0f} M samples a run, WebSocket frames of {a.frame} samples, {a.rounds} rounds\n")
-    print(f"{'round':>5}  {'path':<16}{'MS/s':>8}{'CPU (cores)':>13}")
+    print(f"{'round':>5}  {'path':<20}{'MS/s':>8}{'CPU (cores)':>13}")
     for r in range(a.rounds):
         for name, kind, fmt in (cases if r % 2 == 0 else list(reversed(cases))):
             msps, cpu = one_run(kind, fmt, a.samples, a.frame)
             results[name].append((msps, cpu))
-            print(f"{r + 1:>5}  {name:<16}{msps:>8.1f}{cpu:>13.2f}", flush=True)
-    print(f"\n{'path':<16}{'median MS/s':>12}{'median CPU':>12}{'vs zmq':>8}")
+            print(f"{r + 1:>5}  {name:<20}{msps:>8.1f}{cpu:>13.2f}", flush=True)
+    print(f"\n{'path':<20}{'median MS/s':>12}{'median CPU':>12}{'vs zmq':>8}")
     base = statistics.median(m for m, _ in results["zmq.push_sink"])
     for name, runs in results.items():
         med = statistics.median(m for m, _ in runs)
-        print(f"{name:<16}{med:>12.1f}{statistics.median(c for _, c in runs):>12.2f}{med / base:>8.2f}")
+        print(f"{name:<20}{med:>12.1f}{statistics.median(c for _, c in runs):>12.2f}{med / base:>8.2f}")
 
 
 if __name__ == "__main__":

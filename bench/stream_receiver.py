@@ -41,6 +41,35 @@ async def websocket_receiver(expected):
     report(total)
 
 
+async def aiohttp_receiver(expected):
+    from aiohttp import WSMsgType, web
+
+    done = asyncio.Event()
+    total = 0
+
+    async def handler(request):
+        nonlocal total
+        ws = web.WebSocketResponse(max_msg_size=0, compress=False)
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                total += len(msg.data)
+                if total >= expected:
+                    done.set()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/screens/agent/ws", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    print(f"ready {site._server.sockets[0].getsockname()[1]}", flush=True)
+    await done.wait()
+    report(total)
+    await runner.cleanup()
+
+
 def zmq_receiver(expected, port):
     import zmq
 
@@ -58,12 +87,14 @@ def zmq_receiver(expected, port):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("kind", choices=("ws", "zmq"))
+    p.add_argument("kind", choices=("ws", "aiohttp", "zmq"))
     p.add_argument("--bytes", type=int, required=True)
     p.add_argument("--port", type=int, default=0, help="zmq: the port the push sink binds")
     a = p.parse_args()
     if a.kind == "ws":
         asyncio.run(websocket_receiver(a.bytes))
+    elif a.kind == "aiohttp":
+        asyncio.run(aiohttp_receiver(a.bytes))
     else:
         zmq_receiver(a.bytes, a.port)
 
