@@ -54,10 +54,13 @@ def one_run(kind, fmt, samples, frame):
         tb.connect(src, head, sink)
         cpu0, t0 = cpu_s(), time.perf_counter()
         tb.start()
-        result = json.loads(rx.stdout.readline())
-        wall = time.perf_counter() - t0
-        cpu = cpu_s() - cpu0
-        tb.wait()
+        try:
+            result = json.loads(rx.stdout.readline())
+            wall = time.perf_counter() - t0
+            cpu = cpu_s() - cpu0
+        finally:
+            tb.stop()
+            tb.wait()
         assert result["bytes"] == expected, result
         return samples / wall / 1e6, (cpu + result["cpu_s"]) / wall
     finally:
@@ -71,21 +74,23 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--frame", type=int, default=65536, help="buffer_size of the WebSocket sink")
     a = p.parse_args()
-    cases = [("zmq.push_sink", "zmq", "cf32"), ("ws cf32/aiohttp", "aiohttp", "cf32"),
-             ("ws cs16/aiohttp", "aiohttp", "cs16"), ("ws cf32/websockets", "ws", "cf32")]
+    # receivers: "raw" reads frames the way the PULL socket reads messages (the sink's own cost);
+    # websockets and aiohttp add what a Python hub library costs on the receiving side.
+    cases = [("zmq.push_sink", "zmq", "cf32"), ("ws cf32 -> raw", "raw", "cf32"), ("ws cs16 -> raw", "raw", "cs16"),
+             ("ws cf32 -> websockets", "ws", "cf32"), ("ws cf32 -> aiohttp", "aiohttp", "cf32")]
     results = {name: [] for name, _, _ in cases}
     print(f"{a.samples / 1e6:.0f} M samples a run, WebSocket frames of {a.frame} samples, {a.rounds} rounds\n")
-    print(f"{'round':>5}  {'path':<20}{'MS/s':>8}{'CPU (cores)':>13}")
+    print(f"{'round':>5}  {'path':<24}{'MS/s':>8}{'CPU (cores)':>13}")
     for r in range(a.rounds):
         for name, kind, fmt in (cases if r % 2 == 0 else list(reversed(cases))):
             msps, cpu = one_run(kind, fmt, a.samples, a.frame)
             results[name].append((msps, cpu))
-            print(f"{r + 1:>5}  {name:<20}{msps:>8.1f}{cpu:>13.2f}", flush=True)
-    print(f"\n{'path':<20}{'median MS/s':>12}{'median CPU':>12}{'vs zmq':>8}")
+            print(f"{r + 1:>5}  {name:<24}{msps:>8.1f}{cpu:>13.2f}", flush=True)
+    print(f"\n{'path':<24}{'median MS/s':>12}{'median CPU':>12}{'vs zmq':>8}")
     base = statistics.median(m for m, _ in results["zmq.push_sink"])
     for name, runs in results.items():
         med = statistics.median(m for m, _ in runs)
-        print(f"{name:<20}{med:>12.1f}{statistics.median(c for _, c in runs):>12.2f}{med / base:>8.2f}")
+        print(f"{name:<24}{med:>12.1f}{statistics.median(c for _, c in runs):>12.2f}{med / base:>8.2f}")
 
 
 if __name__ == "__main__":

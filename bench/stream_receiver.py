@@ -70,6 +70,66 @@ async def aiohttp_receiver(expected):
     await runner.cleanup()
 
 
+def raw_receiver(expected):
+    """A WebSocket server reduced to what the PULL socket does: accept, then read every
+    frame's payload into one buffer (no unmasking, no per-message objects)."""
+    import base64
+    import hashlib
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    print(f"ready {srv.getsockname()[1]}", flush=True)
+    conn, _ = srv.accept()
+    request = b""
+    while b"\r\n\r\n" not in request:
+        request += conn.recv(4096)
+    key = [line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
+           if line.lower().startswith(b"sec-websocket-key:")][0]
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+    sink = memoryview(bytearray(1 << 22))
+    rest = request.split(b"\r\n\r\n", 1)[1]
+
+    def read_exact(n):
+        nonlocal rest
+        out = rest[:n]
+        rest = rest[n:]
+        while len(out) < n:
+            chunk = conn.recv(n - len(out))
+            if not chunk:
+                raise ConnectionError("closed")
+            out += chunk
+        return out
+
+    def skip(n):
+        nonlocal rest
+        take = min(n, len(rest))
+        rest = rest[take:]
+        n -= take
+        while n:
+            n -= conn.recv_into(sink, min(n, len(sink)))
+
+    total = 0
+    while total < expected:
+        b0, b1 = read_exact(2)
+        length = b1 & 0x7F
+        if length == 126:
+            length = int.from_bytes(read_exact(2), "big")
+        elif length == 127:
+            length = int.from_bytes(read_exact(8), "big")
+        if b1 & 0x80:
+            read_exact(4)  # mask key; the payload is counted, not looked at
+        skip(length)
+        if b0 & 0x0F == 2:
+            total += length
+    report(total)
+    conn.close()
+    srv.close()
+
+
 def zmq_receiver(expected, port):
     import zmq
 
@@ -87,12 +147,14 @@ def zmq_receiver(expected, port):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("kind", choices=("ws", "aiohttp", "zmq"))
+    p.add_argument("kind", choices=("ws", "aiohttp", "raw", "zmq"))
     p.add_argument("--bytes", type=int, required=True)
     p.add_argument("--port", type=int, default=0, help="zmq: the port the push sink binds")
     a = p.parse_args()
     if a.kind == "ws":
         asyncio.run(websocket_receiver(a.bytes))
+    elif a.kind == "raw":
+        raw_receiver(a.bytes)
     elif a.kind == "aiohttp":
         asyncio.run(aiohttp_receiver(a.bytes))
     else:
