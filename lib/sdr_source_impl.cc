@@ -26,6 +26,17 @@ constexpr double fast_error_backoff_s = 0.01;
 
 const char* const known_keys = "freq, rate, gain, bandwidth, antenna, agc, open, close, chan";
 
+// The smallest [min, max] that holds every range of a non-empty list.
+std::pair<double, double> overall_range(const SoapySDR::RangeList& ranges)
+{
+    double lo = ranges.front().minimum(), hi = ranges.front().maximum();
+    for (const auto& r : ranges) {
+        lo = std::min(lo, r.minimum());
+        hi = std::max(hi, r.maximum());
+    }
+    return { lo, hi };
+}
+
 std::string format_hz(double v)
 {
     std::ostringstream s;
@@ -284,11 +295,7 @@ bool sdr_source_impl::try_open()
     auto span = [](const SoapySDR::RangeList& r) {
         if (r.empty())
             return pmt::PMT_NIL;
-        double lo = r.front().minimum(), hi = r.front().maximum();
-        for (const auto& x : r) {
-            lo = std::min(lo, x.minimum());
-            hi = std::max(hi, x.maximum());
-        }
+        const auto [lo, hi] = overall_range(r);
         return range_pmt(lo, hi);
     };
     const auto antenna_names = d_dev->listAntennas(SOAPY_SDR_RX, ch);
@@ -378,11 +385,7 @@ bool sdr_source_impl::check_range(const std::string& key,
     for (const auto& r : ranges)
         if (v >= r.minimum() && v <= r.maximum())
             return true;
-    double lo = ranges.front().minimum(), hi = ranges.front().maximum();
-    for (const auto& r : ranges) {
-        lo = std::min(lo, r.minimum());
-        hi = std::max(hi, r.maximum());
-    }
+    const auto [lo, hi] = overall_range(ranges);
     report_error(key,
                  pmt::from_double(v),
                  "cmd " + key + ": " + format_hz(v) + " " + unit + " is outside the device range " +

@@ -1,10 +1,10 @@
 #include "riasim_faults.h"
+#include "riasim_spec.h"
 
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <stdexcept>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -62,11 +62,7 @@ std::string control_file_path(const std::string& serial)
 unit_faults::unit_faults(std::string serial, const std::string& timeline_spec)
     : d_serial(std::move(serial)), d_start(clock::now())
 {
-    std::stringstream all(timeline_spec);
-    std::string entry;
-    while (std::getline(all, entry, ';')) {
-        if (entry.empty())
-            continue;
+    for (const std::string& entry : split_entries(timeline_spec)) {
         const auto at = entry.find('@');
         if (at == std::string::npos)
             throw std::invalid_argument("riasim: faults entry '" + entry +

@@ -1,9 +1,9 @@
 #include "riasim_world.h"
+#include "riasim_spec.h"
 
 #include <algorithm>
 #include <cmath>
 #include <random>
-#include <sstream>
 #include <stdexcept>
 
 namespace riasim {
@@ -29,16 +29,11 @@ std::vector<emitter> default_emitters()
 std::vector<emitter> parse_emitters(const std::string& spec)
 {
     std::vector<emitter> out;
-    std::stringstream all(spec);
-    std::string entry;
-    while (std::getline(all, entry, ';')) {
-        if (entry.empty())
-            continue;
+    for (const std::string& entry : split_entries(spec)) {
         const auto colon = entry.find(':');
         try {
-            size_t used = 0;
             emitter e{};
-            e.freq_hz = std::stod(entry.substr(0, colon), &used);
+            e.freq_hz = std::stod(entry.substr(0, colon));
             e.power_dbm = colon == std::string::npos ? -60.0 : std::stod(entry.substr(colon + 1));
             if (!std::isfinite(e.freq_hz) || !std::isfinite(e.power_dbm) || e.freq_hz <= 0)
                 throw std::invalid_argument("not finite");
