@@ -27,6 +27,16 @@ def flowgraphs():
         tb.wait()
 
 
+@pytest.fixture
+def hub():
+    """A real hub endpoint on 127.0.0.1 (tests/hub_server.py), token hub_server.TOKEN."""
+    from hub_server import HubServer
+
+    server = HubServer().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def repo_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -13,8 +13,11 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import serve
 
 
+TOKEN = "s3cret-token"
+
+
 class HubServer:
-    def __init__(self, token="s3cret-token", ssl_context=None, read_delay=0.0, port=0):
+    def __init__(self, token=TOKEN, ssl_context=None, read_delay=0.0, port=0):
         self.token = token
         self.ssl_context = ssl_context
         self.read_delay = read_delay

@@ -6,18 +6,10 @@ from gnuradio import gr, ria
 
 from gnuradio.ria import riasim_control
 from helpers import instantaneous_hz
-from hub_server import HubServer
+from hub_server import TOKEN
 
-TOKEN = "s3cret-token"
 WAIT = 10.0
 TONE = "emitters=100.2e6:-30,noise=-140"
-
-
-@pytest.fixture
-def hub():
-    server = HubServer(token=TOKEN).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

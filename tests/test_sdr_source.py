@@ -33,14 +33,20 @@ def receiver(src):
     return tb, rec, status
 
 
+def started_receiver(flowgraphs, device_args, **source_kwargs):
+    """A running source -> recorder flowgraph, stopped by the fixture at the end of the test."""
+    src = make_source(device_args, **source_kwargs)
+    tb, rec, status = receiver(src)
+    flowgraphs(tb)
+    return tb, src, rec, status
+
+
 def post(src, **cmd):
     src._post(pmt.intern("cmd"), pmt.to_pmt(cmd))
 
 
 def test_streams_the_tone_with_tags_on_the_first_sample(serial, flowgraphs):
-    src = make_source(f"driver=riasim,serial={serial},{CLEAN_TONE}")
-    tb, rec, status = receiver(src)
-    flowgraphs(tb)
+    tb, src, rec, status = started_receiver(flowgraphs, f"driver=riasim,serial={serial},{CLEAN_TONE}")
     assert rec.wait_count(1 << 16, WAIT)
     assert abs(peak_offset_hz(rec.samples()[: 1 << 16], RATE) - 200e3) < 2 * RATE / (1 << 16)
     assert rec.tags_named("rx_freq")[0] == (0, 100e6)
@@ -55,9 +61,7 @@ def test_streams_the_tone_with_tags_on_the_first_sample(serial, flowgraphs):
 
 
 def test_retune_tag_sits_on_the_first_sample_at_the_new_frequency(serial, flowgraphs):
-    src = make_source(f"driver=riasim,serial={serial},{CLEAN_TONE}")
-    tb, rec, status = receiver(src)
-    flowgraphs(tb)
+    tb, src, rec, status = started_receiver(flowgraphs, f"driver=riasim,serial={serial},{CLEAN_TONE}")
     assert rec.wait_count(50000, WAIT)
     post(src, freq=100.05e6)  # the tone moves from +200 kHz to +150 kHz
     assert status.wait_for(is_event("settings"), WAIT)["freq"] == 100.05e6
@@ -76,9 +80,7 @@ def test_retune_tag_sits_on_the_first_sample_at_the_new_frequency(serial, flowgr
 
 
 def test_rate_and_gain_commands(serial, flowgraphs):
-    src = make_source(f"driver=riasim,serial={serial},{CLEAN_TONE}")
-    tb, rec, status = receiver(src)
-    flowgraphs(tb)
+    tb, src, rec, status = started_receiver(flowgraphs, f"driver=riasim,serial={serial},{CLEAN_TONE}")
     assert rec.wait_count(10000, WAIT)
     post(src, rate=2e6, gain=10.0)
     settings = status.wait_for(is_event("settings"), WAIT)
@@ -91,9 +93,7 @@ def test_rate_and_gain_commands(serial, flowgraphs):
 
 @pytest.mark.parametrize("style", ["error", "nodev", "eio", "timeout"])
 def test_unplug_gives_one_disconnect_then_reconnects(serial, flowgraphs, style):
-    src = make_source(f"driver=riasim,serial={serial}")
-    tb, rec, status = receiver(src)
-    flowgraphs(tb)
+    tb, src, rec, status = started_receiver(flowgraphs, f"driver=riasim,serial={serial}")
     assert status.wait_for(is_event("streaming"), WAIT)
     riasim_control.unplug(serial, style)
     gone = status.wait_for(is_event("disconnected"), WAIT)
@@ -109,9 +109,7 @@ def test_unplug_gives_one_disconnect_then_reconnects(serial, flowgraphs, style):
 
 
 def test_settings_survive_a_reconnect(serial, flowgraphs):
-    src = make_source(f"driver=riasim,serial={serial},{CLEAN_TONE}")
-    tb, rec, status = receiver(src)
-    flowgraphs(tb)
+    tb, src, rec, status = started_receiver(flowgraphs, f"driver=riasim,serial={serial},{CLEAN_TONE}")
     assert status.wait_for(is_event("streaming"), WAIT)
     post(src, freq=100.1e6)
     assert status.wait_for(is_event("settings"), WAIT)
@@ -138,9 +136,7 @@ def test_stop_policy_ends_the_flowgraph(serial):
 
 
 def test_closed_until_open_then_close(serial, flowgraphs):
-    src = make_source("")
-    tb, rec, status = receiver(src)
-    flowgraphs(tb)
+    tb, src, rec, status = started_receiver(flowgraphs, "")
     assert src.state() == "closed"
     post(src, open=f"driver=riasim,serial={serial},{CLEAN_TONE}", freq=100.1e6)
     opened = status.wait_for(is_event("opened"), WAIT)
@@ -155,9 +151,7 @@ def test_closed_until_open_then_close(serial, flowgraphs):
 
 def test_absent_device_at_start_is_opened_when_plugged(serial, flowgraphs):
     riasim_control.unplug(serial)
-    src = make_source(f"driver=riasim,serial={serial}")
-    tb, rec, status = receiver(src)
-    flowgraphs(tb)
+    tb, src, rec, status = started_receiver(flowgraphs, f"driver=riasim,serial={serial}")
     err = status.wait_for(is_event("error"), WAIT)
     assert err["key"] == "open" and "cannot open" in err["message"]
     riasim_control.replug(serial)
@@ -178,9 +172,7 @@ def test_absent_device_at_start_is_opened_when_plugged(serial, flowgraphs):
     ({"open": 5}, "open", "expected device args"),
 ])
 def test_bad_commands_report_and_leave_the_stream_alone(serial, flowgraphs, cmd, key, says):
-    src = make_source(f"driver=riasim,serial={serial},{CLEAN_TONE}")
-    tb, rec, status = receiver(src)
-    flowgraphs(tb)
+    tb, src, rec, status = started_receiver(flowgraphs, f"driver=riasim,serial={serial},{CLEAN_TONE}")
     assert status.wait_for(is_event("streaming"), WAIT)
     post(src, **cmd)
     err = status.wait_for(is_event("error"), WAIT)
@@ -192,9 +184,7 @@ def test_bad_commands_report_and_leave_the_stream_alone(serial, flowgraphs, cmd,
 
 
 def test_non_dict_command_and_pair_command(serial, flowgraphs):
-    src = make_source(f"driver=riasim,serial={serial},{CLEAN_TONE}")
-    tb, rec, status = receiver(src)
-    flowgraphs(tb)
+    tb, src, rec, status = started_receiver(flowgraphs, f"driver=riasim,serial={serial},{CLEAN_TONE}")
     assert status.wait_for(is_event("streaming"), WAIT)
     src._post(pmt.intern("cmd"), pmt.from_long(42))
     assert "expected a dict" in status.wait_for(is_event("error"), WAIT)["message"]
@@ -203,9 +193,7 @@ def test_non_dict_command_and_pair_command(serial, flowgraphs):
 
 
 def test_overflows_are_summarised_not_spammed(serial, flowgraphs):
-    src = make_source(f"driver=riasim,serial={serial}")
-    tb, rec, status = receiver(src)
-    flowgraphs(tb)
+    tb, src, rec, status = started_receiver(flowgraphs, f"driver=riasim,serial={serial}")
     assert status.wait_for(is_event("streaming"), WAIT)
     riasim_control.overflow(serial, 5)
     summary = status.wait_for(is_event("overflow"), WAIT)

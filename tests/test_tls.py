@@ -4,10 +4,9 @@ import ssl
 import subprocess
 
 import pytest
-from gnuradio import blocks, gr
 
-from hub_server import HubServer
-from test_websocket_iq_sink import TOKEN, WAIT, make_sink
+from hub_server import TOKEN, HubServer
+from test_websocket_iq_sink import WAIT, idle_sink_flowgraph
 
 
 def make_ca(folder, name):
@@ -42,11 +41,7 @@ def tls_hub(pki):
 
 
 def connect_sink(flowgraphs, url, **kwargs):
-    tb = gr.top_block()
-    src = blocks.null_source(gr.sizeof_gr_complex)
-    thr = blocks.throttle(gr.sizeof_gr_complex, 1e5)
-    sink = make_sink(url, **kwargs)
-    tb.connect(src, thr, sink)
+    tb, sink = idle_sink_flowgraph(url, **kwargs)
     flowgraphs(tb)
     return sink
 

@@ -1,6 +1,5 @@
 """ria.websocket_iq_sink against a real WebSocket server on 127.0.0.1."""
 
-import threading
 import time
 
 import numpy as np
@@ -9,23 +8,23 @@ import pytest
 from gnuradio import blocks, gr, ria
 
 from gnuradio.ria.agent.framing import convert
-from hub_server import HubServer
+from hub_server import TOKEN, HubServer
 
-TOKEN = "s3cret-token"
 WAIT = 10.0
-
-
-@pytest.fixture
-def hub():
-    server = HubServer(token=TOKEN).start()
-    yield server
-    server.stop()
 
 
 def make_sink(url, token=TOKEN, **kwargs):
     kwargs.setdefault("hardware_names", "mock")
     kwargs.setdefault("heartbeat_interval", 30.0)
     return ria.websocket_iq_sink(url=url, token=token, **kwargs)
+
+
+def idle_sink_flowgraph(url, **kwargs):
+    """A sink fed at a gentle 100 kS/s that is not streaming: only the connection works."""
+    tb = gr.top_block()
+    sink = make_sink(url, **kwargs)
+    tb.connect(blocks.null_source(gr.sizeof_gr_complex), blocks.throttle(gr.sizeof_gr_complex, 1e5), sink)
+    return tb, sink
 
 
 def known_samples(n, seed=7):
@@ -61,11 +60,7 @@ def test_auth_both_ways_and_heartbeat_first(hub, query):
 
 @pytest.mark.parametrize("query", [False, True])
 def test_wrong_token_is_rejected_retried_and_never_logged(hub, flowgraphs, capfd, query):
-    tb = gr.top_block()
-    src = blocks.null_source(gr.sizeof_gr_complex)
-    thr = blocks.throttle(gr.sizeof_gr_complex, 1e5)
-    sink = make_sink(hub.url(), token="tok-DO-NOT-LOG-4711", token_in_query=query)
-    tb.connect(src, thr, sink)
+    tb, sink = idle_sink_flowgraph(hub.url(), token="tok-DO-NOT-LOG-4711", token_in_query=query)
     flowgraphs(tb)
     assert hub.wait_for(lambda s: s.rejected >= 1, WAIT)
     assert hub.connections == 0
@@ -160,11 +155,7 @@ def test_block_policy_is_lossless_through_a_slow_hub():
 
 
 def test_reconnects_after_a_hub_restart_with_a_fresh_heartbeat(hub, flowgraphs):
-    tb = gr.top_block()
-    src = blocks.null_source(gr.sizeof_gr_complex)
-    thr = blocks.throttle(gr.sizeof_gr_complex, 1e5)
-    sink = make_sink(hub.url())
-    tb.connect(src, thr, sink)
+    tb, sink = idle_sink_flowgraph(hub.url())
     flowgraphs(tb)
     assert hub.wait_text("heartbeat")
     hub.restart()
@@ -174,12 +165,8 @@ def test_reconnects_after_a_hub_restart_with_a_fresh_heartbeat(hub, flowgraphs):
 
 
 def test_ping_ack_dedup_and_bad_messages(hub, flowgraphs):
-    tb = gr.top_block()
-    src = blocks.null_source(gr.sizeof_gr_complex)
-    thr = blocks.throttle(gr.sizeof_gr_complex, 1e5)
-    sink = make_sink(hub.url())
+    tb, sink = idle_sink_flowgraph(hub.url())
     ctrl = ria.message_collector()
-    tb.connect(src, thr, sink)
     tb.msg_connect(sink, "ctrl", ctrl, "in")
     tb.python_blocks = (ctrl,)
     flowgraphs(tb)

@@ -9,6 +9,8 @@ from .agent import protocol
 # radio_config key -> (status field of ria.sdr_source's "opened" message, unit)
 RANGE_FIELDS = {"center_frequency": ("freq_range", "Hz"), "sample_rate": ("rate_range", "S/s"),
                 "gain": ("gain_range", "dB"), "bandwidth": ("bandwidth_range", "Hz")}
+# radio_config keys that are the sink's business, not the radio's
+FRAME_KEYS = ("buffer_size", "sample_format")
 
 
 PROTOCOL_KEY = {v: k for k, v in protocol.SOURCE_KEYS.items()}
@@ -75,7 +77,7 @@ class control_handler(gr.basic_block):
             self._send("sink", {"stream": False})
         self.app_id = app_id
         self.session = "starting"
-        self.frame = {k: clean[k] for k in ("buffer_size", "sample_format") if k in clean}
+        self.frame = self._frame_settings(clean)
         cmd = self._source_cmd(clean)
         cmd["open"] = clean.get("device_args", self.default_device)
         self._send("cmd", cmd)
@@ -97,7 +99,7 @@ class control_handler(gr.basic_block):
         for key in list(clean):
             if key in RANGE_FIELDS and not self._in_range(key, clean[key], app_id):
                 del clean[key]
-        sink = {k: clean[k] for k in ("buffer_size", "sample_format") if k in clean}
+        sink = self._frame_settings(clean)
         if sink:
             self.frame.update(sink)
             self._send("sink", sink)
@@ -119,6 +121,10 @@ class control_handler(gr.basic_block):
         return False
 
     @staticmethod
+    def _frame_settings(clean):
+        return {k: clean[k] for k in FRAME_KEYS if k in clean}
+
+    @staticmethod
     def _source_cmd(clean):
         return {protocol.SOURCE_KEYS[k]: v for k, v in clean.items() if k in protocol.SOURCE_KEYS}
 
@@ -130,8 +136,7 @@ class control_handler(gr.basic_block):
             return
         name = event.get("event")
         if name in ("opened", "reconnected"):
-            self.ranges = {k: event[k] for k in ("freq_range", "rate_range", "gain_range", "bandwidth_range")
-                           if event.get(k)}
+            self.ranges = {field: event[field] for field, _ in RANGE_FIELDS.values() if event.get(field)}
         if name == "streaming" and self.session == "starting":
             self.session = "streaming"
             self._send("sink", {"stream": True, "app_id": self.app_id, **self.frame,

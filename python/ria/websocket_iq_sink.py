@@ -12,7 +12,7 @@ from .agent.framing import FrameAssembler
 from .agent.transport import Transport
 
 VERSION = "0.1.0"
-RETUNE_TAGS = ("rx_freq", "rx_rate")
+RETUNE_TAGS = {"rx_freq": "center_frequency", "rx_rate": "sample_rate"}  # tag -> stream_info field
 # A Python block pays a fixed cost per work() call, and GNU Radio's default buffers hand a
 # sink only ~5k samples a call. A long history makes the scheduler allocate a larger buffer
 # in front of us (it sizes it from the consumer's history), so calls carry ~10x more samples.
@@ -202,9 +202,8 @@ class websocket_iq_sink(gr.sync_block):
         """Relative offsets in this window where a tag changes frequency or rate, with the new values."""
         points = {}
         for tag in self.get_tags_in_range(0, start, start + n):
-            key = pmt.symbol_to_string(tag.key)
-            if key in RETUNE_TAGS:
-                field = "center_frequency" if key == "rx_freq" else "sample_rate"
+            field = RETUNE_TAGS.get(pmt.symbol_to_string(tag.key))
+            if field:
                 points.setdefault(tag.offset - start, {})[field] = pmt.to_double(tag.value)
         return sorted(points.items())
 
