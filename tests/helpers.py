@@ -1,6 +1,7 @@
 """Blocks and signal checks shared by the flowgraph tests."""
 
 import threading
+import time
 
 import numpy as np
 import pmt
@@ -61,3 +62,13 @@ def instantaneous_hz(x, rate):
 
 def is_event(name):
     return lambda m: isinstance(m, dict) and m.get("event") == name
+
+
+def wait_until(predicate, timeout, poll=0.01):
+    """Polls a condition owned by another thread (a block's state) until it holds or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(poll)
+    return True

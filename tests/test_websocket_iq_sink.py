@@ -8,6 +8,7 @@ import pytest
 from gnuradio import blocks, gr, ria
 
 from gnuradio.ria.agent.framing import convert
+from helpers import wait_until
 from hub_server import TOKEN, HubServer
 
 WAIT = 10.0
@@ -118,6 +119,7 @@ def test_drop_policy_accounts_for_every_sample(flowgraphs):
         flowgraphs(tb)
         assert hub.wait_for(lambda s: any(g["reason"] == "backpressure" for g in s.texts("gap")), WAIT)
         sink._post(pmt.intern("cmd"), pmt.to_pmt({"stream": False}))
+        assert wait_until(lambda: not sink.streaming(), WAIT)  # the message is handled in the block's thread
         assert sink.transport.wait_drained(WAIT)
         produced = sink.samples_produced
         tb.stop()
