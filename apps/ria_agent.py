@@ -1,99 +1,140 @@
 #!/usr/bin/env python3
-"""ria_agent: run a GNU Radio flowgraph as a remote agent of a RIA hub.
+"""ria_agent: turn this machine's radio into a remote agent of a RIA hub (the gr-ria lab hub or RIA Hub).
 
-Commands:
-  demo   a headless receiver on the simulated radio (riasim) with a live status line;
-         by default the radio is unplugged after 4 s and replugged 2 s later, to show
-         the source riding through it.
+First time:
+  ria_agent.py detect                                             # which radios are attached
+  ria_agent.py register --hub http://HUB:8600 --api-key ria_reg_... --name bench-3
+Then, as a service (see docs/operations.md for a systemd unit):
+  ria_agent.py run --health-port 8700
+The hub decides what the radio does: it starts a session (device, frequency, rate, gain), retunes it and stops it.
+
+  ria_agent.py demo        # everything on this machine: a lab hub, an agent on the simulated radio, a retune
 """
 
 import argparse
-import signal
+import logging
+import os
 import sys
-import threading
-import time
-
-from gnuradio import blocks, gr, ria
 
 
-def build_demo(args):
-    tb = gr.top_block("ria_demo")
-    device = f"driver=riasim,serial={args.serial}"
-    if args.faults:
-        device += f",faults={args.faults}"
-    src = ria.sdr_source(device, 0, args.rate, args.freq, args.gain, False, 0.0, "",
-                         "reconnect", 0.5, 1.0)
-    sink = blocks.null_sink(gr.sizeof_gr_complex)
-    status = ria.message_collector()
-    tb.connect(src, sink)
-    tb.msg_connect(src, "status", status, "in")
-    return tb, src, status
+def cmd_register(args):
+    from gnuradio.ria.agent.registration import RegistrationError, register
 
-
-def describe(event):
-    name = event.get("event", "?")
-    if name == "disconnected":
-        return f"disconnected: {event.get('reason', '')}"
-    if name == "error":
-        return f"error: {event.get('message', '')}"
-    return name
-
-
-def run_demo(args):
-    tb, src, status = build_demo(args)
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    tty = sys.stdout.isatty()
-    print(f"ria demo: riasim '{args.serial}' at {args.freq / 1e6:.3f} MHz, {args.rate / 1e6:.3f} MS/s"
-          f"{', faults ' + args.faults if args.faults else ''}; Ctrl-C stops")
-    tb.start()
-    started = time.monotonic()
-    last_items, last_t, seen = 0, started, 0
     try:
-        while not stop.wait(1.0):
-            now = time.monotonic()
-            items = src.nitems_written(0)
-            delivered = (items - last_items) / (now - last_t)
-            last_items, last_t = items, now
-            events = status.events()
-            for event in events[seen:]:
-                if tty:
-                    print()
-                print(f"  event: {describe(event)}")
-            seen = len(events)
-            line = (f"state={src.state():<12} rate={args.rate / 1e6:.3f} MS/s "
-                    f"delivered={delivered / 1e6:6.3f} MS/s overflows={src.overflows()} "
-                    f"disconnects={src.disconnects()} samples={items}")
-            print("\r" + line if tty else line, end="" if tty else "\n", flush=True)
-            if args.duration and now - started >= args.duration:
-                break
-    finally:
-        tb.stop()
-        tb.wait()
-        if tty:
-            print()
-    print(f"ria demo: stopped after {time.monotonic() - started:.1f} s, {src.nitems_written(0)} samples")
+        agent_id, path = register(args.hub, args.api_key, args.name, ca_file=args.ca_file, insecure=args.insecure,
+                                  config_file=args.config)
+    except RegistrationError as e:
+        print(f"registration failed: {e}", file=sys.stderr)
+        return 1
+    print(f"registered as {agent_id} ({args.name}) with {args.hub}")
+    print(f"credentials saved to {path} (mode 0600); start the agent with: ria_agent.py run")
     return 0
+
+
+def cmd_detect(args):
+    import SoapySDR
+
+    from gnuradio.ria.agent import hardware
+
+    found = hardware.detect(network=args.network)
+    if found:
+        print(f"{'DEVICE':<10} {'DRIVER':<10} {'SERIAL / URI':<24} LABEL")
+        for d in found:
+            print(f"{d['name']:<10} {d['driver']:<10} {d.get('serial') or d.get('uri') or '-':<24} {d['label']}")
+    else:
+        print("no radios found" + ("" if args.network else " on local buses (add --network to look for "
+                                    "network radios: USRP, Pluto, LimeSDR)"))
+    modules = sorted(os.path.basename(m) for m in SoapySDR.listModules())
+    names = [m[3:] if m.startswith("lib") else m for m in modules]
+    names = [n[:-len("Support.so")] if n.endswith("Support.so") else n.rsplit(".so", 1)[0] for n in names]
+    print(f"SoapySDR drivers installed: {', '.join(names) or 'none'}")
+    return 0
+
+
+def cmd_run(args):
+    from gnuradio.ria.agent import service
+    from gnuradio.ria.agent.config import ConfigError
+
+    logging.basicConfig(level=getattr(logging, args.log_level), format="%(asctime)s %(name)s: %(message)s")
+    try:
+        return service.run(args)
+    except (service.SettingsError, ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def cmd_demo(args):
+    from gnuradio.ria import demo
+
+    return demo.run(args)
+
+
+def positive(kind):
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    return parse
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ria_agent.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=None,
+                        help="credentials file (default $RIA_AGENT_CONFIG or ~/.ria/agent.json)")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="receive from the simulated radio and show a live status line")
-    demo.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run until Ctrl-C)")
-    demo.add_argument("--rate", type=float, default=2.048e6, help="sample rate in S/s (default 2.048e6)")
-    demo.add_argument("--freq", type=float, default=100e6, help="center frequency in Hz (default 100e6)")
-    demo.add_argument("--gain", type=float, default=30.0, help="gain in dB (default 30)")
-    demo.add_argument("--serial", default="demo0", help="riasim serial; faults can be injected with "
-                      "python3 -m gnuradio.ria.riasim_control unplug SERIAL")
-    demo.add_argument("--faults", default="unplug:nodev@4;replug@6",
-                      help="riasim fault timeline, ACTION[:PARAM]@SECONDS;... ('' for none)")
+
+    p = sub.add_parser("register", help="register with a hub using a registration key; saves the credentials")
+    p.add_argument("--hub", required=True, help="the hub's base URL, e.g. http://192.168.1.10:8600")
+    p.add_argument("--api-key", required=True, dest="api_key", help="registration key from the hub's operator "
+                   "(ria_reg_...); a single-use key works once")
+    p.add_argument("--name", default=os.uname().nodename, help="how the hub lists this agent (default: host name)")
+    p.add_argument("--ca-file", default=None, help="CA certificate that signed an https hub's certificate")
+    p.add_argument("--insecure", action="store_true", help="skip TLS verification (testing only)")
+    p.set_defaults(run=cmd_register)
+
+    p = sub.add_parser("detect", help="radios attached now and SoapySDR drivers installed")
+    p.add_argument("--network", action="store_true", help="also look for network radios (USRP, Pluto, LimeSDR); "
+                   "this broadcasts on the local network")
+    p.set_defaults(run=cmd_detect)
+
+    p = sub.add_parser("run", help="run the agent until SIGINT/SIGTERM")
+    p.add_argument("--url", default="", help="agent WebSocket URL (default: from the credentials file)")
+    p.add_argument("--token", default="", help="agent token (default: from the credentials file)")
+    p.add_argument("--device", default="driver=riasim", help="device when the hub's start names none")
+    p.add_argument("--hardware", default="", help="device names for the heartbeat, comma separated "
+                   "(default: what detect finds)")
+    p.add_argument("--buffer-size", type=positive(int), default=1024, dest="buffer_size",
+                   help="samples per frame until the hub asks for another size")
+    p.add_argument("--sample-format", choices=("cf32", "cs16", "cs8"), default="cf32", dest="sample_format")
+    p.add_argument("--overflow", choices=("drop", "block"), default="drop",
+                   help="when the network is slower than the radio: drop frames (and say so) or block")
+    p.add_argument("--heartbeat-interval", type=positive(float), default=30.0, dest="heartbeat_interval")
+    p.add_argument("--ca-file", default="", dest="ca_file")
+    p.add_argument("--insecure", action="store_true")
+    p.add_argument("--name", default="gr-ria")
+    p.add_argument("--health-port", type=int, default=None, dest="health_port",
+                   help="serve GET /health on this port (200 connected, 503 not); off by default")
+    p.add_argument("--health-host", default="127.0.0.1", dest="health_host")
+    p.add_argument("--metrics-interval", type=positive(float), default=10.0, dest="metrics_interval",
+                   help="seconds between metrics lines in the log")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), dest="log_level")
+    p.set_defaults(run=cmd_run)
+
+    p = sub.add_parser("demo", help="a lab hub and an agent on the simulated radio, with a live view")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
+    p.add_argument("--rate", type=positive(float), default=2.048e6, help="sample rate in S/s (default 2.048e6)")
+    p.add_argument("--freq", type=positive(float), default=100e6, help="first center frequency (default 100 MHz)")
+    p.add_argument("--retune", type=positive(float), default=100.3e6,
+                   help="the center frequency the hub retunes to (default 100.3 MHz)")
+    p.add_argument("--port", type=int, default=8600, help="the demo hub's port (0: any free port)")
+    p.set_defaults(run=cmd_demo)
+
     args = parser.parse_args(argv)
-    if args.rate <= 0 or args.duration < 0:
-        parser.error("--rate must be > 0 and --duration >= 0")
-    return run_demo(args)
+    if getattr(args, "duration", 0) < 0:
+        parser.error("--duration must be >= 0")
+    return args.run(args)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 apt_packages=(
     gnuradio-dev libsoapysdr-dev python3-soapysdr soapysdr-tools libspeexdsp-dev pybind11-dev
-    cmake g++ make pkg-config python3-venv espeak-ng sox
+    cmake g++ make pkg-config python3-venv python3-zmq espeak-ng sox chromium
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -108,6 +108,10 @@ class websocket_iq_sink(gr.sync_block):
     def streaming(self):
         return self._streaming
 
+    def app_id(self):
+        """The session's app_id while streaming, else None."""
+        return self._app_id if self._streaming else None
+
     def _heartbeat(self):
         return protocol.heartbeat(self._hardware_names or [], self._streaming, self._app_id, self._agent,
                                   self.stats())

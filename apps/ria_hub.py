@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""ria_hub: the gr-ria lab hub. Agents register with a key, stream IQ to it, and it starts, stops and retunes them.
+
+Typical lab:
+  ria_hub.py serve                             # the hub on http://127.0.0.1:8600 (use --host 0.0.0.0 for a class)
+  ria_hub.py keys create --uses 30 --ttl 2h    # one key for the whole class, valid two hours
+  (each student)  ria_agent.py register --hub http://HUB:8600 --api-key ria_reg_...  then  ria_agent.py run
+  ria_hub.py agents                            # who is online
+  ria_hub.py start AGENT --freq 100e6 --rate 2.048e6
+  ria_hub.py configure AGENT --freq 100.3e6
+  ria_hub.py page-url                          # the live view, signed in
+
+Keys and agents live in DATA_DIR/hub.sqlite (secrets only as digests); the admin token that the API,
+the CLI and the page need is in DATA_DIR/admin_token.
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+
+from gnuradio.ria.hub.client import HubClient, HubError
+from gnuradio.ria.hub.server import HubConfig, admin_token, serve
+from gnuradio.ria.hub.store import Store
+
+DEFAULT_DATA_DIR = os.path.join("~", ".ria", "hub")
+DEFAULT_URL = "http://127.0.0.1:8600"
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text):
+    """'90', '90s', '30m', '2h', '7d' -> seconds."""
+    text = text.strip().lower()
+    scale = UNITS.get(text[-1:], None)
+    number = text[:-1] if scale else text
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90s, 30m, 2h or 7d") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"duration must be positive, got {text!r}")
+    return seconds
+
+
+def cmd_serve(args):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    config = HubConfig(args.data_dir, host=args.host, port=args.port, zmq_endpoint=args.zmq,
+                       register_limit=args.register_limit)
+
+    def ready(hub, url):
+        zmq = f"; IQ republished on {hub.republisher.endpoint} (topic = agent id)" if hub.republisher else ""
+        print(f"ria hub listening on {url}{zmq}", flush=True)
+        print(f"  page: {url}/  (admin token: {config.admin_token_path}, or `ria_hub.py page-url`)", flush=True)
+
+    async def main():
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await serve(config, ready)
+        except asyncio.CancelledError:
+            pass
+
+    try:
+        asyncio.run(main())
+    except ValueError as e:  # bad endpoint and the like, named by the message
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
+        return 2
+    print("ria hub stopped", flush=True)
+    return 0
+
+
+def store_for(args):
+    config = HubConfig(args.data_dir)
+    os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
+    return Store(config.db_path)
+
+
+def cmd_keys(args):
+    store = store_for(args)
+    try:
+        if args.keys_command == "create":
+            uses = None if args.reusable else args.uses
+            key_id, key = store.create_key(uses=uses, ttl_s=args.ttl, label=args.label)
+            limits = "reusable" if uses is None else f"{uses} use{'s' if uses != 1 else ''}"
+            expiry = f", expires in {args.ttl:.0f} s" if args.ttl else ""
+            print(f"registration key {key_id} ({limits}{expiry}); it is shown only now:")
+            print(key)
+        elif args.keys_command == "list":
+            print(f"{'KEY ID':<18} {'STATE':<17} {'USES':<9} {'EXPIRES':<20} LABEL")
+            for row in store.list_keys():
+                uses = f"{row['uses']}/{row['max_uses'] if row['max_uses'] is not None else '∞'}"
+                expires = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["expires_at"])) \
+                    if row["expires_at"] else "never"
+                print(f"{row['key_id']:<18} {row['state']:<17} {uses:<9} {expires:<20} {row['label']}")
+        elif args.keys_command == "revoke":
+            store.revoke_key(args.key_id)
+            print(f"revoked {args.key_id}")
+    except (KeyError, ValueError) as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return 0
+
+
+def client_for(args):
+    return HubClient(args.hub, admin_token(HubConfig(args.data_dir)))
+
+
+def radio_config(args):
+    rc = {}
+    for flag, key in (("device", "device"), ("freq", "center_frequency"), ("rate", "sample_rate"),
+                      ("gain", "gain"), ("bandwidth", "bandwidth"), ("antenna", "antenna"),
+                      ("buffer_size", "buffer_size"), ("sample_format", "sample_format")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            rc[key] = value
+    return rc
+
+
+def cmd_api(args):
+    client = client_for(args)
+    try:
+        if args.command == "agents":
+            agents = client.agents()
+            if args.json:
+                print(json.dumps(agents, indent=2))
+                return 0
+            print(f"{'AGENT':<20} {'NAME':<16} {'STATE':<10} {'HARDWARE':<16} LAST HEARTBEAT")
+            for a in agents:
+                state = a["status"] if a["online"] else "offline"
+                seen = time.strftime("%H:%M:%S", time.localtime(a["last_heartbeat"])) if a["last_heartbeat"] else "-"
+                print(f"{a['agent_id']:<20} {a['name'][:16]:<16} {state:<10} {','.join(a['hardware'])[:16]:<16} {seen}")
+            return 0
+        if args.command == "start":
+            result = client.start(args.agent_id, radio_config(args), app_id=args.app_id, record=args.record)
+        elif args.command == "stop":
+            result = client.stop(args.agent_id)
+        elif args.command == "configure":
+            rc = radio_config(args)
+            if not rc:
+                print("error: configure needs at least one setting, e.g. --freq 101e6", file=sys.stderr)
+                return 2
+            result = client.configure(args.agent_id, rc)
+        elif args.command == "record":
+            result = client.record(args.agent_id, args.state == "on")
+        print(json.dumps(result, indent=2))
+    except HubError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_page_url(args):
+    print(f"{args.hub.rstrip('/')}/#token={admin_token(HubConfig(args.data_dir))}")
+    return 0
+
+
+def add_radio_flags(p, with_device):
+    if with_device:
+        p.add_argument("--device", help="mock, rtlsdr, hackrf, pluto, usrp, bladerf, airspy, lime or SoapySDR args "
+                       "(default: the first device in the agent's heartbeat)")
+    p.add_argument("--freq", type=float, help="center frequency in Hz")
+    p.add_argument("--rate", type=float, help="sample rate in S/s")
+    p.add_argument("--gain", type=float, help="gain in dB")
+    p.add_argument("--bandwidth", type=float, help="analog bandwidth in Hz")
+    p.add_argument("--antenna", help="antenna name")
+    p.add_argument("--buffer-size", type=int, dest="buffer_size", help="samples per binary frame")
+    p.add_argument("--sample-format", dest="sample_format", choices=("cf32", "cs16", "cs8"))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="ria_hub.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=f"hub database and tokens (default {DEFAULT_DATA_DIR})")
+    parser.add_argument("--hub", default=DEFAULT_URL, help=f"URL of the running hub, for API commands (default {DEFAULT_URL})")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the hub")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
+    p.add_argument("--port", type=int, default=8600, help="TCP port (0: any free port)")
+    p.add_argument("--zmq", default="tcp://127.0.0.1:5600",
+                   help="ZeroMQ PUB endpoint that republishes every agent's IQ (cf32, topic = agent id); '' turns it off")
+    p.add_argument("--register-limit", type=int, default=20, help="registration attempts per client per minute")
+    p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("keys", help="registration keys: create, list, revoke")
+    keys = p.add_subparsers(dest="keys_command", required=True)
+    k = keys.add_parser("create", help="a new key, printed once")
+    group = k.add_mutually_exclusive_group()
+    group.add_argument("--uses", type=int, default=1, help="how many agents may register with it (default 1)")
+    group.add_argument("--reusable", action="store_true", help="any number of registrations")
+    k.add_argument("--ttl", type=duration, help="valid for this long: 90s, 30m, 2h, 7d (default: no expiry)")
+    k.add_argument("--label", default="", help="a note for the list, e.g. 'lab 3, group B'")
+    keys.add_parser("list", help="all keys with their state")
+    k = keys.add_parser("revoke", help="refuse a key from now on")
+    k.add_argument("key_id")
+    p.set_defaults(run=cmd_keys)
+
+    p = sub.add_parser("agents", help="registered agents, online or not")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_api)
+    p = sub.add_parser("start", help="start a session on an agent (waits for its answer)")
+    p.add_argument("agent_id")
+    p.add_argument("--app-id", dest="app_id")
+    p.add_argument("--record", action="store_true", help="record the session as SigMF in DATA_DIR/recordings")
+    add_radio_flags(p, True)
+    p.set_defaults(run=cmd_api)
+    p = sub.add_parser("stop", help="stop an agent's session")
+    p.add_argument("agent_id")
+    p.set_defaults(run=cmd_api)
+    p = sub.add_parser("configure", help="retune a streaming agent")
+    p.add_argument("agent_id")
+    add_radio_flags(p, False)
+    p.set_defaults(run=cmd_api)
+    p = sub.add_parser("record", help="start or stop a SigMF recording of an agent's session")
+    p.add_argument("agent_id")
+    p.add_argument("state", choices=("on", "off"))
+    p.set_defaults(run=cmd_api)
+    p = sub.add_parser("page-url", help="print the live view's URL with the admin token in its fragment")
+    p.set_defaults(run=cmd_page_url)
+
+    args = parser.parse_args(argv)
+    if getattr(args, "uses", 1) is not None and getattr(args, "uses", 1) < 1:
+        parser.error("--uses must be at least 1")
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

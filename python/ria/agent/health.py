@@ -1,0 +1,70 @@
+"""A running agent's health: one metrics snapshot, served on GET /health and logged every interval."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def snapshot(sink):
+    """The agent's metrics as one dict (the /health body and the source of the log line)."""
+    transport = sink.transport
+    connected = bool(transport and transport.connected)
+    return dict(sink.stats(), state="connected" if connected else "disconnected",
+                session="streaming" if sink.streaming() else "idle", app_id=sink.app_id(),
+                queue_depth=transport.queue_depth() if transport else 0, time=round(time.time(), 3))
+
+
+class MetricsLine:
+    """Formats the periodic log line: per-interval differences of the counters, plus the current state."""
+
+    def __init__(self):
+        self._last = {}
+
+    def format(self, snap):
+        def delta(key):
+            return snap.get(key, 0) - self._last.get(key, 0)
+
+        line = (f"metrics: state={snap['state']} session={snap['session']} "
+                f"frames_sent=+{delta('frames_sent')} frames_dropped=+{delta('frames_dropped')} "
+                f"samples_dropped=+{delta('samples_dropped')} queue={snap['queue_depth']} "
+                f"reconnects={snap.get('reconnects', 0)} sdr_overflows={snap.get('sdr_overflows', 0)}")
+        self._last = snap
+        return line
+
+
+class HealthServer:
+    """GET /health: 200 while connected to the hub, 503 when not; the same JSON body either way."""
+
+    def __init__(self, host, port, sink):
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path.split("?")[0] != "/health":
+                    self.send_error(404, "only /health is served here")
+                    return
+                snap = snapshot(owner.sink)
+                body = json.dumps(snap).encode()
+                self.send_response(200 if snap["state"] == "connected" else 503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):  # probes every few seconds must not flood the agent's log
+                pass
+
+        self.sink = sink
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="ria-health", daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def close(self):
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,195 @@
+"""The hub's JSON API for the teacher: agents, sessions (start / stop / configure), spectra, recordings, keys.
+
+Every /api route needs `Authorization: Bearer <admin token>` (the token is in the hub's data folder).
+"""
+
+import hmac
+import itertools
+import json
+import os
+
+from aiohttp import web
+
+from ..agent import protocol
+
+COMMAND_TIMEOUT = 10.0
+_app_ids = itertools.count(1)
+
+
+def add_routes(app, hub):
+    api = AdminApi(hub)
+    r = app.router
+    r.add_get("/api/agents", api.agents)
+    r.add_get("/api/agents/{agent_id}", api.agent)
+    r.add_post("/api/agents/{agent_id}/start", api.start)
+    r.add_post("/api/agents/{agent_id}/stop", api.stop)
+    r.add_post("/api/agents/{agent_id}/configure", api.configure)
+    r.add_get("/api/agents/{agent_id}/spectrum", api.spectrum)
+    r.add_post("/api/agents/{agent_id}/record", api.record)
+    r.add_get("/api/recordings", api.recordings)
+    r.add_get("/api/keys", api.keys)
+    r.add_post("/api/keys", api.create_key)
+    r.add_delete("/api/keys/{key_id}", api.revoke_key)
+
+
+def _error(status, message):
+    return web.json_response({"error": message}, status=status)
+
+
+def _failure(exception_class, message):
+    """An aiohttp HTTP exception with a JSON body, for raising out of helpers."""
+    return exception_class(text=json.dumps({"error": message}), content_type="application/json")
+
+
+def _admin(handler):
+    async def checked(self, request):
+        header = request.headers.get("Authorization", "")
+        given = header[7:].strip() if header.startswith("Bearer ") else ""
+        if not hmac.compare_digest(given.encode(), self.hub.admin_token.encode()):
+            return _error(401, "this API needs 'Authorization: Bearer <admin token>'; the token is in the file "
+                               "admin_token in the hub's data folder")
+        return await handler(self, request)
+    return checked
+
+
+async def _body(request):
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise _failure(web.HTTPBadRequest, "the body is not valid JSON")
+    if not isinstance(body, dict):
+        raise _failure(web.HTTPBadRequest, "the body must be a JSON object")
+    return body
+
+
+class AdminApi:
+    def __init__(self, hub):
+        self.hub = hub
+
+    def _link(self, request):
+        agent_id = request.match_info["agent_id"]
+        link = self.hub.links.get(agent_id)
+        if link is None:
+            known = any(a["agent_id"] == agent_id for a in self.hub.store.list_agents())
+            if known:
+                raise _failure(web.HTTPConflict, f"agent {agent_id} is offline")
+            raise _failure(web.HTTPNotFound, f"no agent {agent_id}")
+        return link
+
+    # ---------------------------------------------------------------- agents
+
+    @_admin
+    async def agents(self, _request):
+        out = []
+        for row in self.hub.store.list_agents():
+            link = self.hub.links.get(row["agent_id"])
+            if link:
+                out.append(link.summary())
+            else:
+                out.append({"agent_id": row["agent_id"], "name": row["name"], "online": False, "status": "offline",
+                            "hardware": row["hardware"], "last_heartbeat": row["last_seen"], "stream": None})
+        return web.json_response({"agents": out})
+
+    @_admin
+    async def agent(self, request):
+        link = self._link(request)
+        return web.json_response(dict(link.summary(), errors=link.errors, recordings=link.recordings))
+
+    async def _command(self, link, msg):
+        self.hub.counters["commands"] += 1
+        result = await link.command(msg, COMMAND_TIMEOUT)
+        status = 502 if result["error"] else 200
+        if result["acked"] is False or (msg["type"] in ("start", "stop") and result["status"] is None
+                                         and not result["error"]):
+            status = 504
+            result["error"] = f"agent {link.agent_id} did not answer {msg['type']} within {COMMAND_TIMEOUT:.0f} s"
+        return web.json_response(result, status=status)
+
+    @_admin
+    async def start(self, request):
+        link = self._link(request)
+        body = await _body(request)
+        rc = dict(body.get("radio_config") or {})
+        if not isinstance(body.get("radio_config", {}), dict):
+            return _error(400, "radio_config must be an object")
+        rc.setdefault("device", link.hardware[0] if link.hardware else "mock")
+        app_id = str(body.get("app_id") or f"lab-{next(_app_ids)}")
+        response = await self._command(link, {"type": "start", "app_id": app_id, "radio_config": rc})
+        if response.status == 200 and body.get("record"):
+            link.start_recording(self.hub.config.recordings_dir)
+        return response
+
+    @_admin
+    async def stop(self, request):
+        link = self._link(request)
+        app_id = link.stream.app_id if link.stream else ""
+        return await self._command(link, {"type": "stop", "app_id": app_id})
+
+    @_admin
+    async def configure(self, request):
+        link = self._link(request)
+        body = await _body(request)
+        rc = body.get("radio_config")
+        if not isinstance(rc, dict) or not rc:
+            return _error(400, "configure needs a non-empty radio_config object, e.g. {\"center_frequency\": 101e6}")
+        unknown = sorted(set(rc) - set(protocol.RADIO_CONFIG_KEYS) - set(protocol.KEY_ALIASES))
+        if unknown:
+            return _error(400, f"unknown radio_config keys: {', '.join(unknown)}")
+        app_id = link.stream.app_id if link.stream else str(body.get("app_id", ""))
+        return await self._command(link, {"type": "configure", "app_id": app_id, "radio_config": rc})
+
+    @_admin
+    async def spectrum(self, request):
+        link = self._link(request)
+        s = link.stream
+        snap = link.meter.snapshot(s.sample_rate, s.center_frequency) if s else None
+        return web.json_response({"agent_id": link.agent_id, "spectrum": snap,
+                                  "stream": s.as_dict() if s else None})
+
+    # ---------------------------------------------------------------- recordings
+
+    @_admin
+    async def record(self, request):
+        link = self._link(request)
+        body = await _body(request)
+        if body.get("on", True):
+            try:
+                recorder = link.start_recording(self.hub.config.recordings_dir)
+            except ValueError as e:
+                return _error(409, str(e))
+            return web.json_response({"recording": recorder.meta_path})
+        return web.json_response({"files": link.stop_recording()})
+
+    @_admin
+    async def recordings(self, _request):
+        folder = self.hub.config.recordings_dir
+        names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        return web.json_response({"folder": folder, "files": [n for n in names if n.endswith(".sigmf-meta")]})
+
+    # ---------------------------------------------------------------- registration keys
+
+    @_admin
+    async def keys(self, _request):
+        rows = [{k: v for k, v in row.items() if k != "digest"} for row in self.hub.store.list_keys()]
+        return web.json_response({"keys": rows})
+
+    @_admin
+    async def create_key(self, request):
+        body = await _body(request)
+        uses = body.get("uses", 1)
+        ttl_s = body.get("ttl_s")
+        try:
+            key_id, key = self.hub.store.create_key(uses=uses, ttl_s=ttl_s, label=str(body.get("label", "")))
+        except (ValueError, TypeError) as e:
+            return _error(400, str(e))
+        return web.json_response({"key_id": key_id, "key": key})
+
+    @_admin
+    async def revoke_key(self, request):
+        try:
+            self.hub.store.revoke_key(request.match_info["key_id"])
+        except KeyError as e:
+            return _error(404, e.args[0])
+        return web.json_response({"revoked": request.match_info["key_id"]})

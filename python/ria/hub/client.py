@@ -1,0 +1,66 @@
+"""A small client for the hub's HTTP API, used by the CLI, the demo and the tests."""
+
+import json
+import urllib.error
+import urllib.request
+
+
+class HubError(Exception):
+    """The hub answered with an error; str() is its message, .status the HTTP status."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+class HubClient:
+    def __init__(self, url, admin_token, timeout=15.0):
+        self.url = url.rstrip("/")
+        self._token = admin_token
+        self.timeout = timeout
+
+    def request(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Authorization": f"Bearer {self._token}",
+                                              "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                payload = json.loads(raw)
+                message = payload.get("error") or payload.get("detail") or raw.decode()
+            except ValueError:
+                message = raw.decode("utf-8", "replace") or e.reason
+            raise HubError(e.code, f"HTTP {e.code}: {message}") from None
+        except urllib.error.URLError as e:
+            raise HubError(0, f"cannot reach the hub at {self.url}: {e.reason}") from None
+
+    def agents(self):
+        return self.request("GET", "/api/agents")["agents"]
+
+    def agent(self, agent_id):
+        return self.request("GET", f"/api/agents/{agent_id}")
+
+    def start(self, agent_id, radio_config=None, app_id=None, record=False):
+        body = {"radio_config": radio_config or {}, "record": record}
+        if app_id:
+            body["app_id"] = app_id
+        return self.request("POST", f"/api/agents/{agent_id}/start", body)
+
+    def stop(self, agent_id):
+        return self.request("POST", f"/api/agents/{agent_id}/stop", {})
+
+    def configure(self, agent_id, radio_config):
+        return self.request("POST", f"/api/agents/{agent_id}/configure", {"radio_config": radio_config})
+
+    def spectrum(self, agent_id):
+        return self.request("GET", f"/api/agents/{agent_id}/spectrum")
+
+    def record(self, agent_id, on):
+        return self.request("POST", f"/api/agents/{agent_id}/record", {"on": on})
+
+    def create_key(self, uses=1, ttl_s=None, label=""):
+        return self.request("POST", "/api/keys", {"uses": uses, "ttl_s": ttl_s, "label": label})

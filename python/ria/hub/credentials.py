@@ -1,0 +1,25 @@
+"""Secrets the hub hands out: registration keys, agent tokens, the admin token.
+
+They are 256-bit random strings, so a single SHA-256 is enough to store them: there is
+nothing to brute-force that a slow password hash would protect. Only the digest is kept.
+"""
+
+import hashlib
+import secrets
+
+KEY_PREFIX = "ria_reg_"
+TOKEN_PREFIX = "ria_agt_"
+ADMIN_PREFIX = "ria_adm_"
+
+
+def new_secret(prefix):
+    return prefix + secrets.token_urlsafe(32)
+
+
+def digest(secret):
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_id(prefix, nbytes=6):
+    """A short public identifier (shown in lists, safe to log)."""
+    return prefix + secrets.token_hex(nbytes)

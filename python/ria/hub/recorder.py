@@ -1,0 +1,94 @@
+"""SigMF recordings of an agent's stream: the raw frames as they arrived, plus metadata.
+
+A capture segment starts at every stream_info (new center frequency) and after every gap,
+with core:global_index holding the agent's sample index, so lost samples are visible. SigMF
+has one sample rate and one datatype per recording, so a change of either starts a new file.
+"""
+
+import datetime
+import json
+import os
+
+DATATYPES = {"cf32": "cf32_le", "cs16": "ci16_le", "cs8": "ci8"}
+BYTES_PER_SAMPLE = {"cf32": 8, "cs16": 4, "cs8": 2}
+SIGMF_VERSION = "1.2.0"
+
+
+def _utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class SigmfRecorder:
+    def __init__(self, folder, agent_id, agent_name, app_id):
+        self.folder = folder
+        self.agent_id, self.agent_name, self.app_id = agent_id, agent_name, app_id
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self._base = os.path.join(folder, f"{agent_id}-{stamp}")
+        os.makedirs(folder, exist_ok=True)
+        self._part = 0
+        self._data = None
+        self._format = self._rate = None
+        self.files = []  # the .sigmf-meta paths written so far
+        self.samples_written = 0  # in the current file
+
+    @property
+    def meta_path(self):
+        return self.files[-1] if self.files else None
+
+    def _open(self, sample_format, sample_rate):
+        self.close()
+        self._part += 1
+        base = self._base if self._part == 1 else f"{self._base}-{self._part}"
+        self._data = open(base + ".sigmf-data", "wb")
+        self._format, self._rate = sample_format, sample_rate
+        self._captures, self._annotations = [], []
+        self.samples_written = 0
+        self.files.append(base + ".sigmf-meta")
+
+    def segment(self, sample_format, sample_rate, center_frequency, global_index):
+        """A new capture segment from the next frame on (new file if format or rate changed)."""
+        if self._data is None or (sample_format, sample_rate) != (self._format, self._rate):
+            self._open(sample_format, sample_rate)
+        capture = {"core:sample_start": self.samples_written, "core:global_index": int(global_index),
+                   "core:frequency": float(center_frequency), "core:datetime": _utc_now()}
+        if self._captures and self._captures[-1]["core:sample_start"] == self.samples_written:
+            self._captures[-1] = capture  # nothing was recorded under the previous one
+        else:
+            self._captures.append(capture)
+        self._write_meta()
+
+    def gap(self, dropped, reason):
+        if self._data is not None:
+            self._annotations.append({"core:sample_start": self.samples_written, "core:sample_count": 0,
+                                      "core:comment": f"gap: {dropped} samples lost ({reason})"})
+
+    def write(self, payload):
+        if self._data is None:
+            return
+        self._data.write(payload)
+        self.samples_written += len(payload) // BYTES_PER_SAMPLE[self._format]
+
+    def close(self):
+        if self._data is None:
+            return
+        self._data.close()
+        self._data = None
+        self._write_meta()
+
+    def _write_meta(self):
+        meta = {
+            "global": {
+                "core:datatype": DATATYPES[self._format],
+                "core:sample_rate": float(self._rate),
+                "core:version": SIGMF_VERSION,
+                "core:recorder": "gr-ria lab hub",
+                "core:description": f"agent {self.agent_name} ({self.agent_id}), session {self.app_id}",
+                "core:num_channels": 1,
+            },
+            "captures": self._captures,
+            "annotations": self._annotations,
+        }
+        tmp = self.meta_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(meta, f, indent=2)
+        os.replace(tmp, self.meta_path)

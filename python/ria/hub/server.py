@@ -1,0 +1,252 @@
+"""The lab hub's aiohttp application: registration, the agent endpoint, the JSON API, the page, health, metrics."""
+
+import asyncio
+import logging
+import os
+import time
+
+from aiohttp import WSMsgType, web
+
+from ..agent import protocol
+from . import admin_api, credentials
+from .agent_link import AgentLink
+from .access_log import RedactingAccessLogger
+from .ratelimit import RateLimiter
+from .republisher import Republisher
+from .store import RegistrationRefused, Store
+
+STATIC = os.path.join(os.path.dirname(__file__), "static")
+MAX_FRAME_BYTES = protocol.MAX_BUFFER_SIZE * 8 + 1024
+LIVENESS_PERIOD = 1.0
+SAVE_PERIOD = 5.0
+
+
+class HubConfig:
+    def __init__(self, data_dir, host="127.0.0.1", port=8600, zmq_endpoint="", register_limit=20,
+                 register_window=60.0):
+        self.data_dir = os.path.abspath(os.path.expanduser(data_dir))
+        self.host, self.port = host, port
+        self.zmq_endpoint = zmq_endpoint
+        self.register_limit, self.register_window = register_limit, register_window
+
+    @property
+    def db_path(self):
+        return os.path.join(self.data_dir, "hub.sqlite")
+
+    @property
+    def recordings_dir(self):
+        return os.path.join(self.data_dir, "recordings")
+
+    @property
+    def admin_token_path(self):
+        return os.path.join(self.data_dir, "admin_token")
+
+
+def admin_token(config):
+    """The hub's admin token, made on first use and kept in the data folder (mode 0600)."""
+    os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
+    try:
+        with open(config.admin_token_path) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        token = credentials.new_secret(credentials.ADMIN_PREFIX)
+        fd = os.open(config.admin_token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        return token
+
+
+def json_error(status, detail):
+    return web.json_response({"detail": detail}, status=status)
+
+
+def bearer(request):
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header.startswith("Bearer ") else ""
+
+
+class Hub:
+    def __init__(self, config, log=None):
+        self.config = config
+        self.log = log or logging.getLogger("ria_hub")
+        os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
+        self.admin_token = admin_token(config)
+        self.store = Store(config.db_path)
+        self.links = {}
+        self.republisher = Republisher(config.zmq_endpoint) if config.zmq_endpoint else None
+        self.limiter = RateLimiter(config.register_limit, config.register_window)
+        self.started, self.started_mono = time.time(), time.monotonic()
+        self.counters = {"registrations_ok": 0, "registrations_refused": 0, "registrations_limited": 0,
+                         "ws_connections": 0, "ws_rejected": 0, "heartbeat_timeouts": 0, "commands": 0,
+                         "iq_frames": 0, "iq_bytes": 0}
+        self._tasks = []
+
+    # ---------------------------------------------------------------- application
+
+    def app(self):
+        app = web.Application(client_max_size=1 << 20)
+        app.router.add_post("/screens/agents/register", self.register)
+        app.router.add_get("/screens/agent/ws", self.agent_ws)
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/", self.page)
+        app.router.add_static("/static/", STATIC)
+        admin_api.add_routes(app, self)
+        app.on_startup.append(self._on_startup)
+        app.on_shutdown.append(self._on_shutdown)
+        return app
+
+    async def _on_startup(self, _app):
+        self._tasks = [asyncio.create_task(self._watch_liveness())]
+
+    async def _on_shutdown(self, _app):
+        for task in self._tasks:
+            task.cancel()
+        for link in list(self.links.values()):
+            await link.ws.close(code=1001, message=b"hub shutting down")
+        self._save_seen()
+        if self.republisher:
+            self.republisher.close()
+        self.store.close()
+
+    async def page(self, _request):
+        return web.FileResponse(os.path.join(STATIC, "index.html"))
+
+    # ---------------------------------------------------------------- registration
+
+    async def register(self, request):
+        client = request.remote or "?"
+        wait = self.limiter.attempt(client)
+        if wait:
+            self.counters["registrations_limited"] += 1
+            return json_error(429, f"too many registration attempts from {client}; try again in {wait:.0f} s")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return json_error(400, "the body must be a JSON object such as {\"name\": \"bench-3\"}")
+        name = body.get("name") or "agent"
+        if not isinstance(name, str) or len(name) > 100:
+            return json_error(400, "name must be a string of at most 100 characters")
+        try:
+            agent_id, token = self.store.register(request.headers.get("X-API-Key", ""), name)
+        except RegistrationRefused as refused:
+            self.counters["registrations_refused"] += 1
+            status = 401 if refused.reason == "invalid_key" else 403
+            self.log.info("registration refused from %s: %s", client, refused.reason)
+            return web.json_response({"detail": {"reason": refused.reason}}, status=status)
+        self.counters["registrations_ok"] += 1
+        self.log.info("registered agent %s (%s) from %s", agent_id, name, client)
+        return web.json_response({"agent_id": agent_id, "token": token})
+
+    # ---------------------------------------------------------------- the agent endpoint
+
+    async def agent_ws(self, request):
+        agent = self.store.agent_for_token(bearer(request) or request.query.get("token", ""))
+        claimed = request.query.get("agent_id")
+        if agent is None or (claimed and claimed != agent["agent_id"]):
+            self.counters["ws_rejected"] += 1
+            reason = "unknown or missing agent token" if agent is None else "the token belongs to another agent_id"
+            self.log.info("agent connection refused from %s: %s", request.remote, reason)
+            return json_error(401, reason)
+        ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_FRAME_BYTES, autoping=True)
+        await ws.prepare(request)
+        agent_id = agent["agent_id"]
+        old = self.links.get(agent_id)
+        if old is not None:  # the agent reconnected before we noticed the old connection die
+            await old.ws.close(code=1000, message=b"replaced by a new connection")
+        link = AgentLink(agent_id, agent["name"], ws, self)
+        self.links[agent_id] = link
+        self.counters["ws_connections"] += 1
+        self.log.info("agent %s (%s) connected from %s", agent_id, agent["name"], request.remote)
+        counters = self.counters
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.BINARY:
+                    counters["iq_frames"] += 1
+                    counters["iq_bytes"] += len(msg.data)
+                    link.on_binary(msg.data)
+                elif msg.type == WSMsgType.TEXT:
+                    link.on_text(msg.data)
+        finally:
+            link.closed()
+            if self.links.get(agent_id) is link:
+                del self.links[agent_id]
+                self.store.save_seen({agent_id: (link.last_heartbeat or time.time(), link.hardware)})
+            self.log.info("agent %s disconnected", agent_id)
+        return ws
+
+    async def _watch_liveness(self):
+        next_save = time.monotonic() + SAVE_PERIOD
+        while True:
+            await asyncio.sleep(LIVENESS_PERIOD)
+            for link in list(self.links.values()):
+                if link.heartbeat_overdue():
+                    self.counters["heartbeat_timeouts"] += 1
+                    self.log.info("agent %s missed %d heartbeats; dropping its connection", link.agent_id, 3)
+                    link.online = False
+                    await link.ws.close(code=1001, message=b"missed heartbeats")
+            if time.monotonic() >= next_save:
+                self._save_seen()
+                next_save = time.monotonic() + SAVE_PERIOD
+
+    def _save_seen(self):
+        self.store.save_seen({a: (link.last_heartbeat, link.hardware) for a, link in self.links.items()
+                              if link.last_heartbeat})
+
+    # ---------------------------------------------------------------- the hub's own health
+
+    def online_count(self):
+        return sum(1 for link in self.links.values() if link.online)
+
+    async def health(self, _request):
+        return web.json_response({"status": "ok", "uptime_s": round(time.time() - self.started, 1),
+                                  "agents_connected": len(self.links), "agents_online": self.online_count(),
+                                  "streaming": sum(1 for link in self.links.values() if link.status == "streaming")})
+
+    async def metrics(self, _request):
+        c = self.counters
+        lines = []
+
+        def metric(name, kind, help_text, samples):
+            lines.append(f"# HELP ria_hub_{name} {help_text}")
+            lines.append(f"# TYPE ria_hub_{name} {kind}")
+            for labels, value in samples:
+                lines.append(f"ria_hub_{name}{labels} {value}")
+
+        metric("agents_connected", "gauge", "Agents with an open WebSocket.", [("", len(self.links))])
+        metric("agents_online", "gauge", "Agents whose heartbeats are current.", [("", self.online_count())])
+        metric("agents_streaming", "gauge", "Agents in a streaming session.",
+               [("", sum(1 for link in self.links.values() if link.status == "streaming"))])
+        metric("agents_registered", "gauge", "Agents in the database.", [("", len(self.store.list_agents()))])
+        metric("registrations_total", "counter", "Registration attempts by result.",
+               [('{result="ok"}', c["registrations_ok"]), ('{result="refused"}', c["registrations_refused"]),
+                ('{result="rate_limited"}', c["registrations_limited"])])
+        metric("ws_connections_total", "counter", "Agent WebSocket connections accepted.", [("", c["ws_connections"])])
+        metric("ws_rejected_total", "counter", "Agent WebSocket connections refused.", [("", c["ws_rejected"])])
+        metric("heartbeat_timeouts_total", "counter", "Connections dropped for missed heartbeats.",
+               [("", c["heartbeat_timeouts"])])
+        metric("commands_total", "counter", "Commands sent to agents.", [("", c["commands"])])
+        metric("iq_frames_total", "counter", "Binary IQ frames received.", [("", c["iq_frames"])])
+        metric("iq_bytes_total", "counter", "IQ bytes received.", [("", c["iq_bytes"])])
+        metric("uptime_seconds", "gauge", "Seconds since the hub started.", [("", round(time.time() - self.started, 1))])
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
+
+
+async def serve(config, ready=None, log=None):
+    """Runs the hub until cancelled; `ready(url)` is called once it listens."""
+    hub = Hub(config, log)
+    runner = web.AppRunner(hub.app(), access_log_class=RedactingAccessLogger)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    port = runner.addresses[0][1]
+    url = f"http://{config.host}:{port}"
+    if ready:
+        ready(hub, url)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

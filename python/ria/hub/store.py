@@ -1,0 +1,143 @@
+"""The hub's SQLite database: registration keys and agents (secrets stored as digests only)."""
+
+import json
+import sqlite3
+import time
+
+from . import credentials
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS registration_keys (
+    key_id      TEXT PRIMARY KEY,
+    digest      TEXT UNIQUE NOT NULL,
+    label       TEXT NOT NULL DEFAULT '',
+    max_uses    INTEGER,            -- NULL: reusable without limit
+    uses        INTEGER NOT NULL DEFAULT 0,
+    created_at  REAL NOT NULL,
+    expires_at  REAL,               -- NULL: never
+    revoked_at  REAL
+);
+CREATE TABLE IF NOT EXISTS agents (
+    agent_id    TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    token_digest TEXT UNIQUE NOT NULL,
+    key_id      TEXT,
+    created_at  REAL NOT NULL,
+    last_seen   REAL,
+    hardware    TEXT NOT NULL DEFAULT '[]'
+);
+"""
+
+REASONS = ("invalid_key", "expired", "revoked", "already_consumed")
+
+
+class RegistrationRefused(Exception):
+    """Registration with a key failed; .reason is one of the protocol's REASONS."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Store:
+    def __init__(self, path):
+        self.path = path
+        # One connection used from the hub's event loop (and by CLI commands in their own process);
+        # WAL lets `ria_hub.py keys create` write while a hub is serving.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self):
+        self._db.close()
+
+    # ---------------------------------------------------------------- registration keys
+
+    def create_key(self, uses=1, ttl_s=None, label="", now=None):
+        """A new registration key; returns (key_id, key). uses=None makes it reusable without limit."""
+        if uses is not None and uses < 1:
+            raise ValueError(f"uses must be at least 1 (or unlimited), got {uses}")
+        if ttl_s is not None and ttl_s <= 0:
+            raise ValueError(f"time to live must be positive, got {ttl_s} s")
+        now = time.time() if now is None else now
+        key = credentials.new_secret(credentials.KEY_PREFIX)
+        key_id = credentials.new_id("key-")
+        self._db.execute(
+            "INSERT INTO registration_keys (key_id, digest, label, max_uses, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (key_id, credentials.digest(key), label, uses, now, None if ttl_s is None else now + ttl_s))
+        return key_id, key
+
+    def list_keys(self, now=None):
+        now = time.time() if now is None else now
+        rows = self._db.execute("SELECT * FROM registration_keys ORDER BY created_at").fetchall()
+        return [dict(row, state=self._key_state(row, now)) for row in rows]
+
+    def revoke_key(self, key_id, now=None):
+        cur = self._db.execute("UPDATE registration_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                               (time.time() if now is None else now, key_id))
+        if cur.rowcount == 0:
+            if self._db.execute("SELECT 1 FROM registration_keys WHERE key_id = ?", (key_id,)).fetchone():
+                raise KeyError(f"registration key {key_id} is already revoked")
+            raise KeyError(f"no registration key with id {key_id}")
+
+    @staticmethod
+    def _key_state(row, now):
+        if row["revoked_at"] is not None:
+            return "revoked"
+        if row["expires_at"] is not None and now >= row["expires_at"]:
+            return "expired"
+        if row["max_uses"] is not None and row["uses"] >= row["max_uses"]:
+            return "already_consumed"
+        return "valid"
+
+    def register(self, key, name, now=None):
+        """Consumes one use of `key` and creates an agent; returns (agent_id, token).
+
+        Raises RegistrationRefused with the protocol reason.
+        """
+        now = time.time() if now is None else now
+        row = self._db.execute("SELECT * FROM registration_keys WHERE digest = ?",
+                               (credentials.digest(key or ""),)).fetchone()
+        if row is None:
+            raise RegistrationRefused("invalid_key")
+        state = self._key_state(row, now)
+        if state != "valid":
+            raise RegistrationRefused(state)
+        # The use count is checked again inside the UPDATE, so two racing registrations cannot both
+        # take the last use.
+        cur = self._db.execute("UPDATE registration_keys SET uses = uses + 1 WHERE key_id = ?"
+                               " AND (max_uses IS NULL OR uses < max_uses)", (row["key_id"],))
+        if cur.rowcount == 0:
+            raise RegistrationRefused("already_consumed")
+        agent_id = credentials.new_id("agent-")
+        token = credentials.new_secret(credentials.TOKEN_PREFIX)
+        self._db.execute("INSERT INTO agents (agent_id, name, token_digest, key_id, created_at)"
+                         " VALUES (?, ?, ?, ?, ?)",
+                         (agent_id, name, credentials.digest(token), row["key_id"], now))
+        return agent_id, token
+
+    # ---------------------------------------------------------------- agents
+
+    def agent_for_token(self, token):
+        """The agent row whose token this is, or None."""
+        if not token:
+            return None
+        row = self._db.execute("SELECT agent_id, name FROM agents WHERE token_digest = ?",
+                               (credentials.digest(token),)).fetchone()
+        return dict(row) if row else None
+
+    def list_agents(self):
+        rows = self._db.execute("SELECT agent_id, name, key_id, created_at, last_seen, hardware FROM agents"
+                                " ORDER BY created_at").fetchall()
+        return [dict(row, hardware=json.loads(row["hardware"])) for row in rows]
+
+    def save_seen(self, seen):
+        """Stores {agent_id: (last_seen, hardware)} in one transaction."""
+        if not seen:
+            return
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("UPDATE agents SET last_seen = ?, hardware = ? WHERE agent_id = ?",
+                                 [(t, json.dumps(hw), agent_id) for agent_id, (t, hw) in seen.items()])
