@@ -1,0 +1,85 @@
+"""A lab on this machine for the end-to-end tests: a hub process, agent processes, and the hub's API."""
+
+import os
+import re
+import time
+
+from gnuradio.ria.hub.client import HubClient
+from processes import AGENT_APP, HUB_APP, WAIT, Process, python, run_app
+
+
+class Lab:
+    def __init__(self, folder, port=0, register_limit=20):
+        self.folder = folder
+        self.data_dir = os.path.join(folder, "hub")
+        self.register_limit = register_limit
+        self.processes = []
+        self.hub = None
+        self.start_hub(port)
+
+    def start_hub(self, port=0):
+        self.hub = Process(python(HUB_APP, "--data-dir", self.data_dir, "serve", "--port", str(port),
+                                  "--zmq", "tcp://127.0.0.1:*", "--register-limit", str(self.register_limit)))
+        self.processes.append(self.hub)
+        m = self.hub.wait_line(r"listening on (http://\S+); IQ republished on (\S+)")
+        self.url, self.zmq_endpoint = m.group(1), m.group(2)
+        with open(os.path.join(self.data_dir, "admin_token")) as f:
+            self.api = HubClient(self.url, f.read().strip())
+        return self.hub
+
+    def stop_hub(self):
+        status = self.hub.stop()
+        self.processes.remove(self.hub)
+        return status
+
+    def hub_cli(self, *args):
+        return run_app(HUB_APP, "--data-dir", self.data_dir, "--hub", self.url, *args)
+
+    def create_key(self, *args):
+        result = self.hub_cli("keys", "create", *args)
+        assert result.returncode == 0, result.stderr
+        key_id = re.search(r"registration key (key-\w+)", result.stdout).group(1)
+        return key_id, result.stdout.strip().splitlines()[-1]
+
+    def register(self, name, key=None):
+        """Registers an agent with `ria_agent.py register`; returns (config file, CompletedProcess)."""
+        key = key or self.create_key()[1]
+        config = os.path.join(self.folder, f"{name}.json")
+        result = run_app(AGENT_APP, "--config", config, "register", "--hub", self.url, "--api-key", key,
+                         "--name", name)
+        return config, result
+
+    def start_agent(self, name, *extra):
+        config, result = self.register(name)
+        assert result.returncode == 0, result.stderr
+        agent = Process(python(AGENT_APP, "--config", config, "run", "--heartbeat-interval", "1", "--hardware",
+                               "mock", *extra))
+        self.processes.append(agent)
+        agent_id = re.search(r"registered as (agent-\w+)", result.stdout).group(1)
+        return agent_id, agent
+
+    def wait_agent(self, agent_id, predicate, timeout=WAIT, poll=0.1):
+        """Polls the hub's view of one agent until predicate(view) holds; returns the view."""
+        deadline = time.monotonic() + timeout
+        view = None
+        while time.monotonic() < deadline:
+            view = next((a for a in self.api.agents() if a["agent_id"] == agent_id), None)
+            if view and predicate(view):
+                return view
+            time.sleep(poll)
+        raise AssertionError(f"agent {agent_id} never reached the expected state; last view: {view}")
+
+    def wait_spectrum(self, agent_id, predicate, timeout=WAIT, poll=0.1):
+        deadline = time.monotonic() + timeout
+        view = None
+        while time.monotonic() < deadline:
+            view = self.api.spectrum(agent_id)
+            if view["spectrum"] and predicate(view):
+                return view
+            time.sleep(poll)
+        raise AssertionError(f"the spectrum of {agent_id} never matched; last: {view and view['stream']}")
+
+    def close(self):
+        for p in reversed(self.processes):
+            p.stop()
+        self.processes = []

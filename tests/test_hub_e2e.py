@@ -1,0 +1,188 @@
+"""The lab hub and agents as separate processes: register, stream, retune, stop, survive restarts and unplugging."""
+
+import json
+import urllib.request
+
+import pytest
+
+from gnuradio.ria.hub.client import HubError
+from lab import Lab
+from processes import AGENT_APP, run_app
+
+RATE = 1.024e6
+BIN = RATE / 1024  # the hub's spectrum resolution
+EMITTER = 100.1e6  # riasim's default FM carrier
+
+
+@pytest.fixture
+def lab(tmp_path):
+    lab = Lab(str(tmp_path))
+    yield lab
+    lab.close()
+
+
+def start_session(lab, agent_id, serial, freq=100e6, **extra):
+    rc = {"device": f"driver=riasim,serial={serial}", "center_frequency": freq, "sample_rate": RATE, "gain": 30,
+          "buffer_size": 8192, **extra.pop("rc", {})}
+    return lab.api.start(agent_id, rc, **extra)
+
+
+def peak_near(view, hz):
+    return abs(view["spectrum"]["peak_frequency"] - hz) <= 2 * BIN
+
+
+def test_register_stream_retune_stop(lab, serial):
+    agent_id, agent = lab.start_agent("bench-1")
+    online = lab.wait_agent(agent_id, lambda a: a["online"])
+    assert online["hardware"] == ["mock"] and online["status"] == "idle"
+    answer = start_session(lab, agent_id, serial)
+    assert answer["acked"] is True and answer["status"] == "streaming" and answer["error"] is None
+    view = lab.wait_spectrum(agent_id, lambda v: v["stream"]["frames"] > 20)
+    # The hub found the emitter at +100 kHz from the center: the IQ that arrived is the radio's.
+    assert peak_near(view, EMITTER), view["spectrum"]["peak_frequency"]
+    assert view["stream"]["center_frequency"] == 100e6 and view["stream"]["sample_rate"] == RATE
+
+    answer = lab.api.configure(agent_id, {"center_frequency": 100.05e6})
+    assert answer["acked"] is True and answer["error"] is None
+    view = lab.wait_spectrum(agent_id, lambda v: v["stream"]["center_frequency"] == 100.05e6
+                             and v["spectrum"]["center_frequency"] == 100.05e6)
+    offset = view["spectrum"]["peak_frequency"] - view["stream"]["center_frequency"]
+    assert abs(offset - 50e3) <= 2 * BIN  # moved by exactly the retune step (from +100 kHz to +50 kHz)
+
+    with pytest.raises(HubError) as bad:
+        lab.api.configure(agent_id, {"center_frequency": 1e12})
+    assert bad.value.status == 502 and "center_frequency" in str(bad.value)  # the agent names it
+    frames = lab.api.spectrum(agent_id)["stream"]["frames"]
+    lab.wait_agent(agent_id, lambda a: a["stream"]["frames"] > frames + 5)  # and the stream goes on
+
+    answer = lab.api.stop(agent_id)
+    assert answer["status"] == "idle"
+    assert lab.wait_agent(agent_id, lambda a: a["status"] == "idle")
+    assert agent.stop() == 0
+    assert "stopped" in agent.output
+
+
+def test_agent_comes_back_after_hub_restart(lab):
+    agent_id, agent = lab.start_agent("bench-2")
+    lab.wait_agent(agent_id, lambda a: a["online"])
+    port = lab.url.rsplit(":", 1)[1]
+    assert lab.stop_hub() == 0
+    lab.start_hub(port=int(port))
+    assert lab.wait_agent(agent_id, lambda a: a["online"], timeout=30)["online"]
+
+
+def test_unplug_shows_the_error_and_streaming_resumes(lab, serial):
+    from gnuradio.ria import riasim_control
+
+    agent_id, _ = lab.start_agent("bench-3")
+    lab.wait_agent(agent_id, lambda a: a["online"])
+    start_session(lab, agent_id, serial)
+    lab.wait_agent(agent_id, lambda a: (a["stream"] or {}).get("frames", 0) > 10)
+    riasim_control.unplug(serial, style="nodev")
+    view = lab.wait_agent(agent_id, lambda a: a["last_error"] is not None)
+    assert view["last_error"]["message"].startswith("SDR disconnected")
+    frames = view["stream"]["frames"]
+    riasim_control.replug(serial)
+    lab.wait_agent(agent_id, lambda a: a["stream"]["frames"] > frames + 20)
+    assert lab.wait_spectrum(agent_id, lambda v: peak_near(v, EMITTER))
+
+
+def test_registration_refusals_say_why(lab):
+    key_id, key = lab.create_key()
+    _, first = lab.register("student-1", key)
+    assert first.returncode == 0, first.stderr
+    _, again = lab.register("student-2", key)
+    assert again.returncode == 1 and "has been used" in again.stderr
+
+    key_id, key = lab.create_key("--uses", "5")
+    assert lab.hub_cli("keys", "revoke", key_id).returncode == 0
+    _, revoked = lab.register("student-3", key)
+    assert revoked.returncode == 1 and "revoked" in revoked.stderr
+
+    from gnuradio.ria.hub.store import Store
+    store = Store(lab.data_dir + "/hub.sqlite")
+    _, expired_key = store.create_key(ttl_s=60, now=0.0)  # made long ago: expired
+    store.close()
+    _, expired = lab.register("student-4", expired_key)
+    assert expired.returncode == 1 and "expired" in expired.stderr
+
+    _, invalid = lab.register("student-5", "ria_reg_not-a-key")
+    assert invalid.returncode == 1 and "does not know this registration key" in invalid.stderr
+
+    listing = lab.hub_cli("keys", "list").stdout
+    assert "already_consumed" in listing and "revoked" in listing and "expired" in listing
+
+    # protocol reasons on the wire
+    for key, status, reason in ((expired_key, 403, "expired"), ("nope", 401, "invalid_key")):
+        request = urllib.request.Request(lab.url + "/screens/agents/register", data=b'{"name": "x"}',
+                                         headers={"X-API-Key": key, "Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == status and json.load(refused.value) == {"detail": {"reason": reason}}
+
+
+def test_registration_is_rate_limited(tmp_path):
+    lab = Lab(str(tmp_path), register_limit=3)
+    try:
+        outcomes = [lab.register(f"s{i}", "ria_reg_wrong")[1] for i in range(4)]
+        assert all(o.returncode == 1 for o in outcomes)
+        assert "limiting registrations" not in outcomes[2].stderr
+        assert "limiting registrations" in outcomes[3].stderr
+    finally:
+        lab.close()
+
+
+def test_bad_agent_tokens_are_refused(lab):
+    import websockets.sync.client as ws_client
+    from websockets.exceptions import InvalidStatus
+
+    ws_url = lab.url.replace("http://", "ws://") + "/screens/agent/ws"
+    for headers, url in (({"Authorization": "Bearer ria_agt_forged"}, ws_url), ({}, ws_url + "?token=forged"),
+                         ({}, ws_url)):
+        with pytest.raises(InvalidStatus) as refused:
+            ws_client.connect(url, additional_headers=headers, open_timeout=10).close()
+        assert refused.value.response.status_code == 401
+
+
+def test_api_needs_the_admin_token_and_names_unknown_agents(lab):
+    from gnuradio.ria.hub.client import HubClient
+
+    with pytest.raises(HubError) as refused:
+        HubClient(lab.url, "wrong").agents()
+    assert refused.value.status == 401 and "admin token" in str(refused.value)
+    with pytest.raises(HubError) as missing:
+        lab.api.start("agent-nobody", {})
+    assert missing.value.status == 404 and "agent-nobody" in str(missing.value)
+
+
+def test_agent_health_endpoint_and_metrics_line(lab):
+    agent_id, agent = lab.start_agent("bench-4", "--health-port", "0", "--metrics-interval", "0.5")
+    port = int(agent.wait_line(r"health endpoint on http://127.0.0.1:(\d+)/health").group(1))
+    lab.wait_agent(agent_id, lambda a: a["online"])
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+        body = json.load(response)
+        assert response.status == 200 and body["state"] == "connected" and body["session"] == "idle"
+    agent.wait_line(r"metrics: state=connected session=idle frames_sent=\+0 frames_dropped=\+0")
+    lab.stop_hub()
+    agent.wait_line(r"metrics: state=disconnected")
+    with pytest.raises(urllib.error.HTTPError) as down:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10)
+    assert down.value.code == 503 and json.load(down.value)["state"] == "disconnected"
+    assert "ria_agt_" not in agent.output  # the token never reaches the log
+
+
+def test_hub_health_and_metrics(lab):
+    agent_id, _ = lab.start_agent("bench-5")
+    lab.wait_agent(agent_id, lambda a: a["online"])
+    with urllib.request.urlopen(lab.url + "/health", timeout=10) as response:
+        health = json.load(response)
+    assert health["status"] == "ok" and health["agents_online"] == 1
+    with urllib.request.urlopen(lab.url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    assert "ria_hub_agents_online 1" in text and 'ria_hub_registrations_total{result="ok"} 1' in text
+    assert "ria_hub_ws_connections_total 1" in text
+
+
+def test_agent_run_without_registration_says_what_to_do(tmp_path):
+    result = run_app(AGENT_APP, "--config", str(tmp_path / "none.json"), "run")
+    assert result.returncode == 2 and "ria_agent.py register" in result.stderr
