@@ -1,6 +1,7 @@
 """The lab hub and agents as separate processes: register, stream, retune, stop, survive restarts and unplugging."""
 
 import json
+import time
 import urllib.request
 
 import pytest
@@ -186,3 +187,26 @@ def test_hub_health_and_metrics(lab):
 def test_agent_run_without_registration_says_what_to_do(tmp_path):
     result = run_app(AGENT_APP, "--config", str(tmp_path / "none.json"), "run")
     assert result.returncode == 2 and "ria_agent.py register" in result.stderr
+
+
+def test_silent_agent_goes_offline_after_three_missed_heartbeats(lab):
+    import websockets.sync.client as ws_client
+    from websockets.exceptions import ConnectionClosed
+
+    config_file, result = lab.register("silent-1")
+    assert result.returncode == 0
+    with open(config_file) as f:
+        saved = json.load(f)
+    url = lab.url.replace("http://", "ws://") + f"/screens/agent/ws?agent_id={saved['agent_id']}&token={saved['token']}"
+    beat = json.dumps({"type": "heartbeat", "hardware": ["mock"], "status": "idle", "capabilities": ["rx"],
+                       "tx_enabled": False})
+    with ws_client.connect(url, open_timeout=10) as ws:
+        ws.send(beat)
+        lab.wait_agent(saved["agent_id"], lambda a: a["online"])
+        time.sleep(0.3)  # not a wait: this is the simulated agent's heartbeat interval
+        ws.send(beat)
+        lab.wait_agent(saved["agent_id"], lambda a: a["interval"] < 5)
+        view = lab.wait_agent(saved["agent_id"], lambda a: not a["online"], timeout=30)
+        assert view["status"] == "offline" and view["last_heartbeat"] is not None
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=10)  # the hub dropped the dead connection

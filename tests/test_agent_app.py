@@ -1,0 +1,63 @@
+"""apps/ria_agent.py as a user runs it: the demo, detect, help; and the existing RIA agent against our hub."""
+
+import os
+import re
+import shutil
+
+import pytest
+
+from lab import Lab
+from processes import AGENT_APP, REPO, Process, run_app
+
+RIA_AGENT = os.path.join(REPO, ".venv-ria-agent", "bin", "ria-agent")
+
+
+def test_demo_exits_cleanly_and_shows_the_emitter_move(serial):
+    result = run_app(AGENT_APP, "demo", "--duration", "6", "--port", "0", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "registered with a fresh single-use key" in out and "live view: http://127.0.0.1:" in out
+    before = re.findall(r"center 100\.0000 MHz .* strongest emitter 100\.1000 MHz \(\+100\.0 kHz\)", out)
+    after = re.findall(r"center 100\.3000 MHz .* strongest emitter 100\.1000 MHz \(-200\.0 kHz\)", out)
+    assert before and after, out
+    assert out.rstrip().endswith("ria demo: stopped")
+
+
+def test_detect_lists_riasim_and_the_installed_drivers():
+    result = run_app(AGENT_APP, "detect")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^mock\s+riasim\s+", result.stdout, re.M)
+    assert "SoapySDR drivers installed:" in result.stdout and "riasim" in result.stdout
+
+
+def test_help_teaches_the_first_steps():
+    result = run_app(AGENT_APP, "--help")
+    assert "register --hub" in result.stdout and "run --health-port" in result.stdout
+    result = run_app(AGENT_APP, "register", "--hub", "ftp://x", "--api-key", "k")
+    assert result.returncode == 1 and "http:// or https://" in result.stderr
+
+
+@pytest.mark.skipif(not os.path.exists(RIA_AGENT), reason="scripts/test.sh installs ria-toolkit-oss 0.1.7")
+def test_existing_ria_agent_registers_and_streams_into_our_hub(tmp_path):
+    lab = Lab(str(tmp_path))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home)}
+    try:
+        _, key = lab.create_key()
+        register = Process([RIA_AGENT, "register", "--hub", lab.url, "--api-key", key, "--name", "legacy-1"], env=env)
+        assert register.proc.wait(60) == 0, register.output
+        agent_id = register.wait_line(r"Registered agent: (agent-\w+)").group(1)
+        agent = Process([RIA_AGENT, "stream"], env=env)
+        lab.processes.append(agent)
+        view = lab.wait_agent(agent_id, lambda a: a["online"], timeout=60)
+        assert view["agent"] is None  # no gr-ria extensions: the hub must not expect acks
+        answer = lab.api.start(agent_id, {"device": "mock", "center_frequency": 915e6, "sample_rate": 1e6,
+                                          "buffer_size": 4096})
+        assert answer["status"] == "streaming" and answer["acked"] is None
+        view = lab.wait_agent(agent_id, lambda a: (a["stream"] or {}).get("frames", 0) > 20)
+        assert view["stream"]["samples"] == view["stream"]["frames"] * 4096  # cf32 frames of buffer_size
+        assert lab.api.stop(agent_id)["status"] == "idle"
+    finally:
+        lab.close()
+        shutil.rmtree(home, ignore_errors=True)

@@ -1,0 +1,57 @@
+"""The hub's live view in headless Chromium: the agent online, the spectrum and waterfall drawn, the controls work."""
+
+import os
+
+import pytest
+
+from browser import CHROMIUM, Browser
+from lab import Lab
+from test_hub_e2e import start_session
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is installed by scripts/setup.sh")
+
+# Pixels of the spectrum canvas that differ from its background: 0 means nothing was drawn.
+DRAWN_PIXELS = """(() => {
+  const c = document.getElementById('spectrum'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 1] > 150 && d[i] < 150) n++; return n; })()"""
+
+
+@pytest.fixture
+def lab(tmp_path):
+    lab = Lab(str(tmp_path))
+    yield lab
+    lab.close()
+
+
+def test_page_shows_the_agent_online_and_draws_its_spectrum(lab, serial, tmp_path):
+    agent_id, _ = lab.start_agent("page-1")
+    lab.wait_agent(agent_id, lambda a: a["online"])
+    start_session(lab, agent_id, serial)
+    browser = Browser(f"{lab.url}/#token={lab.api._token}", str(tmp_path / "profile"))
+    try:
+        row = f"document.querySelector('tr[data-agent-id=\"{agent_id}\"]')"
+        assert browser.wait_for(f"{row} && {row}.querySelector('.state').textContent") == "streaming"
+        assert browser.wait_for("window.riaView.spectraDrawn >= 5")
+        assert browser.evaluate(DRAWN_PIXELS) > 500  # a trace, not an empty canvas
+        assert browser.evaluate("document.getElementById('f-peak').textContent") == "100.1000 MHz"
+        assert browser.evaluate("location.hash") == ""  # the token left the address bar
+        # the retune control goes through the hub to the agent
+        browser.evaluate("document.getElementById('c-freq').value = '100.05'; "
+                         "document.getElementById('b-retune').click()")
+        assert browser.wait_for("document.getElementById('f-center').textContent") and \
+            browser.wait_for("document.getElementById('f-center').textContent === '100.0500 MHz'")
+        shot = browser.screenshot(str(tmp_path / "hub-page.png"))
+        assert os.path.getsize(shot) > 10000
+        if os.environ.get("RIA_SCREENSHOT"):
+            browser.screenshot(os.environ["RIA_SCREENSHOT"])
+    finally:
+        browser.close()
+
+
+def test_page_without_token_asks_for_it(lab, tmp_path):
+    browser = Browser(f"{lab.url}/", str(tmp_path / "profile"))
+    try:
+        assert browser.wait_for("document.getElementById('signin') && !document.getElementById('signin').hidden")
+        assert browser.evaluate("document.getElementById('main').hidden")
+    finally:
+        browser.close()
