@@ -63,13 +63,18 @@ def test_register_stream_retune_stop(lab, serial):
     assert "stopped" in agent.output
 
 
-def test_agent_comes_back_after_hub_restart(lab):
+def test_agent_comes_back_after_hub_restart_and_describes_its_session(lab, serial):
     agent_id, agent = lab.start_agent("bench-2")
     lab.wait_agent(agent_id, lambda a: a["online"])
+    start_session(lab, agent_id, serial)
     port = lab.url.rsplit(":", 1)[1]
     assert lab.stop_hub() == 0
     lab.start_hub(port=int(port))
-    assert lab.wait_agent(agent_id, lambda a: a["online"], timeout=30)["online"]
+    view = lab.wait_agent(agent_id, lambda a: a["online"], timeout=30)
+    assert view["status"] == "streaming"
+    # the new hub learns rate and frequency from a fresh stream_info, and measures the emitter again
+    view = lab.wait_spectrum(agent_id, lambda v: v["stream"]["sample_rate"] == RATE)
+    assert peak_near(view, EMITTER)
 
 
 def test_unplug_shows_the_error_and_streaming_resumes(lab, serial):

@@ -76,7 +76,7 @@ class websocket_iq_sink(gr.sync_block):
         if self._hardware_names is None:
             self._hardware_names = hardware.hardware_names()
         self._started_at = time.monotonic()
-        self._transport = Transport(on_message=self._from_hub, heartbeat=self._heartbeat,
+        self._transport = Transport(on_message=self._from_hub, heartbeat=self._heartbeat, on_connect=self._on_connect,
                                     logger=_GrLogger(self.logger), **self._transport_args)
         self._transport.start()
         if self._autostart_app:
@@ -111,6 +111,11 @@ class websocket_iq_sink(gr.sync_block):
     def app_id(self):
         """The session's app_id while streaming, else None."""
         return self._app_id if self._streaming else None
+
+    def _on_connect(self):
+        # A hub that restarted mid-session knows nothing of it: describe the stream again before the next frame.
+        if self._streaming:
+            self._info_due = True
 
     def _heartbeat(self):
         return protocol.heartbeat(self._hardware_names or [], self._streaming, self._app_id, self._agent,

@@ -45,7 +45,7 @@ class _Gap:
 
 
 class Transport:
-    def __init__(self, url, token, *, on_message, heartbeat, heartbeat_interval=30.0, ca_file=None,
+    def __init__(self, url, token, *, on_message, heartbeat, on_connect=None, heartbeat_interval=30.0, ca_file=None,
                  insecure=False, token_in_query=False, max_frames_queued=64, max_message_size=1 << 20,
                  max_text_chars=64 * 1024, open_timeout=5.0, logger=None, rng=random.random):
         if not url.startswith(("ws://", "wss://")):
@@ -62,6 +62,7 @@ class Transport:
         self._ssl = self._ssl_context(ca_file, insecure) if url.startswith("wss://") else None
         self._on_message = on_message
         self._heartbeat = heartbeat
+        self._on_connect = on_connect
         self.heartbeat_interval = heartbeat_interval
         self.max_frames_queued = max_frames_queued
         self._max_message_size = max_message_size
@@ -257,6 +258,8 @@ class Transport:
         self.connections += 1
         self.last_error = ""
         self.log.info("connected to hub %s", redact(self.url))
+        if self._on_connect:
+            self._on_connect()
         with self._lock:
             self._ws = ws
             self._lock.notify_all()

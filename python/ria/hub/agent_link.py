@@ -99,8 +99,8 @@ class AgentLink:
         state = msg.get("status")
         if state == "streaming":
             self.status = "streaming"
-            if self.stream is None or self.stream.app_id != msg.get("app_id"):
-                self.stream = self.stream or StreamState(str(msg.get("app_id", "")))
+            if self.stream is None:
+                self.stream = StreamState(str(msg.get("app_id", "")))
         elif state == "idle":
             self.status = "idle"
             self._end_recording()

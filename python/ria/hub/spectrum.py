@@ -61,7 +61,7 @@ class SpectrumMeter:
         return (int(np.argmax(db)) - FFT_SIZE // 2) * sample_rate / FFT_SIZE
 
     def snapshot(self, sample_rate, center_frequency):
-        if self.power_db is None:
+        if self.power_db is None or not sample_rate:  # no rate yet (joined mid-session): no frequency axis
             return None
         offset = self.peak_offset_hz(sample_rate)
         return {"bins": [round(float(v), 1) for v in self.power_db], "sample_rate": sample_rate,
