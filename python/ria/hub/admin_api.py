@@ -111,9 +111,9 @@ class AdminApi:
     async def start(self, request):
         link = self._link(request)
         body = await _body(request)
-        rc = dict(body.get("radio_config") or {})
-        if not isinstance(body.get("radio_config", {}), dict):
+        if not isinstance(body.get("radio_config") or {}, dict):
             return _error(400, "radio_config must be an object")
+        rc = dict(body.get("radio_config") or {})
         rc.setdefault("device", link.hardware[0] if link.hardware else "mock")
         app_id = str(body.get("app_id") or f"lab-{next(_app_ids)}")
         response = await self._command(link, {"type": "start", "app_id": app_id, "radio_config": rc})
