@@ -26,13 +26,14 @@ from processes import HUB_APP, Process, python  # noqa: E402
 
 from gnuradio.ria.hub.store import Store  # noqa: E402
 
-SCENARIOS = [  # (idle agents, streaming agents, samples per frame)
-    (500, 0, 0),
-    (500, 4, 65536),
-    (1000, 4, 65536),
-    (0, 1, 65536),
-    (0, 4, 16384),
-    (0, 8, 65536),
+SCENARIOS = [  # (idle agents, streaming agents, samples per frame, ZeroMQ republishing on)
+    (500, 0, 0, False),
+    (500, 4, 65536, False),
+    (1000, 4, 65536, False),
+    (0, 1, 65536, False),
+    (0, 4, 16384, False),
+    (0, 8, 65536, False),
+    (0, 4, 65536, True),
 ]
 
 
@@ -56,10 +57,11 @@ def rss_mb(pid):
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024
 
 
-def run(folder, idle, stream, frame_samples, duration, tokens_file):
-    hub = Process(python(HUB_APP, "--data-dir", os.path.join(folder, "hub"), "serve", "--port", "0", "--zmq", ""))
+def run(folder, idle, stream, frame_samples, zmq, duration, tokens_file):
+    endpoint = "tcp://127.0.0.1:*" if zmq else ""  # with no subscriber: the cost of publishing itself
+    hub = Process(python(HUB_APP, "--data-dir", os.path.join(folder, "hub"), "serve", "--port", "0", "--zmq", endpoint))
     try:
-        url = hub.wait_line(r"listening on (http://\S+)").group(1)
+        url = hub.wait_line(r"listening on (http://[^\s;]+)").group(1)
         generator = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "hub_load_agents.py"), "--url", url, "--tokens", tokens_file,
              "--idle", str(idle), "--stream", str(stream), "--frame-samples", str(max(frame_samples, 1)),
@@ -90,12 +92,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per scenario")
     args = parser.parse_args()
-    need = max(i + s for i, s, _ in SCENARIOS)
+    need = max(i + s for i, s, _, _ in SCENARIOS)
     print(f"hub load, {os.cpu_count()} cores, {args.duration:.0f} s per scenario; idle agents heartbeat every 1 s")
-    print(f"{'idle':>5} {'stream':>6} {'frame':>7} | {'online (min)':>12} {'ingest MS/s':>11} {'MB/s':>7} "
+    print(f"{'idle':>5} {'stream':>6} {'frame':>7} {'zmq':>4} | {'online (min)':>12} {'ingest MS/s':>11} {'MB/s':>7} "
           f"{'hub CPU %':>9} {'hub RSS MB':>10} {'errors':>6}")
     with tempfile.TemporaryDirectory(prefix="ria-hub-load-") as folder:
-        for idle, stream, frame_samples in SCENARIOS:
+        for idle, stream, frame_samples, zmq in SCENARIOS:
             # a fresh hub per scenario, with enough registered agents
             data_dir = os.path.join(folder, "hub")
             os.makedirs(data_dir, exist_ok=True)
@@ -106,8 +108,8 @@ def main():
             tokens_file = os.path.join(folder, "tokens.json")
             with open(tokens_file, "w") as f:
                 json.dump(tokens, f)
-            r = run(folder, idle, stream, frame_samples, args.duration, tokens_file)
-            print(f"{idle:>5} {stream:>6} {frame_samples:>7} | {r['online_min']:>6}/{idle + stream:<5} "
+            r = run(folder, idle, stream, frame_samples, zmq, args.duration, tokens_file)
+            print(f"{idle:>5} {stream:>6} {frame_samples:>7} {'on' if zmq else 'off':>4} | {r['online_min']:>6}/{idle + stream:<5} "
                   f"{r['msps']:>11.1f} {r['msps'] * 8:>7.0f} {r['hub_cpu']:>9.0f} {r['rss']:>10.0f} "
                   f"{r['errors']:>6}", flush=True)
             for name in os.listdir(data_dir):
