@@ -11,6 +11,7 @@ import os
 from aiohttp import web
 
 from ..agent import protocol
+from . import credentials
 
 COMMAND_TIMEOUT = 10.0
 _app_ids = itertools.count(1)
@@ -43,9 +44,7 @@ def _failure(exception_class, message):
 
 def _admin(handler):
     async def checked(self, request):
-        header = request.headers.get("Authorization", "")
-        given = header[7:].strip() if header.startswith("Bearer ") else ""
-        if not hmac.compare_digest(given.encode(), self.hub.admin_token.encode()):
+        if not hmac.compare_digest(credentials.bearer(request).encode(), self.hub.admin_token.encode()):
             return _error(401, "this API needs 'Authorization: Bearer <admin token>'; the token is in the file "
                                "admin_token in the hub's data folder")
         return await handler(self, request)
@@ -72,8 +71,7 @@ class AdminApi:
         agent_id = request.match_info["agent_id"]
         link = self.hub.links.get(agent_id)
         if link is None:
-            known = any(a["agent_id"] == agent_id for a in self.hub.store.list_agents())
-            if known:
+            if self.hub.store.agent_exists(agent_id):
                 raise _failure(web.HTTPConflict, f"agent {agent_id} is offline")
             raise _failure(web.HTTPNotFound, f"no agent {agent_id}")
         return link

@@ -6,6 +6,7 @@ import json
 import time
 
 from ..agent import protocol
+from .recorder import SigmfRecorder
 from .spectrum import SpectrumMeter
 
 MISSED_HEARTBEATS = 3  # intervals without a heartbeat before an agent counts as offline
@@ -41,6 +42,7 @@ class AgentLink:
         self.last_heartbeat = None  # wall clock, for people
         self._last_beat_mono = None
         self.interval = DEFAULT_INTERVAL
+        self._interval_measured = False
         self.hardware, self.stats, self.agent_info = [], {}, None
         self.status = "idle"
         self.stream = None
@@ -51,7 +53,6 @@ class AgentLink:
         self.recorder = None
         self.recordings = []
         self._waiters = []  # (predicate, future)
-        self.received_bytes = 0
 
     # ---------------------------------------------------------------- liveness
 
@@ -62,10 +63,13 @@ class AgentLink:
 
     def _on_heartbeat(self, msg):
         now = self._clock()
-        if self._last_beat_mono is not None and now - self._last_beat_mono > 0.05:
-            # The interval is whatever this agent uses; a late beat must not stretch the estimate for long.
-            self.interval = now - self._last_beat_mono if self.interval == DEFAULT_INTERVAL else \
-                min(DEFAULT_INTERVAL * 10, 0.5 * self.interval + 0.5 * (now - self._last_beat_mono))
+        gap = None if self._last_beat_mono is None else now - self._last_beat_mono
+        if gap is not None and gap > 0.05:
+            # The interval is whatever this agent uses: the first gap sets it, later ones are averaged in so that
+            # one late beat does not stretch it for long.
+            self.interval = gap if not self._interval_measured else \
+                min(DEFAULT_INTERVAL * 10, 0.5 * self.interval + 0.5 * gap)
+            self._interval_measured = True
         self._last_beat_mono = now
         self.last_heartbeat = time.time()
         self.online = True
@@ -90,7 +94,8 @@ class AgentLink:
         if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
             self.hub.log.warning("agent %s sent a message without a type", self.agent_id)
             return
-        handler = getattr(self, "_on_" + msg["type"], None)
+        handler = {"heartbeat": self._on_heartbeat, "status": self._on_status, "error": self._on_error,
+                   "stream_info": self._on_stream_info, "gap": self._on_gap}.get(msg["type"])
         if handler is not None:  # others (ack, pong, tx_status) only answer waiters
             handler(msg)
         self._wake(msg)
@@ -142,9 +147,8 @@ class AgentLink:
             self.recorder.segment(s.sample_format, s.sample_rate, s.center_frequency, s.sample_index)
 
     def on_binary(self, payload):
-        self.received_bytes += len(payload)
         s = self.stream
-        if s is None:  # IQ outside a session the hub knows of: count it, nothing else
+        if s is None:  # IQ outside a session the hub knows of: the hub counted it, nothing else to do
             return
         n = len(payload) // protocol.BYTES_PER_SAMPLE[s.sample_format]
         s.frames += 1
@@ -232,7 +236,6 @@ class AgentLink:
     # ---------------------------------------------------------------- recording
 
     def start_recording(self, folder):
-        from .recorder import SigmfRecorder
         if self.recorder:
             return self.recorder
         s = self.stream

@@ -20,6 +20,12 @@ def digest(secret):
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def bearer(request):
+    """The token of an `Authorization: Bearer <token>` header, or ""."""
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header.startswith("Bearer ") else ""
+
+
 def new_id(prefix, nbytes=6):
     """A short public identifier (shown in lists, safe to log)."""
     return prefix + secrets.token_hex(nbytes)

@@ -9,8 +9,9 @@ import datetime
 import json
 import os
 
+from ..agent.protocol import BYTES_PER_SAMPLE
+
 DATATYPES = {"cf32": "cf32_le", "cs16": "ci16_le", "cs8": "ci8"}
-BYTES_PER_SAMPLE = {"cf32": 8, "cs16": 4, "cs8": 2}
 SIGMF_VERSION = "1.2.0"
 
 

@@ -9,7 +9,7 @@ from aiohttp import WSMsgType, web
 
 from ..agent import protocol
 from . import admin_api, credentials
-from .agent_link import AgentLink
+from .agent_link import MISSED_HEARTBEATS, AgentLink
 from .access_log import RedactingAccessLogger
 from .ratelimit import RateLimiter
 from .republisher import Republisher
@@ -58,11 +58,6 @@ def admin_token(config):
 
 def json_error(status, detail):
     return web.json_response({"detail": detail}, status=status)
-
-
-def bearer(request):
-    header = request.headers.get("Authorization", "")
-    return header[7:].strip() if header.startswith("Bearer ") else ""
 
 
 class Hub:
@@ -143,7 +138,7 @@ class Hub:
     # ---------------------------------------------------------------- the agent endpoint
 
     async def agent_ws(self, request):
-        agent = self.store.agent_for_token(bearer(request) or request.query.get("token", ""))
+        agent = self.store.agent_for_token(credentials.bearer(request) or request.query.get("token", ""))
         claimed = request.query.get("agent_id")
         if agent is None or (claimed and claimed != agent["agent_id"]):
             self.counters["ws_rejected"] += 1
@@ -184,7 +179,7 @@ class Hub:
             for link in list(self.links.values()):
                 if link.heartbeat_overdue():
                     self.counters["heartbeat_timeouts"] += 1
-                    self.log.info("agent %s missed %d heartbeats; dropping its connection", link.agent_id, 3)
+                    self.log.info("agent %s missed %d heartbeats; dropping its connection", link.agent_id, MISSED_HEARTBEATS)
                     link.online = False
                     await link.ws.close(code=1001, message=b"missed heartbeats")
             if time.monotonic() >= next_save:
@@ -219,7 +214,7 @@ class Hub:
         metric("agents_online", "gauge", "Agents whose heartbeats are current.", [("", self.online_count())])
         metric("agents_streaming", "gauge", "Agents in a streaming session.",
                [("", sum(1 for link in self.links.values() if link.status == "streaming"))])
-        metric("agents_registered", "gauge", "Agents in the database.", [("", len(self.store.list_agents()))])
+        metric("agents_registered", "gauge", "Agents in the database.", [("", self.store.count_agents())])
         metric("registrations_total", "counter", "Registration attempts by result.",
                [('{result="ok"}', c["registrations_ok"]), ('{result="refused"}', c["registrations_refused"]),
                 ('{result="rate_limited"}', c["registrations_limited"])])

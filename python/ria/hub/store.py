@@ -128,6 +128,12 @@ class Store:
                                (credentials.digest(token),)).fetchone()
         return dict(row) if row else None
 
+    def agent_exists(self, agent_id):
+        return self._db.execute("SELECT 1 FROM agents WHERE agent_id = ?", (agent_id,)).fetchone() is not None
+
+    def count_agents(self):
+        return self._db.execute("SELECT COUNT(*) FROM agents").fetchone()[0]
+
     def list_agents(self):
         rows = self._db.execute("SELECT agent_id, name, key_id, created_at, last_seen, hardware FROM agents"
                                 " ORDER BY created_at").fetchall()
