@@ -38,6 +38,7 @@ class AgentLink:
         self.agent_id, self.name, self.ws, self.hub = agent_id, name, ws, hub
         self._clock = clock
         self.connected_at = time.time()
+        self._connected_mono = clock()
         self.online = False  # from the first heartbeat on
         self.last_heartbeat = None  # wall clock, for people
         self._last_beat_mono = None
@@ -58,7 +59,7 @@ class AgentLink:
 
     def heartbeat_overdue(self):
         if self._last_beat_mono is None:
-            return self._clock() - self.hub.started_mono > MISSED_HEARTBEATS * DEFAULT_INTERVAL
+            return self._clock() - self._connected_mono > MISSED_HEARTBEATS * DEFAULT_INTERVAL
         return self._clock() - self._last_beat_mono > MISSED_HEARTBEATS * self.interval
 
     def _on_heartbeat(self, msg):

@@ -70,7 +70,7 @@ class Hub:
         self.links = {}
         self.republisher = Republisher(config.zmq_endpoint) if config.zmq_endpoint else None
         self.limiter = RateLimiter(config.register_limit, config.register_window)
-        self.started, self.started_mono = time.time(), time.monotonic()
+        self.started = time.time()
         self.counters = {"registrations_ok": 0, "registrations_refused": 0, "registrations_limited": 0,
                          "ws_connections": 0, "ws_rejected": 0, "heartbeat_timeouts": 0, "commands": 0,
                          "iq_frames": 0, "iq_bytes": 0}
