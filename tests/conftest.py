@@ -37,6 +37,16 @@ def hub():
     server.stop()
 
 
+@pytest.fixture
+def lab(tmp_path):
+    """A lab hub process in tmp_path; agents started through it are stopped with it."""
+    from lab import Lab
+
+    lab = Lab(str(tmp_path))
+    yield lab
+    lab.close()
+
+
 @pytest.fixture(scope="session")
 def repo_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

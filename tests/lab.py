@@ -8,6 +8,21 @@ from gnuradio.ria.hub.client import HubClient
 from processes import AGENT_APP, HUB_APP, WAIT, Process, python, run_app
 
 
+RATE = 1.024e6
+BIN = RATE / 1024  # the hub's spectrum resolution
+EMITTER = 100.1e6  # riasim's default FM carrier
+
+
+def start_session(lab, agent_id, serial, freq=100e6, **extra):
+    rc = {"device": f"driver=riasim,serial={serial}", "center_frequency": freq, "sample_rate": RATE, "gain": 30,
+          "buffer_size": 8192, **extra.pop("rc", {})}
+    return lab.api.start(agent_id, rc, **extra)
+
+
+def peak_near(view, hz):
+    return abs(view["spectrum"]["peak_frequency"] - hz) <= 2 * BIN
+
+
 class Lab:
     def __init__(self, folder, port=0, register_limit=20):
         self.folder = folder
@@ -58,26 +73,31 @@ class Lab:
         agent_id = re.search(r"registered as (agent-\w+)", result.stdout).group(1)
         return agent_id, agent
 
-    def wait_agent(self, agent_id, predicate, timeout=WAIT, poll=0.1):
-        """Polls the hub's view of one agent until predicate(view) holds; returns the view."""
+    @staticmethod
+    def _poll(fetch, predicate, timeout, poll=0.1):
+        """Fetches until predicate(value) holds; returns (True, value) or (False, the last value)."""
         deadline = time.monotonic() + timeout
-        view = None
+        value = None
         while time.monotonic() < deadline:
-            view = next((a for a in self.api.agents() if a["agent_id"] == agent_id), None)
-            if view and predicate(view):
-                return view
+            value = fetch()
+            if value and predicate(value):
+                return True, value
             time.sleep(poll)
-        raise AssertionError(f"agent {agent_id} never reached the expected state; last view: {view}")
+        return False, value
 
-    def wait_spectrum(self, agent_id, predicate, timeout=WAIT, poll=0.1):
-        deadline = time.monotonic() + timeout
-        view = None
-        while time.monotonic() < deadline:
-            view = self.api.spectrum(agent_id)
-            if view["spectrum"] and predicate(view):
-                return view
-            time.sleep(poll)
-        raise AssertionError(f"the spectrum of {agent_id} never matched; last: {view and view['stream']}")
+    def wait_agent(self, agent_id, predicate, timeout=WAIT):
+        """Polls the hub's view of one agent until predicate(view) holds; returns the view."""
+        ok, view = self._poll(lambda: next((a for a in self.api.agents() if a["agent_id"] == agent_id), None),
+                              predicate, timeout)
+        if not ok:
+            raise AssertionError(f"agent {agent_id} never reached the expected state; last view: {view}")
+        return view
+
+    def wait_spectrum(self, agent_id, predicate, timeout=WAIT):
+        ok, view = self._poll(lambda: self.api.spectrum(agent_id), lambda v: v["spectrum"] and predicate(v), timeout)
+        if not ok:
+            raise AssertionError(f"the spectrum of {agent_id} never matched; last: {view and view['stream']}")
+        return view
 
     def close(self):
         for p in reversed(self.processes):

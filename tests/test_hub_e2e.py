@@ -7,29 +7,8 @@ import urllib.request
 import pytest
 
 from gnuradio.ria.hub.client import HubError
-from lab import Lab
+from lab import BIN, EMITTER, RATE, Lab, peak_near, start_session
 from processes import AGENT_APP, run_app
-
-RATE = 1.024e6
-BIN = RATE / 1024  # the hub's spectrum resolution
-EMITTER = 100.1e6  # riasim's default FM carrier
-
-
-@pytest.fixture
-def lab(tmp_path):
-    lab = Lab(str(tmp_path))
-    yield lab
-    lab.close()
-
-
-def start_session(lab, agent_id, serial, freq=100e6, **extra):
-    rc = {"device": f"driver=riasim,serial={serial}", "center_frequency": freq, "sample_rate": RATE, "gain": 30,
-          "buffer_size": 8192, **extra.pop("rc", {})}
-    return lab.api.start(agent_id, rc, **extra)
-
-
-def peak_near(view, hz):
-    return abs(view["spectrum"]["peak_frequency"] - hz) <= 2 * BIN
 
 
 def test_register_stream_retune_stop(lab, serial):

@@ -3,7 +3,6 @@
 from gnuradio.ria.hub.agent_link import DEFAULT_INTERVAL, MISSED_HEARTBEATS, AgentLink
 
 
-
 class Clock:
     def __init__(self, now):
         self.now = now

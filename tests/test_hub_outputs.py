@@ -7,15 +7,7 @@ import pytest
 from gnuradio import gr, zeromq
 
 from helpers import peak_offset_hz, stream_recorder
-from lab import Lab
-from test_hub_e2e import EMITTER, RATE, start_session
-
-
-@pytest.fixture
-def lab(tmp_path):
-    lab = Lab(str(tmp_path))
-    yield lab
-    lab.close()
+from lab import EMITTER, RATE, start_session
 
 
 def test_sigmf_recording_validates_and_holds_every_sample(lab, serial):

@@ -5,8 +5,7 @@ import os
 import pytest
 
 from browser import CHROMIUM, Browser
-from lab import Lab
-from test_hub_e2e import start_session
+from lab import start_session
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is installed by scripts/setup.sh")
 
@@ -14,13 +13,6 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is installed 
 DRAWN_PIXELS = """(() => {
   const c = document.getElementById('spectrum'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
   let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 1] > 150 && d[i] < 150) n++; return n; })()"""
-
-
-@pytest.fixture
-def lab(tmp_path):
-    lab = Lab(str(tmp_path))
-    yield lab
-    lab.close()
 
 
 def test_page_shows_the_agent_online_and_draws_its_spectrum(lab, serial, tmp_path):
