@@ -230,7 +230,7 @@ def main(argv=None):
     p.set_defaults(run=cmd_page_url)
 
     args = parser.parse_args(argv)
-    if getattr(args, "uses", 1) is not None and getattr(args, "uses", 1) < 1:
+    if getattr(args, "uses", 1) < 1:
         parser.error("--uses must be at least 1")
     return args.run(args)
 

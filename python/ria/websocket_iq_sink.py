@@ -113,8 +113,9 @@ class websocket_iq_sink(gr.sync_block):
         return self._app_id if self._streaming else None
 
     def _on_connect(self):
-        # A hub that restarted mid-session knows nothing of it: describe the stream again before the next frame.
-        if self._streaming:
+        # A hub that restarted mid-session knows nothing of it: after a reconnect, describe the stream again
+        # before the next frame. (On the first connection the session's own stream_info is already queued.)
+        if self._streaming and self._transport.reconnects > 0:
             self._info_due = True
 
     def _heartbeat(self):
