@@ -95,9 +95,9 @@ class AdminApi:
         link = self._link(request)
         return web.json_response(dict(link.summary(), errors=link.errors, recordings=link.recordings))
 
-    async def _command(self, link, msg):
+    async def _command(self, link, msg, record_to=None):
         self.hub.counters["commands"] += 1
-        result = await link.command(msg, COMMAND_TIMEOUT)
+        result = await link.command(msg, COMMAND_TIMEOUT, record_to)
         status = 502 if result["error"] else 200
         if result["acked"] is False or (msg["type"] in ("start", "stop") and result["status"] is None
                                          and not result["error"]):
@@ -114,9 +114,10 @@ class AdminApi:
         rc = dict(body.get("radio_config") or {})
         rc.setdefault("device", link.hardware[0] if link.hardware else "mock")
         app_id = str(body.get("app_id") or f"lab-{next(_app_ids)}")
-        response = await self._command(link, {"type": "start", "app_id": app_id, "radio_config": rc})
-        if response.status == 200 and body.get("record"):
-            link.start_recording(self.hub.config.recordings_dir)
+        record_to = self.hub.config.recordings_dir if body.get("record") else None
+        response = await self._command(link, {"type": "start", "app_id": app_id, "radio_config": rc}, record_to)
+        if response.status != 200 and record_to:
+            link.stop_recording()  # the session did not start
         return response
 
     @_admin

@@ -164,7 +164,7 @@ class AgentLink:
 
     # ---------------------------------------------------------------- commands to the agent
 
-    async def command(self, msg, timeout):
+    async def command(self, msg, timeout, record_to=None):
         """Sends a hub message with a fresh id; waits for the ack (our agents) or the status it causes.
 
         Returns {"id", "acked", "status", "error"}. Agents that do not acknowledge (the RIA agent)
@@ -179,7 +179,7 @@ class AgentLink:
             if want_status else None
         error = self._expect(lambda m: m.get("type") == "error")
         if kind == "start":
-            self._begin_session(msg)
+            self._begin_session(msg, record_to)
         await self.ws.send_str(protocol.encode(msg))
         if kind == "configure" and not self.speaks_stream_info and self.stream:
             self._apply_config(self.stream, msg.get("radio_config", {}))
@@ -207,12 +207,15 @@ class AgentLink:
         await asyncio.wait(waitables, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
         return bool(future and future.done())
 
-    def _begin_session(self, msg):
+    def _begin_session(self, msg, record_to):
         rc = msg.get("radio_config", {})
         self.stream = StreamState(str(msg.get("app_id")), sample_format=rc.get("sample_format", "cf32"))
         self._apply_config(self.stream, rc)
         self.meter.reset()
         self.last_error = None
+        self._end_recording()
+        if record_to:  # opened before the start goes out, so the session's first frame is in the file
+            self._open_recorder(record_to)
 
     @staticmethod
     def _apply_config(stream, rc):
@@ -239,9 +242,12 @@ class AgentLink:
     def start_recording(self, folder):
         if self.recorder:
             return self.recorder
-        s = self.stream
-        if s is None or self.status != "streaming":
+        if self.stream is None or self.status != "streaming":
             raise ValueError(f"agent {self.agent_id} is not streaming; start a session first")
+        return self._open_recorder(folder)
+
+    def _open_recorder(self, folder):
+        s = self.stream
         self.recorder = SigmfRecorder(folder, self.agent_id, self.name, s.app_id)
         self.recorder.segment(s.sample_format, s.sample_rate, s.center_frequency, s.sample_index)
         return self.recorder
