@@ -1,7 +1,7 @@
 """Test material for echo cancellers: real speech from espeak-ng, rooms generated in code, delay and drift.
 
 A scenario is a far-end reference (what the speaker plays), the microphone signal (the room's echo of
-it, plus near-end speech and noise), and the parts kept apart (echo, near) so that a bench can
+it, plus near-end speech and noise), and the parts kept apart (echo, near, noise) so that a bench can
 measure echo reduction and near-end damage exactly.
 """
 
@@ -38,10 +38,24 @@ def room_impulse_response(rate, rt60, seed, length_s=None, direct_delay_s=0.002)
     return (h / np.sqrt(np.sum(h ** 2))).astype(np.float32)
 
 
-def resample(x, ratio):
-    """x played on a clock `ratio` times as fast (ratio = 1 + ppm * 1e-6), by linear interpolation."""
-    positions = np.arange(int((len(x) - 1) / ratio)) * ratio
-    return np.interp(positions, np.arange(len(x)), x).astype(np.float32)
+def resample(x, ratio, half_taps=16, chunk=65536):
+    """x played on a clock `ratio` times as fast (ratio = 1 + ppm * 1e-6): windowed-sinc interpolation.
+
+    The interpolator has to be clean, or a drifting echo path would carry a time-varying low-pass that no
+    canceller could learn, and the drift figures would measure the test signal instead of the canceller.
+    """
+    positions = np.arange(int((len(x) - 1 - half_taps) / ratio)) * ratio
+    padded = np.concatenate([np.zeros(half_taps, np.float64), x.astype(np.float64), np.zeros(half_taps + 1)])
+    taps = np.arange(-half_taps + 1, half_taps + 1)
+    out = np.empty(len(positions), np.float32)
+    for k in range(0, len(positions), chunk):
+        p = positions[k:k + chunk]
+        base = np.floor(p).astype(np.int64)
+        offsets = (p - base)[:, None] - taps[None, :]
+        edge = np.clip(1 - (offsets / half_taps) ** 2, 0, 1)
+        kernel = np.sinc(offsets) * np.i0(8.0 * np.sqrt(edge)) / np.i0(8.0)
+        out[k:k + chunk] = np.sum(padded[base[:, None] + taps[None, :] + half_taps] * kernel, axis=1)
+    return out
 
 
 def repeat_to(x, n, gap):
@@ -78,5 +92,5 @@ def scenario(rate=16000, seconds=30.0, rt60=0.3, delay_s=0.0, drift_ppm=0.0, dou
     rng = np.random.default_rng(seed + 7)
     noise = rng.standard_normal(n).astype(np.float32) * np.float32(10 ** (noise_db / 20))
     mic = np.clip(echo + near_sig + noise, -1, 1).astype(np.float32)
-    return {"ref": ref, "mic": mic, "echo": echo.astype(np.float32), "near": near_sig, "rate": rate,
+    return {"ref": ref, "mic": mic, "echo": echo.astype(np.float32), "near": near_sig, "noise": noise, "rate": rate,
             "delay_s": delay_s, "drift_ppm": drift_ppm, "rt60": rt60}

@@ -3,6 +3,7 @@
 
 namespace py = pybind11;
 
+void bind_aec(py::module& m);
 void bind_disconnect_classifier(py::module& m);
 void bind_sdr_source(py::module& m);
 
@@ -10,6 +11,7 @@ PYBIND11_MODULE(ria_python, m)
 {
     // Base classes (gr::sync_block ...) are registered by gnuradio.gr.
     py::module::import("gnuradio.gr");
+    bind_aec(m);
     bind_disconnect_classifier(m);
     bind_sdr_source(m);
 }

@@ -1,0 +1,85 @@
+#ifndef INCLUDED_RIA_AEC_IMPL_H
+#define INCLUDED_RIA_AEC_IMPL_H
+
+#include "delay_tracker.h"
+#include "reference_aligner.h"
+#include <gnuradio/ria/aec.h>
+#include <speex/speex_echo.h>
+#include <speex/speex_preprocess.h>
+#include <memory>
+#include <mutex>
+
+namespace gr {
+namespace ria {
+
+class aec_impl : public aec
+{
+public:
+    aec_impl(int sample_rate,
+             int frame_size,
+             double tail_length,
+             double max_delay,
+             bool residual_suppression,
+             bool noise_suppression);
+    ~aec_impl() override;
+
+    bool start() override;
+    int work(int noutput_items,
+             gr_vector_const_void_star& input_items,
+             gr_vector_void_star& output_items) override;
+
+    void set_tail_length(double seconds) override;
+    void set_residual_suppression(bool on) override;
+    void set_noise_suppression(bool on) override;
+    void reset() override;
+
+    bool delay_locked() const override;
+    double delay() const override;
+    double drift_ppm() const override;
+    double erle_db() const override;
+    uint64_t delay_jumps() const override;
+
+private:
+    void handle_cmd(const pmt::pmt_t& msg);
+    bool apply(const std::string& key, const pmt::pmt_t& value);
+    void report_error(const std::string& key, const pmt::pmt_t& value, const std::string& message);
+    void post_cmd(const char* key, const pmt::pmt_t& value);
+
+    void make_canceller();
+    void make_preprocessor();
+    void free_canceller();
+    void restart();
+    void align(float* aligned);
+    void cancel_frame(const float* mic, const float* aligned, float* out);
+    void maybe_publish_status();
+    double delay_unlocked() const;
+    double drift_ppm_unlocked() const;
+    double erle_db_unlocked() const;
+
+    const int d_rate;
+    const int d_frame;
+    const double d_max_delay;
+    double d_tail;
+    bool d_residual_suppression;
+    bool d_noise_suppression;
+
+    mutable std::mutex d_mutex;
+    SpeexEchoState* d_echo = nullptr;
+    SpeexPreprocessState* d_pre = nullptr;
+    std::unique_ptr<delay_tracker> d_tracker;
+    std::unique_ptr<reference_aligner> d_aligner;
+
+    uint64_t d_frames = 0;      // frames processed since start or reset
+    double d_offset;            // reference read offset (samples) at the next frame's first sample
+    uint64_t d_restarts = 0;    // canceller restarts after a delay jump
+
+    std::vector<int16_t> d_mic16, d_ref16, d_out16;
+    std::vector<float> d_aligned;
+    double d_mic_power = 0, d_out_power = 0;
+    double d_next_status_s = 0;
+};
+
+} // namespace ria
+} // namespace gr
+
+#endif

@@ -1,0 +1,90 @@
+#include "reference_aligner.h"
+#include <algorithm>
+#include <cmath>
+
+namespace gr {
+namespace ria {
+
+namespace {
+constexpr int PHASES = 256;
+constexpr double KAISER_BETA = 8.0;
+
+double bessel_i0(double x)
+{
+    double sum = 1, term = 1;
+    for (int k = 1; k < 40; k++) {
+        term *= (x / (2 * k)) * (x / (2 * k));
+        sum += term;
+    }
+    return sum;
+}
+} // namespace
+
+reference_aligner::reference_aligner(double max_offset, int block)
+    : d_max_offset(std::max(max_offset, min_offset()))
+{
+    uint64_t size = 1;
+    while (size < static_cast<uint64_t>(d_max_offset) + 2 * HALF_TAPS + 2 * block + 2)
+        size <<= 1;
+    d_ring.assign(size, 0.0f);
+    d_mask = size - 1;
+
+    // Row p interpolates at fraction p / PHASES: tap k weighs sample floor(pos) - HALF_TAPS + 1 + k.
+    const int taps = 2 * HALF_TAPS;
+    d_kernels.resize((PHASES + 1) * taps);
+    for (int p = 0; p <= PHASES; p++) {
+        const double frac = double(p) / PHASES;
+        double sum = 0;
+        for (int k = 0; k < taps; k++) {
+            const double x = frac - (k - HALF_TAPS + 1);
+            const double edge = 1 - (x / HALF_TAPS) * (x / HALF_TAPS);
+            const double window = edge > 0 ? bessel_i0(KAISER_BETA * std::sqrt(edge)) / bessel_i0(KAISER_BETA) : 0;
+            const double sinc = x == 0 ? 1 : std::sin(M_PI * x) / (M_PI * x);
+            d_kernels[p * taps + k] = static_cast<float>(sinc * window);
+            sum += sinc * window;
+        }
+        for (int k = 0; k < taps; k++) // unity gain at DC for every phase
+            d_kernels[p * taps + k] = static_cast<float>(d_kernels[p * taps + k] / sum);
+    }
+}
+
+void reference_aligner::reset()
+{
+    std::fill(d_ring.begin(), d_ring.end(), 0.0f);
+    d_written = 0;
+}
+
+void reference_aligner::push(const float* ref, int n)
+{
+    for (int i = 0; i < n; i++)
+        d_ring[(d_written + i) & d_mask] = ref[i];
+    d_written += n;
+}
+
+float reference_aligner::at(int64_t index) const
+{
+    return index < 0 ? 0.0f : d_ring[static_cast<uint64_t>(index) & d_mask];
+}
+
+void reference_aligner::read(uint64_t start, double offset, double step, float* out, int n) const
+{
+    const int taps = 2 * HALF_TAPS;
+    for (int i = 0; i < n; i++) {
+        const double o = std::clamp(offset + step * i, min_offset(), d_max_offset);
+        const double pos = static_cast<double>(start + i) - o;
+        const double base = std::floor(pos);
+        const double phase = (pos - base) * PHASES;
+        const int p = std::min(static_cast<int>(phase), PHASES - 1);
+        const float w = static_cast<float>(phase - p);
+        const float* k0 = &d_kernels[p * taps];
+        const float* k1 = k0 + taps;
+        const int64_t first = static_cast<int64_t>(base) - HALF_TAPS + 1;
+        float acc = 0;
+        for (int k = 0; k < taps; k++)
+            acc += ((1 - w) * k0[k] + w * k1[k]) * at(first + k);
+        out[i] = acc;
+    }
+}
+
+} // namespace ria
+} // namespace gr
