@@ -15,12 +15,20 @@ constexpr double FINE_PHAT_EXPONENT = 0.8; // partial whitening: sharp peak, but
 constexpr double SMOOTHING = 0.1;          // weight of a new cross-spectrum in the running one
 constexpr double MIN_REF_POWER = 1e-7;     // -70 dBFS: quieter reference counts as silence
 constexpr double MIN_PEAK_RATIO = 6.0;     // GCC-PHAT peak over the correlation's rms
-constexpr double AGREE_S = 0.002;          // measurements this close belong to one segment
+constexpr double EARLIEST_PEAK_SHARE = 0.5; // an earlier peak this strong is taken for the direct sound
+// Measurements this close to the line belong to its segment: loose while the drift is unknown (the
+// line is flat and the delay walks away from it), tight once it is known, so that an echo path that
+// changes shape cannot pass for drift.
+constexpr double AGREE_S = 0.002;
+constexpr double AGREE_WITH_DRIFT_S = 0.0005;
 constexpr size_t CANDIDATES_TO_LOCK = 3;   // agreeing measurements needed for the first lock
 constexpr size_t CANDIDATES_TO_JUMP = 8;   // agreeing outliers (2 s) needed to move a lock
 constexpr double KEEP_S = 60.0;            // measurements older than this leave the fit
 constexpr double MIN_SPREAD_S2 = 40.0;     // sum of squared time spread before a slope is trusted
 constexpr double MAX_DRIFT = 2000e-6;      // a fitted drift beyond this is not believed
+// A slope within this many standard errors of zero is taken as no drift: following a drift that is
+// only fitting noise (a few tenths of a ppm) costs the canceller several dB.
+constexpr double SLOPE_SIGNIFICANCE = 3.0;
 
 int next_pow2(int n)
 {
@@ -151,6 +159,14 @@ void delay_tracker::measure()
     const double rms = std::sqrt(sum2 / (d_lags + 1));
     if (rms <= 0 || c[best] < MIN_PEAK_RATIO * rms)
         return;
+    // The direct sound arrives first; in a live room a later reflection can correlate more strongly,
+    // and aligning on it would put the direct sound before the canceller's filter starts.
+    for (int q = d_lags - 1; q > best; q--) {
+        if (c[q] >= EARLIEST_PEAK_SHARE * c[best] && c[q] >= c[q - 1] && c[q] >= c[q + 1]) {
+            best = q;
+            break;
+        }
+    }
     double frac = 0;
     if (best > 0 && best < d_lags) {
         const double l = c[best - 1], m = c[best], r = c[best + 1];
@@ -208,6 +224,12 @@ double delay_tracker::refine(double coarse) const
     for (int q = 1; q < 2 * d_fine_reach; q++)
         if (c[q] > c[best])
             best = q;
+    for (int q = 2 * d_fine_reach - 1; q > best; q--) {
+        if (c[q] >= EARLIEST_PEAK_SHARE * c[best] && c[q] >= c[q - 1] && c[q] >= c[q + 1]) {
+            best = q;
+            break;
+        }
+    }
     const double l = c[best - 1], m = c[best], r = c[best + 1];
     const double den = l - 2 * m + r;
     if (!(den < 0) || best == 1 || best == 2 * d_fine_reach - 1)
@@ -222,7 +244,7 @@ double delay_tracker::delay_at(double at) const { return predict(at / d_rate); }
 
 void delay_tracker::consider(double t, double d)
 {
-    const double agree = AGREE_S * d_rate;
+    const double agree = (d_slope_known ? AGREE_WITH_DRIFT_S : AGREE_S) * d_rate;
     if (d_locked && std::abs(d - predict(t)) <= agree) {
         d_candidates.clear();
         d_kept.push_back({ t, d, d_segment });
@@ -275,7 +297,16 @@ void delay_tracker::refit()
         sxy += s.td - s.t * s.d / s.n;
     }
     if (sxx >= MIN_SPREAD_S2 && std::abs(sxy / sxx) <= MAX_DRIFT * d_rate) {
-        d_slope = sxy / sxx;
+        const double slope = sxy / sxx;
+        double residual2 = 0;
+        for (const auto& m : d_kept) {
+            const auto& s = by_segment[m.segment];
+            const double e = (m.d - s.d / s.n) - slope * (m.t - s.t / s.n);
+            residual2 += e * e;
+        }
+        const double dof = std::max(1.0, static_cast<double>(d_kept.size()) - by_segment.size() - 1);
+        const double standard_error = std::sqrt(residual2 / dof / sxx);
+        d_slope = std::abs(slope) > SLOPE_SIGNIFICANCE * standard_error ? slope : 0.0;
         d_slope_known = true;
     }
     const auto& current = by_segment[d_segment];

@@ -6,7 +6,7 @@ namespace gr {
 namespace ria {
 
 namespace {
-constexpr int PHASES = 256;
+constexpr int PHASES = 1024; // nearest phase: at most 1/2048 sample off
 constexpr double KAISER_BETA = 8.0;
 
 double bessel_i0(double x)
@@ -73,15 +73,19 @@ void reference_aligner::read(uint64_t start, double offset, double step, float* 
         const double o = std::clamp(offset + step * i, min_offset(), d_max_offset);
         const double pos = static_cast<double>(start + i) - o;
         const double base = std::floor(pos);
-        const double phase = (pos - base) * PHASES;
-        const int p = std::min(static_cast<int>(phase), PHASES - 1);
-        const float w = static_cast<float>(phase - p);
-        const float* k0 = &d_kernels[p * taps];
-        const float* k1 = k0 + taps;
+        const int p = static_cast<int>(std::lround((pos - base) * PHASES));
+        const float* k = &d_kernels[p * taps];
         const int64_t first = static_cast<int64_t>(base) - HALF_TAPS + 1;
         float acc = 0;
-        for (int k = 0; k < taps; k++)
-            acc += ((1 - w) * k0[k] + w * k1[k]) * at(first + k);
+        const uint64_t slot = static_cast<uint64_t>(first) & d_mask;
+        if (first >= 0 && slot + taps <= d_ring.size()) {
+            const float* x = &d_ring[slot];
+            for (int t = 0; t < taps; t++)
+                acc += k[t] * x[t];
+        } else {
+            for (int t = 0; t < taps; t++)
+                acc += k[t] * at(first + t);
+        }
         out[i] = acc;
     }
 }

@@ -13,7 +13,7 @@ class reference_aligner
 {
 public:
     //! Interpolation reaches this many samples either side of the read position.
-    static constexpr int HALF_TAPS = 16;
+    static constexpr int HALF_TAPS = 12;
 
     //! \p max_offset: the largest offset (samples) that will be read; \p block: samples per push.
     reference_aligner(double max_offset, int block);
@@ -35,7 +35,7 @@ private:
     std::vector<float> d_ring;
     uint64_t d_mask;
     uint64_t d_written = 0;
-    std::vector<float> d_kernels; // PHASES + 1 rows of 2*HALF_TAPS taps
+    std::vector<float> d_kernels; // PHASES + 1 rows of 2 * HALF_TAPS taps
 };
 
 } // namespace ria
