@@ -1,0 +1,127 @@
+"""ria.aec: real speech (espeak-ng) through generated rooms, run through real flowgraphs."""
+
+import os
+import sys
+
+import numpy as np
+import pmt
+import pytest
+from gnuradio import blocks, gr
+
+from gnuradio import ria
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+import aec_metrics  # noqa: E402
+import aec_runner  # noqa: E402
+import aec_signals  # noqa: E402
+
+RATE, FRAME, TAIL = 16000, 320, 0.4
+
+
+@pytest.fixture(scope="module")
+def voices():
+    return (aec_signals.speech(aec_signals.FAR_TEXT, "en-us", RATE),
+            aec_signals.speech(aec_signals.NEAR_TEXT, "en-gb+f3", RATE))
+
+
+def test_cancels_the_echo_of_speech_behind_an_unknown_delay(voices):
+    s = aec_signals.scenario(rate=RATE, seconds=40, far=voices[0], delay_s=0.25, noise_db=-65)
+    out, block, _ = aec_runner.run(s["mic"], s["ref"], RATE, FRAME, TAIL)
+    passthrough = aec_metrics.steady_erle_db(s["mic"][:len(out)], s)
+    assert passthrough < 1.0  # the floor below is out of reach for doing nothing
+    assert aec_metrics.steady_erle_db(out, s) >= 25.0
+    assert block.delay_locked()
+    assert block.erle_db() >= 20.0  # the block's own estimate agrees
+
+
+def test_leaves_near_end_speech_intact(voices):
+    """Far end playing, but no echo reaches the microphone: the near-end voice must come out as it went in."""
+    s = aec_signals.scenario(rate=RATE, seconds=20, far=voices[0], near=voices[1], double_talk=True,
+                             echo_gain=0.0, noise_db=-65)
+    out, _, _ = aec_runner.run(s["mic"], s["ref"], RATE, FRAME, TAIL)
+    attenuation = aec_metrics.near_attenuation_db(out, s)
+    assert abs(attenuation) <= 0.5
+    talking = np.abs(s["near"][:len(out)]) > 0
+    # speexdsp's DC notch reshapes the lowest frequencies a little, so the waveform is compared loosely
+    assert np.corrcoef(out[talking], s["mic"][:len(out)][talking])[0, 1] >= 0.95
+
+
+def test_delay_estimate_lands_within_a_frame(voices):
+    injected = 0.35
+    s = aec_signals.scenario(rate=RATE, seconds=20, far=voices[0], delay_s=injected, noise_db=-65)
+    _, block, _ = aec_runner.run(s["mic"], s["ref"], RATE, FRAME, TAIL)
+    direct_path = 0.002  # the generated rooms put the direct sound 2 ms after the speaker
+    assert block.delay_locked()
+    assert abs(block.delay() - (injected + direct_path)) <= FRAME / RATE
+
+
+@pytest.mark.parametrize("ppm", [150.0, -80.0])
+def test_drift_estimate_lands_within_10_ppm(voices, ppm):
+    s = aec_signals.scenario(rate=RATE, seconds=40, far=voices[0], delay_s=0.1, drift_ppm=ppm, noise_db=-65)
+    _, block, _ = aec_runner.run(s["mic"], s["ref"], RATE, FRAME, TAIL)
+    assert abs(block.drift_ppm() - ppm) <= 10.0
+
+
+def test_plain_mode_reports_no_delay(voices):
+    s = aec_signals.scenario(rate=RATE, seconds=5, far=voices[0], noise_db=-65)
+    out, block, _ = aec_runner.run(s["mic"], s["ref"], RATE, FRAME, TAIL, max_delay=0.0)
+    assert len(out) == (len(s["mic"]) // FRAME) * FRAME
+    assert not block.delay_locked() and block.delay() == 0.0
+
+
+@pytest.mark.parametrize("args, named", [
+    (dict(sample_rate=4000), "sample_rate"),
+    (dict(sample_rate=96000), "sample_rate"),
+    (dict(frame_size=40), "frame_size"),
+    (dict(frame_size=321), "frame_size"),
+    (dict(tail_length=0.001), "tail_length"),
+    (dict(tail_length=5.0), "tail_length"),
+    (dict(max_delay=-1.0), "max_delay"),
+    (dict(max_delay=3.0), "max_delay"),
+])
+def test_bad_parameters_raise_naming_the_parameter(args, named):
+    with pytest.raises(ValueError, match=named):
+        ria.aec(**args)
+
+
+def test_fft_unfriendly_frame_gets_a_suggestion():
+    with pytest.raises(ValueError, match="try 320 or 324"):
+        ria.aec(frame_size=321)
+
+
+def test_status_and_commands(voices, flowgraphs):
+    s = aec_signals.scenario(rate=RATE, seconds=10, far=voices[0], delay_s=0.1, noise_db=-65)
+    tb = gr.top_block()
+    aec = ria.aec(RATE, FRAME, TAIL, 1.0, False, False)
+    status = ria.message_collector()
+    mic = blocks.vector_source_f(s["mic"].tolist(), True)
+    ref = blocks.vector_source_f(s["ref"].tolist(), True)
+    throttle = blocks.throttle(gr.sizeof_float, 20 * RATE)
+    tb.connect(mic, throttle, (aec, 0))
+    tb.connect(ref, (aec, 1))
+    tb.connect(aec, blocks.null_sink(gr.sizeof_float))
+    tb.msg_connect(aec, "status", status, "in")
+    flowgraphs(tb)
+
+    report = status.wait_for(lambda m: m.get("event") == "aec" and m.get("locked"), 30)
+    assert report is not None, status.messages
+    assert abs(report["delay"] - 0.102) < FRAME / RATE
+    assert set(report) >= {"drift_ppm", "erle_db", "jumps"}
+
+    aec._post(pmt.intern("cmd"), pmt.to_pmt({"tail": 9.0}))
+    error = status.wait_for(lambda m: m.get("event") == "error", 10)
+    assert error["key"] == "tail" and "tail" in error["message"] and "2 s" in error["message"]
+    aec._post(pmt.intern("cmd"), pmt.to_pmt({"residual_suppression": "yes"}))
+    error = status.wait_for(lambda m: m.get("event") == "error", 10)
+    assert error["key"] == "residual_suppression" and "true or false" in error["message"]
+    aec._post(pmt.intern("cmd"), pmt.to_pmt({"volume": 3}))
+    error = status.wait_for(lambda m: m.get("event") == "error", 10)
+    assert "unknown key 'volume'" in error["message"]
+
+    aec.reset()  # learning starts again, and locks again on the same delay
+    assert status.wait_for(lambda m: m.get("event") == "aec" and m.get("locked"), 30) is not None
+    aec.set_tail_length(0.3)
+    aec.set_residual_suppression(True)
+    aec.set_noise_suppression(True)
+    assert status.wait_for(lambda m: m.get("event") == "aec", 10) is not None
+    assert not status.events("error")[3:]  # the three bad commands above, and no more
