@@ -78,3 +78,12 @@ def run_app(script, *args, env=None, timeout=60):
     """Runs an app to completion; returns CompletedProcess with text output."""
     return subprocess.run(python(script, *args), capture_output=True, text=True, timeout=timeout,
                           env=dict(os.environ, **(env or {})))
+
+
+def grcc(path, out_dir):
+    """Compiles a .grc with grcc into out_dir; fails the test with grcc's output if anything went wrong."""
+    result = subprocess.run(["grcc", "-o", str(out_dir), path], capture_output=True, text=True, timeout=120)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log
+    assert "Error while loading" not in log, log  # a broken block file only warns in grcc
+    return log

@@ -2,6 +2,7 @@
 
 import os
 import sys
+import wave
 
 import numpy as np
 import pmt
@@ -9,6 +10,8 @@ import pytest
 from gnuradio import blocks, gr
 
 from gnuradio import ria
+from hub_server import HubServer
+from processes import Process, grcc, python
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
 import aec_metrics  # noqa: E402
@@ -128,7 +131,6 @@ def test_status_and_commands(voices, flowgraphs):
 
 
 def write_wav(path, x, rate):
-    import wave
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
@@ -137,38 +139,26 @@ def write_wav(path, x, rate):
 
 
 def read_wav(path):
-    import wave
     with wave.open(str(path), "rb") as w:
         return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768.0
 
 
 def test_voice_agent_file_example_streams_cleaned_audio_to_a_hub(voices, tmp_path, repo_root):
-    import subprocess
-    from hub_server import HubServer
-    from test_grc import grcc
-
     s = aec_signals.scenario(rate=RATE, seconds=20, far=voices[0], delay_s=0.2, noise_db=-65)
     write_wav(tmp_path / "mic.wav", s["mic"], RATE)
     write_wav(tmp_path / "reply.wav", s["ref"], RATE)
     grcc(os.path.join(repo_root, "examples", "voice_agent_file.grc"), tmp_path)
     hub = HubServer(token="voice-token").start()
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "voice_agent_file.py"), "--url", hub.url(),
-                             "--token", "voice-token", "--mic", str(tmp_path / "mic.wav"),
-                             "--reply", str(tmp_path / "reply.wav"), "--cleaned", str(tmp_path / "cleaned.wav")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    agent = Process(python(str(tmp_path / "voice_agent_file.py"), "--url", hub.url(), "--token", "voice-token",
+                           "--mic", str(tmp_path / "mic.wav"), "--reply", str(tmp_path / "reply.wav"),
+                           "--cleaned", str(tmp_path / "cleaned.wav")))
     try:
         assert hub.wait_text("stream_info", 30)["app_id"] == "voice"
         # two passes of the recording: the canceller has converged in the second one
-        assert hub.wait_for(lambda h: h.binary_bytes() >= 2 * len(s["mic"]) * 8, 60), proc.stdout
+        assert hub.wait_for(lambda h: h.binary_bytes() >= 2 * len(s["mic"]) * 8, 60), agent.output
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            hub.stop()
+        agent.stop()
+        hub.stop()
     cleaned = read_wav(tmp_path / "cleaned.wav")
     assert len(cleaned) >= 2 * len(s["mic"])
     tail = np.arange(len(cleaned) - len(s["mic"]) // 2, len(cleaned))

@@ -2,11 +2,11 @@
 
 import glob
 import os
-import subprocess
-import sys
 
 import pytest
 import yaml
+
+from processes import Process, grcc, python, run_app
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BLOCK_FILES = sorted(glob.glob(os.path.join(ROOT, "grc", "*.block.yml")))
@@ -27,14 +27,6 @@ def test_block_file_is_complete(path):
     assert len(block.get("documentation", "").strip()) > 200, "documentation: must teach the block"
 
 
-def grcc(path, out_dir):
-    result = subprocess.run(["grcc", "-o", str(out_dir), path], capture_output=True, text=True, timeout=120)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log
-    assert "Error while loading" not in log, log  # a broken block file only warns in grcc
-    return log
-
-
 @pytest.mark.parametrize("path", EXAMPLES, ids=os.path.basename)
 def test_example_compiles(path, tmp_path):
     grcc(path, tmp_path)
@@ -45,8 +37,7 @@ def test_example_compiles(path, tmp_path):
 
 def test_headless_example_runs(tmp_path, serial):
     grcc(os.path.join(ROOT, "examples", "sdr_source_headless.grc"), tmp_path)
-    result = subprocess.run([sys.executable, str(tmp_path / "sdr_source_headless.py")],
-                            capture_output=True, text=True, timeout=60)
+    result = run_app(str(tmp_path / "sdr_source_headless.py"), timeout=60)
     assert result.returncode == 0, result.stderr
     assert "(event . streaming)" in result.stdout
 
@@ -57,8 +48,7 @@ def test_wired_agent_example_streams_to_a_hub(tmp_path, serial):
 
     grcc(os.path.join(ROOT, "examples", "iq_agent_wired.grc"), tmp_path)
     hub = HubServer(token="lab-token").start()
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "iq_agent_wired.py"), "--url", hub.url(),
-                             "--token", "lab-token"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    agent = Process(python(str(tmp_path / "iq_agent_wired.py"), "--url", hub.url(), "--token", "lab-token"))
     try:
         assert hub.wait_text("heartbeat", 30), "the example never connected"
         hub.send({"type": "start", "app_id": "lab", "radio_config": {
@@ -67,11 +57,5 @@ def test_wired_agent_example_streams_to_a_hub(tmp_path, serial):
         assert hub.wait_for(lambda s: len(s.binary()) >= 5, 30)
         assert hub.wait_text("stream_info")["center_frequency"] == 433.9e6
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            hub.stop()
+        agent.stop()
+        hub.stop()

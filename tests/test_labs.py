@@ -4,8 +4,7 @@ import os
 import sys
 
 from hub_server import TOKEN, HubServer
-from processes import REPO, Process
-from test_grc import grcc
+from processes import REPO, Process, grcc
 
 LABS = os.path.join(REPO, "examples", "labs")
 
