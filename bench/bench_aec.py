@@ -12,8 +12,6 @@ import os
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aec_metrics as metrics  # noqa: E402
 import aec_runner  # noqa: E402
@@ -38,7 +36,7 @@ CONDITIONS = [
 ]
 
 
-def evaluate(name, out, s, seconds_taken):
+def evaluate(out, s, seconds_taken):
     ttd = metrics.time_to_db(out, s)
     att = metrics.near_attenuation_db(out, s)
     return {
@@ -82,7 +80,7 @@ def main():
                                        ("ria.aec", ours, ours_s,
                                         (f"{block.delay():.4f} ({block.delay_jumps()} jumps)" if block.delay_locked() else "unlocked",
                                          f"{block.drift_ppm():+.1f}"))):
-            r = evaluate(name, out, s, took)
+            r = evaluate(out, s, took)
             print(f"| {label} | {name} | {r['erle']:.1f} | {r['t20']} | {r['near']} | {r['rtf']:.0f} | "
                   f"{extra[0]} | {extra[1]} |", flush=True)
 

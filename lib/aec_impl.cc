@@ -183,12 +183,6 @@ bool aec_impl::start()
     return true;
 }
 
-void aec_impl::restart()
-{
-    speex_echo_state_reset(d_echo);
-    d_restarts++;
-}
-
 int aec_impl::work(int noutput_items,
                    gr_vector_const_void_star& input_items,
                    gr_vector_void_star& output_items)
@@ -223,7 +217,7 @@ void aec_impl::align(float* aligned)
                                           d_max_delay * d_rate);
         if (std::abs(target - d_offset) > JUMP_S * d_rate) {
             d_offset = target;
-            restart();
+            speex_echo_state_reset(d_echo); // the learned echo path sits at the old delay
         } else {
             step = d_tracker->slope_known() ? d_tracker->slope() : (target - d_offset) / (PULL_S * d_rate);
         }
@@ -336,9 +330,7 @@ void aec_impl::reset() { post_cmd("reset", pmt::PMT_T); }
 void aec_impl::report_error(const std::string& key, const pmt::pmt_t& value, const std::string& message)
 {
     d_logger->warn("{}", message);
-    message_port_pub(port_status,
-                     status_dict("error",
-                                 { { "key", pmt::mp(key) }, { "value", value }, { "message", pmt::mp(message) } }));
+    message_port_pub(port_status, error_status(key, value, message));
 }
 
 void aec_impl::handle_cmd(const pmt::pmt_t& msg)

@@ -48,7 +48,6 @@ private:
     void make_canceller();
     void make_preprocessor();
     void free_canceller();
-    void restart();
     void align(float* aligned);
     void cancel_frame(const float* mic, const float* aligned, float* out);
     void maybe_publish_status();
@@ -71,7 +70,6 @@ private:
 
     uint64_t d_frames = 0;      // frames processed since start or reset
     double d_offset;            // reference read offset (samples) at the next frame's first sample
-    uint64_t d_restarts = 0;    // canceller restarts after a delay jump
 
     std::vector<int16_t> d_mic16, d_ref16, d_out16;
     std::vector<float> d_aligned;

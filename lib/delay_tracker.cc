@@ -30,6 +30,29 @@ constexpr double MAX_DRIFT = 2000e-6;      // a fitted drift beyond this is not 
 // only fitting noise (a few tenths of a ppm) costs the canceller several dB.
 constexpr double SLOPE_SIGNIFICANCE = 3.0;
 
+// The direct sound arrives first; in a live room a later reflection can correlate more strongly, and
+// aligning on it would put the direct sound before the canceller's filter starts. Correlations here
+// peak at q = reach - delay, so an earlier arrival has a higher q: the highest local peak in
+// (best, top] at least EARLIEST_PEAK_SHARE as strong as c[best] wins.
+int earliest_strong_peak(const float* c, int best, int top)
+{
+    for (int q = top; q > best; q--)
+        if (c[q] >= EARLIEST_PEAK_SHARE * c[best] && c[q] >= c[q - 1] && c[q] >= c[q + 1])
+            return q;
+    return best;
+}
+
+// Where between its neighbours the peak at c[q] lies (-0.5..0.5); false when the three are no peak.
+bool parabolic_offset(const float* c, int q, double& offset)
+{
+    const double l = c[q - 1], m = c[q], r = c[q + 1];
+    const double den = l - 2 * m + r;
+    if (!(den < 0))
+        return false;
+    offset = 0.5 * (l - r) / den;
+    return true;
+}
+
 int next_pow2(int n)
 {
     int p = 1;
@@ -159,34 +182,24 @@ void delay_tracker::measure()
     const double rms = std::sqrt(sum2 / (d_lags + 1));
     if (rms <= 0 || c[best] < MIN_PEAK_RATIO * rms)
         return;
-    // The direct sound arrives first; in a live room a later reflection can correlate more strongly,
-    // and aligning on it would put the direct sound before the canceller's filter starts.
-    for (int q = d_lags - 1; q > best; q--) {
-        if (c[q] >= EARLIEST_PEAK_SHARE * c[best] && c[q] >= c[q - 1] && c[q] >= c[q + 1]) {
-            best = q;
-            break;
-        }
-    }
+    best = earliest_strong_peak(c, best, d_lags - 1);
     double frac = 0;
-    if (best > 0 && best < d_lags) {
-        const double l = c[best - 1], m = c[best], r = c[best + 1];
-        const double den = l - 2 * m + r;
-        if (den < 0)
-            frac = 0.5 * (l - r) / den;
-    }
+    if (best > 0 && best < d_lags)
+        parabolic_offset(c, best, frac);
+    const double coarse = (d_lags - (best + frac)) * d_decim;
     const double t = (static_cast<double>(d_count) - d_window / 2.0) * d_decim / d_rate;
     if (d_locked) {
         // A stronger peak elsewhere (a voiced sound's pitch period can make one) is no reason to
         // move while the locked path still correlates clearly: a real jump makes it vanish.
-        const int q = d_lags - static_cast<int>(std::lround(predict(t) / d_decim));
-        const double coarse = (d_lags - (best + frac)) * d_decim;
-        if (q >= 1 && q < d_lags && std::abs(coarse - predict(t)) > AGREE_S * d_rate &&
+        const double expected = predict(t);
+        const int q = d_lags - static_cast<int>(std::lround(expected / d_decim));
+        if (q >= 1 && q < d_lags && std::abs(coarse - expected) > AGREE_S * d_rate &&
             std::max({ c[q - 1], c[q], c[q + 1] }) >= MIN_PEAK_RATIO * rms) {
             d_candidates.clear();
             return;
         }
     }
-    consider(t, refine((d_lags - (best + frac)) * d_decim));
+    consider(t, refine(coarse));
 }
 
 // GCC-PHAT at the full rate over the last d_fine_window samples, for lags within d_fine_reach of
@@ -224,17 +237,10 @@ double delay_tracker::refine(double coarse) const
     for (int q = 1; q < 2 * d_fine_reach; q++)
         if (c[q] > c[best])
             best = q;
-    for (int q = 2 * d_fine_reach - 1; q > best; q--) {
-        if (c[q] >= EARLIEST_PEAK_SHARE * c[best] && c[q] >= c[q - 1] && c[q] >= c[q + 1]) {
-            best = q;
-            break;
-        }
-    }
-    const double l = c[best - 1], m = c[best], r = c[best + 1];
-    const double den = l - 2 * m + r;
-    if (!(den < 0) || best == 1 || best == 2 * d_fine_reach - 1)
+    best = earliest_strong_peak(c, best, 2 * d_fine_reach - 1);
+    double frac = 0;
+    if (best == 1 || best == 2 * d_fine_reach - 1 || !parabolic_offset(c, best, frac))
         return coarse;
-    const double frac = 0.5 * (l - r) / den;
     return static_cast<double>(lag0 + d_fine_reach) - (best + frac);
 }
 

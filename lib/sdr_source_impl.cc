@@ -202,8 +202,7 @@ void sdr_source_impl::report_error(const std::string& key,
                                    const std::string& message)
 {
     d_logger->warn("{}", message);
-    publish(status_dict("error",
-                        { { "key", pmt::mp(key) }, { "value", value }, { "message", pmt::mp(message) } }));
+    publish(error_status(key, value, message));
 }
 
 pmt::pmt_t sdr_source_impl::settings_fields(pmt::pmt_t d) const

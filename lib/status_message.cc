@@ -12,6 +12,11 @@ pmt::pmt_t status_dict(const std::string& event, std::initializer_list<status_fi
     return d;
 }
 
+pmt::pmt_t error_status(const std::string& key, const pmt::pmt_t& value, const std::string& message)
+{
+    return status_dict("error", { { "key", pmt::mp(key) }, { "value", value }, { "message", pmt::mp(message) } });
+}
+
 pmt::pmt_t with_field(pmt::pmt_t dict, const char* key, pmt::pmt_t value)
 {
     return pmt::dict_add(dict, pmt::mp(key), value);
