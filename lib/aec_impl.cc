@@ -1,8 +1,8 @@
 #include "aec_impl.h"
+#include "monotonic_clock.h"
 #include "status_message.h"
 #include <gnuradio/io_signature.h>
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
@@ -26,11 +26,6 @@ constexpr double FAR_END_POWER = 1e-6; // -60 dBFS: a quieter reference frame do
 constexpr double MAX_TAIL_S = 2.0;
 constexpr double MAX_DELAY_S = 2.0;
 const char* const COMMAND_KEYS = "reset, tail, residual_suppression, noise_suppression";
-
-double now_s()
-{
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 bool has_only_factors_2_3_5(int n)
 {
@@ -115,6 +110,7 @@ aec_impl::aec_impl(int sample_rate,
       d_rate(sample_rate),
       d_frame(frame_size),
       d_max_delay(max_delay),
+      d_erle_keep(std::exp(-double(frame_size) / (ERLE_SMOOTHING_S * sample_rate))),
       d_tail(tail_length),
       d_residual_suppression(residual_suppression),
       d_noise_suppression(noise_suppression),
@@ -179,7 +175,7 @@ void aec_impl::make_preprocessor()
 bool aec_impl::start()
 {
     std::lock_guard<std::mutex> lock(d_mutex);
-    d_next_status_s = now_s() + 1.0;
+    d_next_status_s = monotonic_s() + 1.0;
     return true;
 }
 
@@ -247,15 +243,14 @@ void aec_impl::cancel_frame(const float* mic, const float* far, float* out)
         out[i] = d_out16[i] / 32768.0f;
 
     if (far_power > FAR_END_POWER * d_frame) {
-        const double keep = std::exp(-double(d_frame) / (ERLE_SMOOTHING_S * d_rate));
-        d_mic_power = keep * d_mic_power + (1 - keep) * mic_power;
-        d_out_power = keep * d_out_power + (1 - keep) * out_power;
+        d_mic_power = d_erle_keep * d_mic_power + (1 - d_erle_keep) * mic_power;
+        d_out_power = d_erle_keep * d_out_power + (1 - d_erle_keep) * out_power;
     }
 }
 
 void aec_impl::maybe_publish_status()
 {
-    const double now = now_s();
+    const double now = monotonic_s();
     if (now < d_next_status_s)
         return;
     d_next_status_s = now + 1.0;

@@ -58,6 +58,7 @@ private:
     const int d_rate;
     const int d_frame;
     const double d_max_delay;
+    const double d_erle_keep; // per-frame weight of the old power in the ERLE estimate (1 s memory)
     double d_tail;
     bool d_residual_suppression;
     bool d_noise_suppression;

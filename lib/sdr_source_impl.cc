@@ -1,4 +1,5 @@
 #include "sdr_source_impl.h"
+#include "monotonic_clock.h"
 #include "status_message.h"
 
 #include <gnuradio/io_signature.h>
@@ -125,11 +126,6 @@ sdr_source_impl::~sdr_source_impl()
 {
     std::lock_guard<std::mutex> lock(d_mutex);
     close_device();
-}
-
-double sdr_source_impl::now_s()
-{
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 bool sdr_source_impl::start()
@@ -284,7 +280,7 @@ bool sdr_source_impl::try_open()
     d_awaiting_first_samples = true;
     d_tags_pending = true;
     d_time_tag_pending = true;
-    d_classifier.reset(now_s());
+    d_classifier.reset(monotonic_s());
 
     const auto ch = d_channel;
     const auto freq_ranges = d_dev->getFrequencyRange(SOAPY_SDR_RX, ch);
@@ -340,7 +336,7 @@ void sdr_source_impl::apply_all_settings()
 void sdr_source_impl::lose_device(const std::string& reason)
 {
     d_disconnects++;
-    report_overflows(now_s(), true);
+    report_overflows(monotonic_s(), true);
     close_device();
     const char* action = d_stop_on_disconnect ? "stop" : "reconnect";
     d_logger->error("device '{}' disconnected: {} ({})", d_args, reason, action);
@@ -354,7 +350,7 @@ void sdr_source_impl::lose_device(const std::string& reason)
     } else {
         d_state = state_t::disconnected;
         d_open_failure_reported = true; // the disconnect was the one message; retries stay quiet
-        d_next_open_s = now_s() + d_reopen_interval;
+        d_next_open_s = monotonic_s() + d_reopen_interval;
     }
 }
 
@@ -538,7 +534,7 @@ void sdr_source_impl::handle_cmd(const pmt::pmt_t& raw)
         d_state = state_t::opening;
         if (!try_open()) {
             d_state = state_t::disconnected;
-            d_next_open_s = now_s() + d_reopen_interval;
+            d_next_open_s = monotonic_s() + d_reopen_interval;
         }
     } else if (changed && d_dev) {
         publish(settings_fields(status_dict("settings", {})));
@@ -588,7 +584,7 @@ int sdr_source_impl::work(int noutput_items,
                           gr_vector_void_star& output_items)
 {
     std::unique_lock<std::mutex> lock(d_mutex);
-    const double now = now_s();
+    const double now = monotonic_s();
     report_overflows(now, false);
 
     switch (d_state) {
@@ -628,7 +624,7 @@ int sdr_source_impl::work(int noutput_items,
         failure = e.what();
         ret = SOAPY_SDR_STREAM_ERROR;
     }
-    const double after = now_s();
+    const double after = monotonic_s();
     const read_verdict verdict =
         failure.empty() ? d_classifier.on_code(ret, after) : d_classifier.on_exception(failure, after);
 

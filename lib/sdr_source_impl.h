@@ -71,7 +71,6 @@ private:
     void add_change_tags(uint64_t offset, int flags, long long time_ns);
     void report_overflows(double now, bool force);
     void idle_wait(double seconds, std::unique_lock<std::mutex>& lock);
-    static double now_s();
 
     mutable std::mutex d_mutex;
     std::condition_variable d_wake;
