@@ -14,13 +14,14 @@ namespace {
 const pmt::pmt_t port_cmd = pmt::mp("cmd");
 const pmt::pmt_t port_status = pmt::mp("status");
 
-constexpr double MARGIN_S = 0.005;   // the aligned echo starts this late, so an early reflection still fits
-constexpr double JUMP_S = 0.002;     // a larger change of the delay moves the reference at once
-// Until the drift is known, smaller errors are pulled in over about this long. Once it is known the
-// reference only follows the drift: an error smaller than JUMP_S is a fixed shift of the echo path,
-// which the canceller has learned, while pulling it in would be a residual drift, which costs ERLE
-// (a single ppm of unfollowed drift takes speexdsp from 40 dB to 34 dB).
-constexpr double PULL_S = 1.0;
+// Where the tracked echo sits in the canceller's filter. Moving the reference makes the canceller
+// learn the echo path again, so it moves only when the echo leaves [MIN_LEAD_S, MAX_LEAD_S] (it is
+// about to fall before the filter starts, or wastes its tail), and then puts it MARGIN_S in, so that an
+// arrival the tracker took for a reflection still fits. Measurements that take turns between two arrivals
+// of one echo stay inside the window. Once the drift is known the reference follows it.
+constexpr double MARGIN_S = 0.005;
+constexpr double MIN_LEAD_S = 0.001;
+constexpr double MAX_LEAD_S = 0.02;
 constexpr double ERLE_SMOOTHING_S = 1.0;
 constexpr double FAR_END_POWER = 1e-6; // -60 dBFS: a quieter reference frame does not count for ERLE
 constexpr double MAX_TAIL_S = 2.0;
@@ -208,15 +209,16 @@ void aec_impl::align(float* aligned)
     const uint64_t start = d_aligner->written() - d_frame;
     double step = 0;
     if (d_tracker->locked()) {
-        const double target = std::clamp(d_tracker->delay_at(static_cast<double>(start)) - MARGIN_S * d_rate,
-                                          reference_aligner::min_offset(),
-                                          d_max_delay * d_rate);
-        if (std::abs(target - d_offset) > JUMP_S * d_rate) {
-            d_offset = target;
+        const double lead = d_tracker->delay_at(static_cast<double>(start)) - d_offset;
+        const double moved = std::clamp(
+            d_offset + lead - MARGIN_S * d_rate, reference_aligner::min_offset(), d_max_delay * d_rate);
+        // (an echo closer than the margin leaves the reference at its smallest offset, where it is)
+        if ((lead < MIN_LEAD_S * d_rate || lead > MAX_LEAD_S * d_rate) && std::abs(moved - d_offset) >= 1.0) {
+            d_offset = moved;
             speex_echo_state_reset(d_echo); // the learned echo path sits at the old delay
-        } else {
-            step = d_tracker->slope_known() ? d_tracker->slope() : (target - d_offset) / (PULL_S * d_rate);
         }
+        if (d_tracker->slope_known())
+            step = d_tracker->slope();
     }
     d_aligner->read(start, d_offset, step, aligned, d_frame);
     d_offset += step * d_frame;
@@ -224,8 +226,9 @@ void aec_impl::align(float* aligned)
 
 void aec_impl::cancel_frame(const float* mic, const float* far, float* out)
 {
-    auto to16 = [](float x) {
-        return static_cast<int16_t>(std::clamp(std::lround(x * 32768.0f), -32768L, 32767L));
+    auto to16 = [](float x) { // rounds half away from zero; plain arithmetic, so the loop vectorises
+        const float scaled = std::clamp(x * 32768.0f, -32768.0f, 32767.0f);
+        return static_cast<int16_t>(scaled + (scaled < 0 ? -0.5f : 0.5f));
     };
     double far_power = 0, mic_power = 0, out_power = 0;
     for (int i = 0; i < d_frame; i++) {

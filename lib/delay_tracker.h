@@ -13,6 +13,7 @@
 #define INCLUDED_RIA_DELAY_TRACKER_H
 
 #include <gnuradio/fft/fft.h>
+#include <cmath>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -48,8 +49,9 @@ private:
 
     void push_decimated(float mic, float ref);
     void measure();
-    double refine(double coarse) const;
+    double refine(double around, double expected) const;
     void consider(double t, double d);
+    bool continues(const measurement& from, double t, double d, double slope, double slope_error) const;
     void refit();
     double predict(double t) const;
 
@@ -72,6 +74,7 @@ private:
     std::unique_ptr<gr::fft::fft_real_fwd> d_fine_fwd;
     std::unique_ptr<gr::fft::fft_real_rev> d_fine_rev;
     mutable std::vector<gr_complex> d_fine_ref_spec;
+    const size_t d_fine_bins; // cross-spectrum bins used, from DC up
     uint64_t d_count = 0; // decimated samples written
     double d_acc_mic = 0, d_acc_ref = 0;
     int d_acc_n = 0;
@@ -88,6 +91,10 @@ private:
     uint64_t d_jumps = 0;
     double d_slope = 0;     // samples per second
     bool d_slope_known = false;
+    // The fitted slope and its standard error (samples per second), trusted or not: measurements of
+    // one arrival must continue along it.
+    double d_fit_slope = 0;
+    double d_fit_slope_error = HUGE_VAL;
     double d_mean_t = 0, d_mean_d = 0; // of the current segment
 };
 
