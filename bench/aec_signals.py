@@ -26,12 +26,16 @@ def speech(text, voice, rate, speed=165):
     return x / (np.max(np.abs(x)) + 1e-9) * 0.5
 
 
-def room_impulse_response(rate, rt60, seed, length_s=None, direct_delay_s=0.002):
-    """Exponentially decaying noise after a direct path: energy falls 60 dB in rt60 seconds."""
+def room_impulse_response(rate, rt60, seed, length_s=None, direct_delay_s=0.002, reverb_gain=1.0):
+    """Exponentially decaying noise after a direct path: energy falls 60 dB in rt60 seconds.
+
+    The reverberation's energy per second against the direct sound is the same at every sample rate
+    (per sample it falls with the rate); reverb_gain scales it, for rooms where the direct sound is weak.
+    """
     rng = np.random.default_rng(seed)
     n = int(rate * (length_s or rt60))
     t = np.arange(n) / rate
-    h = rng.standard_normal(n) * np.exp(-6.9078 * t / rt60) * 0.3
+    h = rng.standard_normal(n) * np.exp(-6.9078 * t / rt60) * (0.3 * reverb_gain * np.sqrt(16000 / rate))
     d = int(direct_delay_s * rate)
     h[:d] = 0
     h[d] += 1.0
@@ -76,19 +80,19 @@ def repeat_to(x, n, gap):
 
 
 def scenario(rate=16000, seconds=30.0, rt60=0.3, delay_s=0.0, drift_ppm=0.0, double_talk=False, path_change_s=None,
-             echo_gain=0.8, noise_db=-50.0, seed=1, far=None, near=None):
+             echo_gain=0.8, noise_db=-50.0, seed=1, far=None, near=None, reverb_gain=1.0):
     """A dict with ref, mic, echo, near (float32 arrays of one length) and the conditions."""
     n = int(rate * seconds)
     far = far if far is not None else speech(FAR_TEXT, "en-us", rate)
     ref = repeat_to(far, n, int(0.4 * rate))
-    h = room_impulse_response(rate, rt60, seed)
+    h = room_impulse_response(rate, rt60, seed, reverb_gain=reverb_gain)
     played = resample(ref, 1 + drift_ppm * 1e-6) if drift_ppm else ref
     played = np.concatenate([np.zeros(int(delay_s * rate), np.float32), played])[:n]
     played = np.pad(played, (0, n - len(played)))
     echo = convolve(played, h) * echo_gain
     if path_change_s is not None:  # someone moves: a different room from then on
         k = int(path_change_s * rate)
-        h2 = room_impulse_response(rate, rt60, seed + 100)
+        h2 = room_impulse_response(rate, rt60, seed + 100, reverb_gain=reverb_gain)
         echo[k:] = (convolve(played, h2) * echo_gain)[k:]
     near_sig = np.zeros(n, np.float32)
     if double_talk:

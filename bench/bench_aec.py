@@ -32,7 +32,11 @@ CONDITIONS = [
     ("drift +100 ppm (delay 50 ms)", dict(delay_s=0.05, drift_ppm=100.0)),
     ("drift -100 ppm + delay 300 ms", dict(delay_s=0.3, drift_ppm=-100.0)),
     ("48 kHz, delay 300 ms", dict(rate=48000, delay_s=0.3)),
+    ("48 kHz, delay 300 ms, reverberation 5 dB stronger", dict(rate=48000, delay_s=0.3, reverb_gain=3 ** 0.5)),
+    ("48 kHz, drift +100 ppm + delay 300 ms", dict(rate=48000, delay_s=0.3, drift_ppm=100.0)),
     ("48 kHz, delay 300 ms, RT60 0.2 s, tail 0.2 s", dict(rate=48000, delay_s=0.3, rt60=0.2, tail=0.2)),
+    ("48 kHz, delay 300 ms, RT60 0.2 s, tail 0.2 s, frame 1024", dict(rate=48000, delay_s=0.3, rt60=0.2, tail=0.2,
+                                                                     frame=1024)),
 ]
 
 
@@ -69,9 +73,9 @@ def main():
         far, near = voices[rate]
         change = cond.pop("path_change", None)
         tail = cond.pop("tail", TAIL_S)
+        frame = cond.pop("frame", None) or int(FRAME_S * rate)
         s = signals.scenario(rate=rate, seconds=args.seconds, far=far, near=near, noise_db=cond.pop("noise_db", -65.0),
                              path_change_s=None if change is None else change * args.seconds, **cond)
-        frame = int(FRAME_S * rate)
         t0 = time.perf_counter()
         plain = speex_baseline.cancel(s["mic"], s["ref"], rate, frame, int(tail * rate))
         plain_s = time.perf_counter() - t0
