@@ -46,6 +46,16 @@ std::string fft_friendly_neighbours(int frame)
     return std::to_string(below) + " or " + std::to_string(above);
 }
 
+// Sum of squares of 16-bit samples, on the -1..1 scale. Summed as integers, which (unlike a float sum)
+// the compiler may reorder into SIMD lanes.
+double energy(const int16_t* x, int n)
+{
+    int64_t sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += int32_t(x[i]) * x[i];
+    return static_cast<double>(sum) / (32768.0 * 32768.0);
+}
+
 std::string number(double v)
 {
     std::ostringstream s;
@@ -210,8 +220,10 @@ void aec_impl::align(float* aligned)
     double step = 0;
     if (d_tracker->locked()) {
         const double lead = d_tracker->delay_at(static_cast<double>(start)) - d_offset;
-        const double moved = std::clamp(
-            d_offset + lead - MARGIN_S * d_rate, reference_aligner::min_offset(), d_max_delay * d_rate);
+        // a whole number of samples: until a drift is followed, reading the reference is a copy
+        const double moved = std::clamp(std::round(d_offset + lead - MARGIN_S * d_rate),
+                                        reference_aligner::min_offset(),
+                                        std::floor(d_max_delay * d_rate));
         // (an echo closer than the margin leaves the reference at its smallest offset, where it is)
         if ((lead < MIN_LEAD_S * d_rate || lead > MAX_LEAD_S * d_rate) && std::abs(moved - d_offset) >= 1.0) {
             d_offset = moved;
@@ -230,16 +242,14 @@ void aec_impl::cancel_frame(const float* mic, const float* far, float* out)
         const float scaled = std::clamp(x * 32768.0f, -32768.0f, 32767.0f);
         return static_cast<int16_t>(scaled + (scaled < 0 ? -0.5f : 0.5f));
     };
-    double far_power = 0, mic_power = 0, out_power = 0;
     for (int i = 0; i < d_frame; i++) {
         d_mic16[i] = to16(mic[i]);
         d_ref16[i] = to16(far[i]);
-        far_power += double(far[i]) * far[i];
-        mic_power += double(mic[i]) * mic[i];
     }
     speex_echo_cancellation(d_echo, d_mic16.data(), d_ref16.data(), d_out16.data());
-    for (int i = 0; i < d_frame; i++)
-        out_power += double(d_out16[i]) * d_out16[i] / (32768.0 * 32768.0);
+    const double far_power = energy(d_ref16.data(), d_frame);
+    const double mic_power = energy(d_mic16.data(), d_frame);
+    const double out_power = energy(d_out16.data(), d_frame);
     if (d_pre)
         speex_preprocess_run(d_pre, d_out16.data());
     for (int i = 0; i < d_frame; i++)

@@ -72,6 +72,13 @@ float reference_aligner::at(int64_t index) const
 
 void reference_aligner::read(uint64_t start, double offset, double step, float* out, int n) const
 {
+    if (step == 0 && offset == std::floor(offset) && offset >= min_offset() && offset <= d_max_offset) {
+        // a whole-sample delay is a copy (the interpolator's phase 0 is a unit impulse)
+        const int64_t first = static_cast<int64_t>(start) - static_cast<int64_t>(offset);
+        for (int i = 0; i < n; i++)
+            out[i] = at(first + i);
+        return;
+    }
     const int taps = 2 * HALF_TAPS;
     for (int i = 0; i < n; i++) {
         const double o = std::clamp(offset + step * i, min_offset(), d_max_offset);
