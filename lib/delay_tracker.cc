@@ -11,8 +11,8 @@ constexpr double ESTIMATION_RATE = 4000.0;
 constexpr double WINDOW_S = 1.0;
 constexpr double HOP_S = 0.25;
 constexpr double FINE_WINDOW_S = 0.5;
-// The refinement whitens by |cross-spectrum|^0.75 only: a sharp peak, but quiet bins stay quiet.
-// Only this much of the spectrum takes part in the refinement. Drift moves the delay while a window is
+// Only this much of the spectrum takes part in the refinement (which whitens it by
+// |cross-spectrum|^0.75 only: a sharp peak, but quiet bins stay quiet). Drift moves the delay while a window is
 // taken (0.1 ms in half a second at 200 ppm), which smears a wider-band peak into several; at 8 kHz
 // the peak is wider than that.
 constexpr double FINE_BANDWIDTH_HZ = 8000.0;
@@ -41,20 +41,34 @@ constexpr double MAX_SLOPE_ERROR = 0.3e-6;
 // only fitting noise (a few tenths of a ppm) costs the canceller several dB.
 constexpr double SLOPE_SIGNIFICANCE = 3.0;
 
+// A local peak of |c| at q at least \p needed high. Magnitudes, because a reflection, or a microphone
+// wired the other way round, correlates negatively.
+bool is_strong_peak(const float* c, int q, float needed)
+{
+    const float m = std::abs(c[q]);
+    return m >= needed && m >= std::abs(c[q - 1]) && m >= std::abs(c[q + 1]);
+}
+
+double rms(const float* c, int n)
+{
+    double sum2 = 0;
+    for (int q = 0; q < n; q++)
+        sum2 += double(c[q]) * c[q];
+    return std::sqrt(sum2 / n);
+}
+
 // The direct sound arrives first; in a live room a later reflection can correlate more strongly, and
 // aligning on it would put the direct sound before the canceller's filter starts. Arriving early costs
 // the canceller a few milliseconds of its tail; arriving late costs it the whole echo. So the earliest
-// local peak of |c| in (best, top] (top: EARLIEST_PEAK_REACH_S before best at most) at least EARLIEST_PEAK_SHARE as strong as |c[best]| wins (the
-// correlations here peak at q = reach - delay: an earlier arrival has a higher q). Magnitudes, because
-// a reflection, or a microphone wired the other way round, correlates negatively.
+// strong peak in (best, top] (top: EARLIEST_PEAK_REACH_S before best at most) at least
+// EARLIEST_PEAK_SHARE as strong as c[best], and at least \p floor, wins (the correlations here peak
+// at q = reach - delay: an earlier arrival has a higher q).
 int earliest_strong_peak(const float* c, int best, int top, double floor)
 {
     const float needed = static_cast<float>(std::max(EARLIEST_PEAK_SHARE * std::abs(c[best]), floor));
-    for (int q = top; q > best; q--) {
-        const float m = std::abs(c[q]);
-        if (m >= needed && m >= std::abs(c[q - 1]) && m >= std::abs(c[q + 1]))
+    for (int q = top; q > best; q--)
+        if (is_strong_peak(c, q, needed))
             return q;
-    }
     return best;
 }
 
@@ -149,6 +163,11 @@ void delay_tracker::reset()
     d_segment = 0;
     d_locked = false;
     d_jumps = 0;
+    forget_slope();
+}
+
+void delay_tracker::forget_slope()
+{
     d_slope = d_fit_slope = 0;
     d_fit_slope_error = HUGE_VAL;
     d_slope_known = false;
@@ -219,15 +238,12 @@ void delay_tracker::measure()
     const float* c = d_rev.get_outbuf();
 
     // c[q] peaks at q = d_lags - delay (in decimated samples).
-    double sum2 = 0;
-    for (int q = 0; q <= d_lags; q++)
-        sum2 += double(c[q]) * c[q];
     int best = strongest(c, 0, d_lags);
-    const double rms = std::sqrt(sum2 / (d_lags + 1));
-    if (rms <= 0 || std::abs(c[best]) < MIN_PEAK_RATIO * rms)
+    const double noise = rms(c, d_lags + 1);
+    if (noise <= 0 || std::abs(c[best]) < MIN_PEAK_RATIO * noise)
         return;
     const int reach = static_cast<int>(EARLIEST_PEAK_REACH_S * d_rate / d_decim);
-    best = earliest_strong_peak(c, best, std::min(best + reach, d_lags - 1), MIN_PEAK_RATIO * rms);
+    best = earliest_strong_peak(c, best, std::min(best + reach, d_lags - 1), MIN_PEAK_RATIO * noise);
     double frac = 0;
     if (best > 0 && best < d_lags)
         parabolic_offset(c, best, frac);
@@ -251,7 +267,7 @@ void delay_tracker::measure()
                 return;
             }
             const int q = d_lags - static_cast<int>(std::lround(tracked / d_decim));
-            if (q >= 1 && q < d_lags && std::abs(c[strongest(c, q - 1, q + 1)]) >= MIN_PEAK_RATIO * rms)
+            if (q >= 1 && q < d_lags && std::abs(c[strongest(c, q - 1, q + 1)]) >= MIN_PEAK_RATIO * noise)
                 return;
         }
     }
@@ -297,21 +313,14 @@ double delay_tracker::refine(double around, double expected) const
     // each turn would look like a step in the delay to the drift fit.
     const int last = 2 * d_fine_reach - 1;
     int best = strongest(c, 1, last);
-    double sum2 = 0;
-    for (int q = 0; q < d_fine_fft_size; q++)
-        sum2 += double(c[q]) * c[q];
-    const double rms = std::sqrt(sum2 / d_fine_fft_size);
-    if (!(std::abs(c[best]) >= FINE_MIN_PEAK_RATIO * rms))
+    if (!(std::abs(c[best]) >= FINE_MIN_PEAK_RATIO * rms(c, d_fine_fft_size)))
         return std::nan("");
     if (std::isfinite(expected)) {
         const double expected_q = static_cast<double>(lag0 + d_fine_reach) - expected;
         const float needed = static_cast<float>(FINE_PEAK_SHARE) * std::abs(c[best]);
-        for (int q = 2; q < last; q++) {
-            const float m = std::abs(c[q]);
-            if (m >= needed && m >= std::abs(c[q - 1]) && m >= std::abs(c[q + 1]) &&
-                std::abs(q - expected_q) < std::abs(best - expected_q))
+        for (int q = 2; q < last; q++)
+            if (is_strong_peak(c, q, needed) && std::abs(q - expected_q) < std::abs(best - expected_q))
                 best = q;
-        }
     }
     double frac = 0;
     if (best == 1 || best == last || !parabolic_offset(c, best, frac))
@@ -356,11 +365,8 @@ void delay_tracker::consider(double t, double d)
             if (!d_slope_known || !consistent(0.0, HUGE_VAL))
                 return;
             // They agree with each other but not with the fitted drift: the fit was wrong (it took
-            // in a step between two arrivals), so it starts over.
+            // in a step between two arrivals), so it starts over (refit() below forgets its slope).
             d_kept.clear();
-            d_slope = d_fit_slope = 0;
-            d_fit_slope_error = HUGE_VAL;
-            d_slope_known = false;
         }
         if (d_locked)
             d_jumps++;
@@ -394,9 +400,7 @@ void delay_tracker::refit()
         sxx += s.tt - s.t * s.t / s.n;
         sxy += s.td - s.t * s.d / s.n;
     }
-    d_slope_known = false;
-    d_slope = d_fit_slope = 0;
-    d_fit_slope_error = HUGE_VAL;
+    forget_slope();
     if (sxx >= MIN_SPREAD_S2) {
         const double slope = sxy / sxx;
         double residual2 = 0;

@@ -53,6 +53,7 @@ private:
     void consider(double t, double d);
     bool continues(const measurement& from, double t, double d, double slope, double slope_error) const;
     void refit();
+    void forget_slope();
     double predict(double t) const;
 
     const double d_rate;
