@@ -1,4 +1,4 @@
-"""gnuradio.ria.agent on its own: config file, device names, protocol checks, backoff, detection."""
+"""The agent library on its own: config file, device names, protocol checks, backoff, redaction, detection."""
 
 import json
 import os
@@ -6,8 +6,9 @@ import stat
 
 import pytest
 
-from gnuradio.ria.agent import config, devices, hardware, protocol
-from gnuradio.ria.agent.transport import BACKOFF_CAP_S, backoff_delay, redact
+from gnuradio.ria.agent import config, hardware
+from gnuradio.ria.wire import devices, protocol
+from gnuradio.ria.ria_python import backoff_delay, redact_url
 
 
 def test_config_is_private_and_keeps_unknown_keys(tmp_path, monkeypatch):
@@ -89,15 +90,19 @@ def test_heartbeat_fields():
 
 
 def test_backoff_is_full_jitter_doubling_to_a_cap():
-    assert backoff_delay(0, rng=lambda: 1.0) == 1.0
-    assert backoff_delay(3, rng=lambda: 1.0) == 8.0
-    assert backoff_delay(10, rng=lambda: 1.0) == BACKOFF_CAP_S == 30.0
-    assert backoff_delay(3, rng=lambda: 0.25) == 2.0
-    assert backoff_delay(50, rng=lambda: 0.0) == 0.0
+    """The C++ transport's schedule (lib/backoff.cc), driven with explicit random draws."""
+    assert backoff_delay(0, 1.0) == 1.0
+    assert backoff_delay(3, 1.0) == 8.0
+    assert backoff_delay(10, 1.0) == 30.0
+    assert backoff_delay(3, 0.25) == 2.0
+    assert backoff_delay(50, 0.0) == 0.0
+    assert backoff_delay(1000, 1.0) == 30.0
 
 
 def test_tokens_are_redacted_from_urls():
-    assert redact("ws://h/x?agent_id=a&token=SECRET") == "ws://h/x?agent_id=a&token=***"
+    assert redact_url("ws://h/x?agent_id=a&token=SECRET") == "ws://h/x?agent_id=a&token=***"
+    assert redact_url("ws://h/x?token=SECRET&agent_id=a") == "ws://h/x?token=***&agent_id=a"
+    assert redact_url("ws://h/x?agent_id=a") == "ws://h/x?agent_id=a"
 
 
 def test_detection_names_riasim_as_mock(serial):

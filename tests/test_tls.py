@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 
+from helpers import wait_until
 from hub_server import TOKEN, HubServer
 from test_websocket_iq_sink import WAIT, idle_sink_flowgraph
 
@@ -53,14 +54,14 @@ def test_trusted_ca_is_accepted(tls_hub, pki, flowgraphs):
 
 def test_wrong_ca_gives_a_clear_error(tls_hub, pki, flowgraphs):
     sink = connect_sink(flowgraphs, tls_hub.url(), ca_file=str(pki["other_ca"]))
-    assert sink.transport.wait_until(lambda t: "TLS certificate is not trusted" in t.last_error, WAIT)
-    assert "give the hub's CA file" in sink.transport.last_error
+    assert wait_until(lambda: "TLS certificate is not trusted" in sink.last_error(), WAIT)
+    assert "give the hub's CA file" in sink.last_error()
     assert tls_hub.connections == 0
 
 
 def test_default_trust_store_rejects_a_private_ca(tls_hub, flowgraphs):
     sink = connect_sink(flowgraphs, tls_hub.url())
-    assert sink.transport.wait_until(lambda t: "not trusted" in t.last_error, WAIT)
+    assert wait_until(lambda: "not trusted" in sink.last_error(), WAIT)
 
 
 def test_insecure_mode_really_skips_verification(tls_hub, flowgraphs):

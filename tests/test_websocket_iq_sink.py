@@ -7,7 +7,7 @@ import pmt
 import pytest
 from gnuradio import blocks, gr, ria
 
-from gnuradio.ria.agent.framing import convert
+from gnuradio.ria.wire.framing import convert
 from helpers import wait_until
 from hub_server import TOKEN, HubServer
 
@@ -56,7 +56,7 @@ def test_auth_both_ways_and_heartbeat_first(hub, query):
     hb = first[1]
     assert hb["hardware"] == ["mock"] and hb["capabilities"] == ["rx"] and hb["tx_enabled"] is False
     assert hb["agent"]["name"] == "gr-ria" and set(hb["stats"]) >= {"frames_sent", "frames_dropped", "reconnects"}
-    assert sink.stats()["frames_sent"] >= 1
+    assert sink.stats()["frames_sent"] >= 1 and sink.frames_sent() >= 1
 
 
 @pytest.mark.parametrize("query", [False, True])
@@ -66,7 +66,7 @@ def test_wrong_token_is_rejected_retried_and_never_logged(hub, flowgraphs, capfd
     assert hub.wait_for(lambda s: s.rejected >= 1, WAIT)
     assert hub.connections == 0
     refused = "the hub refused the agent token (HTTP 401); register again"
-    assert sink.transport.wait_until(lambda t: t.last_error == refused, WAIT)
+    assert wait_until(lambda: sink.last_error() == refused, WAIT)
     assert hub.wait_for(lambda s: s.rejected >= 2, WAIT), "the agent must keep retrying"
     tb.stop()
     tb.wait()
@@ -114,17 +114,17 @@ def test_drop_policy_accounts_for_every_sample(flowgraphs):
         tb = gr.top_block()
         src = blocks.null_source(gr.sizeof_gr_complex)
         sink = make_sink(hub.url(), autostart=True, app_id="app-1", overflow="drop", buffer_size=4096,
-                         queue_frames=4)
+                         queue_seconds=0.016)  # 16384 samples while the rate is unknown: 4 frames
         tb.connect(src, sink)
         flowgraphs(tb)
         assert hub.wait_for(lambda s: any(g["reason"] == "backpressure" for g in s.texts("gap")), WAIT)
         sink._post(pmt.intern("cmd"), pmt.to_pmt({"stream": False}))
         assert wait_until(lambda: not sink.streaming(), WAIT)  # the message is handled in the block's thread
-        assert sink.transport.wait_drained(WAIT)
-        produced = sink.samples_produced
+        assert wait_until(lambda: sink.queue_depth() == 0, WAIT)
+        produced = sink.samples_produced()
         tb.stop()
         tb.wait()
-        sent, dropped = sink.transport.samples_sent, sink.transport.samples_dropped
+        sent, dropped = sink.samples_sent(), sink.samples_dropped()
         assert dropped > 0
         assert hub.wait_for(lambda s: s.binary_bytes() == sent * 8
                             and sum(g["dropped_samples"] for g in s.texts("gap")) == dropped, WAIT)
@@ -147,8 +147,8 @@ def test_block_policy_is_lossless_through_a_slow_hub():
     hub = HubServer(token=TOKEN, read_delay=0.001).start()
     try:
         data = known_samples(200_000)
-        sink = run_vector(hub, data, buffer_size=2048, queue_frames=2)
-        assert sink.transport.samples_dropped == 0
+        sink = run_vector(hub, data, buffer_size=2048, queue_seconds=0.004)  # 4096 samples: 2 frames
+        assert sink.samples_dropped() == 0
         assert hub.wait_for(lambda s: s.binary_bytes() == len(data) * 8, WAIT)
         assert b"".join(hub.binary()) == convert(data, "cf32")
         assert hub.texts("gap") == []
@@ -163,7 +163,7 @@ def test_reconnects_after_a_hub_restart_with_a_fresh_heartbeat(hub, flowgraphs):
     hub.restart()
     assert hub.wait_for(lambda s: s.connections >= 2, WAIT)
     assert hub.wait_text("heartbeat", count=2)
-    assert sink.transport.wait_until(lambda t: t.reconnects == 1, WAIT)
+    assert wait_until(lambda: sink.reconnects() == 1, WAIT)
 
 
 def test_ping_ack_dedup_and_bad_messages(hub, flowgraphs):
@@ -203,9 +203,10 @@ def streaming_flowgraph(flowgraphs, url, **kwargs):
 def test_stop_returns_promptly_against_a_stalled_hub(flowgraphs, overflow):
     hub = HubServer(token=TOKEN, read_delay=30.0).start()
     try:
-        tb, sink = streaming_flowgraph(flowgraphs, hub.url(), overflow=overflow, buffer_size=65536, queue_frames=2)
+        tb, sink = streaming_flowgraph(flowgraphs, hub.url(), overflow=overflow, buffer_size=65536,
+                                       queue_seconds=0.131)  # 131072 samples: 2 frames
         assert hub.wait_for(lambda s: s.connections == 1, WAIT)
-        assert sink.transport.wait_until(lambda t: t.queue_depth() >= 2, WAIT)  # it really is stuck
+        assert wait_until(lambda: sink.queue_depth() >= 2, WAIT)  # it really is stuck
         t0 = time.monotonic()
         tb.stop()
         tb.wait()
@@ -220,7 +221,7 @@ def test_stop_returns_promptly_against_an_unreachable_hub(flowgraphs):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     tb, sink = streaming_flowgraph(flowgraphs, f"ws://127.0.0.1:{port}/screens/agent/ws", overflow="block")
-    assert sink.transport.wait_until(lambda t: "refused" in t.last_error, WAIT)
+    assert wait_until(lambda: "refused" in sink.last_error(), WAIT)
     t0 = time.monotonic()
     tb.stop()
     tb.wait()

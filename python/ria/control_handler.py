@@ -4,7 +4,7 @@ import pmt
 from gnuradio import gr
 
 from . import pmt_json
-from .agent import protocol
+from .wire import protocol
 
 # radio_config key -> (status field of ria.sdr_source's "opened" message, unit)
 RANGE_FIELDS = {"center_frequency": ("freq_range", "Hz"), "sample_rate": ("rate_range", "S/s"),

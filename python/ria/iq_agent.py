@@ -11,16 +11,18 @@ class iq_agent(gr.hier_block2):
     """A whole remote agent: the hub opens, tunes and streams the radio. See the GRC documentation."""
 
     def __init__(self, url="", token="", device="driver=riasim", buffer_size=1024, sample_format="cf32",
-                 overflow="drop", heartbeat_interval=30.0, hardware_names="", ca_file="", insecure=False,
-                 on_disconnect="reconnect", reopen_interval=1.0, disconnect_timeout=2.0, agent_name="gr-ria"):
+                 overflow="drop", queue_seconds=0.5, heartbeat_interval=30.0, hardware_names="", ca_file="",
+                 insecure=False, on_disconnect="reconnect", reopen_interval=1.0, disconnect_timeout=2.0,
+                 agent_name="gr-ria"):
         gr.hier_block2.__init__(self, "ria_iq_agent", gr.io_signature(0, 0, 0), gr.io_signature(0, 0, 0))
         # Closed until the hub says start; the start message names the device.
         self.source = sdr_source("", 0, 2.048e6, 100e6, 30.0, False, 0.0, "", on_disconnect,
                                  reopen_interval, disconnect_timeout)
         self.handler = control_handler(default_device=device)
         self.sink = websocket_iq_sink(url=url, token=token, buffer_size=buffer_size, sample_format=sample_format,
-                                      overflow=overflow, heartbeat_interval=heartbeat_interval,
-                                      hardware_names=hardware_names, ca_file=ca_file, insecure=insecure,
+                                      overflow=overflow, queue_seconds=queue_seconds,
+                                      heartbeat_interval=heartbeat_interval, hardware_names=hardware_names,
+                                      ca_file=ca_file, insecure=insecure,
                                       agent_name=agent_name)
         self.connect(self.source, self.sink)
         self.msg_connect(self.sink, "ctrl", self.handler, "ctrl")

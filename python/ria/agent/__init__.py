@@ -1,1 +1,1 @@
-"""Agent-side library of gr-ria: protocol, config file, hardware detection, WebSocket transport."""
+"""Agent-side library of gr-ria: config file, registration, hardware detection, health, the headless service."""

@@ -5,7 +5,7 @@ Only drivers that look on local buses are asked by default. Enumerating everythi
 multicast discovery, UHD's broadcast), which an agent must not do unasked.
 """
 
-from . import devices
+from ..wire import devices
 
 LOCAL_DRIVERS = ("riasim", "rtlsdr", "hackrf", "bladerf", "airspy")
 NETWORK_DRIVERS = ("uhd", "plutosdr", "lime")

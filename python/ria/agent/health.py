@@ -8,11 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 def snapshot(sink):
     """The agent's metrics as one dict (the /health body and the source of the log line)."""
-    transport = sink.transport
-    connected = bool(transport and transport.connected)
-    return dict(sink.stats(), state="connected" if connected else "disconnected",
+    return dict(sink.stats(), state="connected" if sink.connected() else "disconnected",
                 session="streaming" if sink.streaming() else "idle", app_id=sink.app_id(),
-                queue_depth=transport.queue_depth() if transport else 0, time=round(time.time(), 3))
+                queue_depth=sink.queue_depth(), last_error=sink.last_error(), time=round(time.time(), 3))
 
 
 class MetricsLine:

@@ -10,7 +10,7 @@ import os
 
 from aiohttp import web
 
-from ..agent import protocol
+from ..wire import protocol
 from . import credentials
 
 COMMAND_TIMEOUT = 10.0

@@ -5,7 +5,7 @@ import itertools
 import json
 import time
 
-from ..agent import protocol
+from ..wire import protocol
 from .recorder import SigmfRecorder
 from .spectrum import SpectrumMeter
 

@@ -9,7 +9,7 @@ import datetime
 import json
 import os
 
-from ..agent.protocol import BYTES_PER_SAMPLE
+from ..wire.protocol import BYTES_PER_SAMPLE
 
 DATATYPES = {"cf32": "cf32_le", "cs16": "ci16_le", "cs8": "ci8"}
 SIGMF_VERSION = "1.2.0"

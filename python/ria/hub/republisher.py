@@ -8,7 +8,7 @@ loses messages at its high-water mark, the hub does not slow down.
 
 import zmq
 
-from ..agent.framing import to_complex
+from ..wire.framing import to_complex
 
 HIGH_WATER_MARK = 256  # messages per subscriber
 

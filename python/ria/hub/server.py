@@ -7,7 +7,7 @@ import time
 
 from aiohttp import WSMsgType, web
 
-from ..agent import protocol
+from ..wire import protocol
 from . import admin_api, credentials
 from .agent_link import MISSED_HEARTBEATS, AgentLink
 from .access_log import RedactingAccessLogger

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from ..agent.framing import to_complex
+from ..wire.framing import to_complex
 
 FFT_SIZE = 1024
 SEGMENTS = 8  # FFTs averaged per update

@@ -1,0 +1,635 @@
+#include "agent_transport.h"
+
+#include "backoff.h"
+#include "monotonic_clock.h"
+#include "wire.h"
+#include "ws_connection.h"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <random>
+
+namespace gr {
+namespace ria {
+
+namespace net = boost::asio;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr size_t SEEN_IDS = 4096;
+constexpr std::chrono::milliseconds CLOSE_LIMIT{ 400 };
+
+std::chrono::milliseconds ms(double seconds)
+{
+    return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0));
+}
+
+std::mutex g_registry_mutex;
+std::map<std::string, std::weak_ptr<agent_transport>> g_registry;
+
+} // namespace
+
+double transport_settings::dead_link_timeout() const { return std::min(2.0 * heartbeat_interval, 15.0); }
+
+struct agent_transport::data_item {
+    enum kind_t { FRAME, TEXT, GAP } kind = TEXT;
+    frame fr;
+    json text;
+    uint64_t index = 0, samples = 0;
+    json app_id;
+    std::string reason;
+};
+
+struct agent_transport::link {
+    explicit link(net::io_context& ioc) : heartbeat(ioc), watchdog(ioc) {}
+    std::shared_ptr<ws_connection> conn;
+    bool open = false, alive = true, writing = false, described = false;
+    double opened_at = 0, write_started = 0;
+    std::optional<data_item> in_flight; // a frame, a gap, or a text that must not be lost
+    bool in_flight_was_control = false;
+    std::string text_buf;
+    net::steady_timer heartbeat, watchdog;
+};
+
+struct agent_transport::io {
+    net::io_context ioc;
+    std::optional<net::executor_work_guard<net::io_context::executor_type>> guard;
+    std::unique_ptr<net::ssl::context> tls;
+    net::steady_timer backoff{ ioc };
+    std::mt19937_64 rng{ std::random_device{}() };
+};
+
+// ------------------------------------------------------------------ construction, registry
+
+void agent_transport::validate(const transport_settings& s)
+{
+    hub_url::parse(s.url);
+    if (!(s.heartbeat_interval > 0) || s.heartbeat_interval > 86400)
+        throw std::invalid_argument("heartbeat_interval must be > 0 and at most a day, got " +
+                                    std::to_string(s.heartbeat_interval));
+    if (!s.ca_file.empty() && !std::ifstream(s.ca_file).good())
+        throw std::invalid_argument("ca_file: cannot read '" + s.ca_file + "'");
+}
+
+agent_transport::agent_transport(const transport_settings& s)
+    : d_settings(s), d_url(hub_url::parse(s.url)), d_io(new io), d_logger("ria_agent_transport")
+{
+    if (d_url.tls) {
+        auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
+        if (s.insecure) {
+            ctx->set_verify_mode(net::ssl::verify_none);
+        } else {
+            ctx->set_verify_mode(net::ssl::verify_peer);
+            if (s.ca_file.empty())
+                ctx->set_default_verify_paths();
+            else
+                ctx->load_verify_file(s.ca_file);
+        }
+        d_io->tls = std::move(ctx);
+    }
+}
+
+agent_transport::~agent_transport() { halt_io(); }
+
+std::shared_ptr<agent_transport> agent_transport::acquire(const transport_settings& s)
+{
+    std::lock_guard<std::mutex> registry(g_registry_mutex);
+    const std::string key = s.url + '\n' + s.token;
+    auto it = g_registry.find(key);
+    if (it != g_registry.end()) {
+        if (auto running = it->second.lock()) {
+            std::lock_guard<std::mutex> lk(running->d_mutex);
+            if (running->d_users > 0) {
+                running->d_users++;
+                return running;
+            }
+        }
+    }
+    std::shared_ptr<agent_transport> t(new agent_transport(s));
+    g_registry[key] = t;
+    t->start();
+    return t;
+}
+
+void agent_transport::start()
+{
+    {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        d_users = 1;
+    }
+    if (d_url.tls && d_settings.insecure)
+        d_logger.warn("TLS verification is off (insecure): use this only for testing");
+    d_stopping = false;
+    d_io->ioc.restart();
+    d_io->guard.emplace(d_io->ioc.get_executor());
+    d_thread = std::thread([this] { d_io->ioc.run(); });
+    net::post(d_io->ioc, [this] { connect(); });
+}
+
+void agent_transport::release(double drain_s)
+{
+    {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        if (d_users == 0 || --d_users > 0)
+            return;
+    }
+    wait_drained(drain_s); // (a connection still being made may deliver the tail in time)
+    net::post(d_io->ioc, [this] {
+        d_stopping = true;
+        d_io->backoff.cancel();
+        if (d_link) {
+            d_link->heartbeat.cancel();
+            d_link->watchdog.cancel();
+            d_link->conn->close(CLOSE_LIMIT);
+        }
+    });
+    {
+        std::unique_lock<std::mutex> lk(d_mutex);
+        d_cond.wait_for(lk, CLOSE_LIMIT + std::chrono::milliseconds(100), [this] { return !d_connected.load(); });
+    }
+    halt_io();
+    finish_close();
+}
+
+void agent_transport::halt_io()
+{
+    if (d_io->guard)
+        d_io->guard.reset();
+    d_io->ioc.stop();
+    if (d_thread.joinable())
+        d_thread.join();
+}
+
+void agent_transport::finish_close()
+{
+    // The io thread has ended: what is still queued never reaches this hub. Count it, so
+    // that sent + dropped is every sample a block handed over.
+    if (d_link)
+        d_link->alive = false;
+    d_link.reset();
+    d_connected = false;
+    std::lock_guard<std::mutex> lk(d_mutex);
+    for (const auto& item : d_data)
+        if (item.kind == data_item::FRAME) {
+            d_counters.frames_dropped++;
+            d_counters.samples_dropped += item.samples;
+        }
+    d_data.clear();
+    d_control.clear();
+    d_queued_samples = 0;
+    d_queued_frames = 0;
+    d_writing = false;
+    d_cond.notify_all();
+}
+
+// ------------------------------------------------------------------ producers (block threads)
+
+void agent_transport::set_heartbeat(std::function<json()> fn)
+{
+    std::lock_guard<std::mutex> lk(d_mutex);
+    d_heartbeat = std::move(fn);
+}
+
+void agent_transport::set_receiver(std::function<void(const json&)> fn)
+{
+    std::lock_guard<std::mutex> lk(d_mutex);
+    d_receiver = std::move(fn);
+}
+
+void agent_transport::send_control(json msg)
+{
+    {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        d_control.push_back(std::move(msg));
+    }
+    net::post(d_io->ioc, [this] { kick(); });
+}
+
+void agent_transport::send_in_order(json msg)
+{
+    {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        data_item item;
+        item.text = std::move(msg);
+        d_data.push_back(std::move(item));
+    }
+    net::post(d_io->ioc, [this] { kick(); });
+}
+
+bool agent_transport::send_frame(frame&& f, uint64_t sample_index, const json& app_id, bool drop)
+{
+    bool wake = false;
+    {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        if (drop && d_queued_samples >= d_limit_samples) {
+            drop_locked(sample_index, f.samples, app_id, d_connected ? "backpressure" : "disconnected", false);
+            return false;
+        }
+        data_item item;
+        item.kind = data_item::FRAME;
+        item.samples = f.samples;
+        item.index = sample_index;
+        item.app_id = app_id;
+        item.fr = std::move(f);
+        d_queued_samples += item.samples;
+        d_queued_frames++;
+        d_data.push_back(std::move(item));
+        wake = !d_writing; // a busy writer takes the next item itself
+    }
+    if (wake)
+        net::post(d_io->ioc, [this] { kick(); });
+    return true;
+}
+
+void agent_transport::drop_locked(
+    uint64_t index, uint64_t samples, const json& app_id, const std::string& reason, bool at_front)
+{
+    d_counters.frames_dropped++;
+    d_counters.samples_dropped += samples;
+    // A run of drops is one gap: extend the neighbouring gap when it ends (or starts) right here.
+    if (!d_data.empty()) {
+        data_item& near = at_front ? d_data.front() : d_data.back();
+        if (near.kind == data_item::GAP && near.app_id == app_id && near.reason == reason) {
+            if (!at_front && near.index + near.samples == index) {
+                near.samples += samples;
+                return;
+            }
+            if (at_front && index + samples == near.index) {
+                near.index = index;
+                near.samples += samples;
+                return;
+            }
+        }
+    }
+    data_item gap;
+    gap.kind = data_item::GAP;
+    gap.index = index;
+    gap.samples = samples;
+    gap.app_id = app_id;
+    gap.reason = reason;
+    if (at_front)
+        d_data.push_front(std::move(gap));
+    else
+        d_data.push_back(std::move(gap));
+}
+
+bool agent_transport::wait_for_room(double timeout_s)
+{
+    std::unique_lock<std::mutex> lk(d_mutex);
+    return d_cond.wait_for(lk, ms(timeout_s), [this] { return d_queued_samples < d_limit_samples; });
+}
+
+bool agent_transport::wait_drained(double timeout_s)
+{
+    std::unique_lock<std::mutex> lk(d_mutex);
+    return d_cond.wait_for(lk, ms(timeout_s), [this] { return d_data.empty() && d_control.empty() && !d_writing; });
+}
+
+void agent_transport::set_queue_limit(uint64_t samples)
+{
+    std::lock_guard<std::mutex> lk(d_mutex);
+    d_limit_samples = std::max<uint64_t>(samples, 1);
+    d_cond.notify_all();
+}
+
+std::string agent_transport::last_error() const
+{
+    std::lock_guard<std::mutex> lk(d_mutex);
+    return d_last_error;
+}
+
+transport_counters agent_transport::counters() const
+{
+    std::lock_guard<std::mutex> lk(d_mutex);
+    return d_counters;
+}
+
+size_t agent_transport::queue_frames() const
+{
+    std::lock_guard<std::mutex> lk(d_mutex);
+    return d_queued_frames;
+}
+
+uint64_t agent_transport::queue_samples() const
+{
+    std::lock_guard<std::mutex> lk(d_mutex);
+    return d_queued_samples;
+}
+
+// ------------------------------------------------------------------ connection (io thread)
+
+void agent_transport::connect()
+{
+    if (d_stopping)
+        return;
+    connection_settings cs;
+    cs.url = hub_url::parse(d_settings.token_in_query && !d_settings.token.empty()
+                                ? hub_url::with_token(d_settings.url, d_settings.token)
+                                : d_settings.url);
+    if (!d_settings.token.empty() && !d_settings.token_in_query)
+        cs.authorization = "Bearer " + d_settings.token;
+    const double dead = d_settings.dead_link_timeout();
+    cs.idle_timeout = ms(dead);
+    cs.handshake_timeout = ms(std::min(10.0, dead));
+    auto l = std::make_shared<link>(d_io->ioc);
+    std::weak_ptr<link> weak = l;
+    connection_events ev;
+    ev.opened = [this, weak] {
+        if (auto l = weak.lock())
+            on_open(l);
+    };
+    ev.text = [this, weak](std::string&& text) {
+        if (auto l = weak.lock())
+            on_text(l, std::move(text));
+    };
+    ev.binary = [this, weak](size_t) {
+        if (auto l = weak.lock(); l && l == d_link)
+            reply_error("binary frames from the hub are not understood by this agent");
+    };
+    ev.ended = [this, weak](const std::string& why, bool quiet) {
+        if (auto l = weak.lock())
+            on_ended(l, why, quiet);
+    };
+    l->conn = ws_connection::create(d_io->ioc, d_io->tls.get(), cs, std::move(ev));
+    d_link = l;
+    l->conn->run();
+}
+
+void agent_transport::schedule_reconnect()
+{
+    if (d_stopping)
+        return;
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
+    const double delay = backoff_delay(d_attempt++, uniform(d_io->rng));
+    d_io->backoff.expires_after(ms(delay));
+    d_io->backoff.async_wait([this](boost::system::error_code ec) {
+        if (!ec)
+            connect();
+    });
+}
+
+void agent_transport::on_open(const std::shared_ptr<link>& l)
+{
+    if (l != d_link)
+        return;
+    l->open = true;
+    l->opened_at = monotonic_s();
+    {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        d_counters.connections++;
+        d_last_error.clear();
+        d_control.push_front(json()); // the first frame on every connection is a heartbeat
+        d_connected = true;
+        d_cond.notify_all();
+    }
+    d_logger.info("connected to hub {}", redact_url(d_settings.url));
+    arm_heartbeat(l);
+    arm_watchdog(l);
+    kick();
+}
+
+void agent_transport::on_ended(const std::shared_ptr<link>& l, const std::string& why, bool quiet)
+{
+    if (l != d_link)
+        return;
+    l->alive = false;
+    l->heartbeat.cancel();
+    l->watchdog.cancel();
+    d_link.reset();
+    {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        d_connected = false;
+        if (l->in_flight) {
+            data_item& item = *l->in_flight;
+            if (item.kind == data_item::FRAME)
+                // The hub may never have had this frame: account for it as a gap, in order.
+                drop_locked(item.index, item.samples, item.app_id, "disconnected", true);
+            else if (item.kind == data_item::GAP)
+                d_data.push_front(std::move(item));
+            else if (!item.text.is_null()) // text is never lost; a heartbeat goes first anyway
+                (l->in_flight_was_control ? d_control.push_front(std::move(item.text))
+                                          : d_data.push_front(std::move(item)));
+            l->in_flight.reset();
+        }
+        d_writing = false;
+        d_cond.notify_all();
+    }
+    if (!quiet)
+        note_error(why);
+    if (l->open && monotonic_s() - l->opened_at >= BACKOFF_RESET_AFTER_S)
+        d_attempt = 0;
+    schedule_reconnect();
+}
+
+void agent_transport::note_error(const std::string& message)
+{
+    std::lock_guard<std::mutex> lk(d_mutex);
+    if (message != d_last_error)
+        d_logger.warn("hub {}: {}", redact_url(d_settings.url), message);
+    d_last_error = message;
+    d_cond.notify_all();
+}
+
+void agent_transport::arm_heartbeat(const std::shared_ptr<link>& l)
+{
+    l->heartbeat.expires_after(ms(d_settings.heartbeat_interval));
+    l->heartbeat.async_wait([this, weak = std::weak_ptr<link>(l)](boost::system::error_code ec) {
+        auto l = weak.lock();
+        if (ec || !l || l != d_link)
+            return;
+        {
+            std::lock_guard<std::mutex> lk(d_mutex);
+            d_control.push_back(json());
+        }
+        arm_heartbeat(l);
+        kick();
+    });
+}
+
+void agent_transport::arm_watchdog(const std::shared_ptr<link>& l)
+{
+    // Beast's idle timeout catches a hub that sends nothing (not even a pong); this catches
+    // a write that makes no progress while something still arrives.
+    l->watchdog.expires_after(std::chrono::seconds(1));
+    l->watchdog.async_wait([this, weak = std::weak_ptr<link>(l)](boost::system::error_code ec) {
+        auto l = weak.lock();
+        if (ec || !l || l != d_link)
+            return;
+        const double dead = d_settings.dead_link_timeout();
+        if (l->writing && monotonic_s() - l->write_started > dead) {
+            char why[96];
+            snprintf(why, sizeof why, "no send progress for %g s: the link is dead", dead);
+            l->conn->abort(why);
+            return;
+        }
+        arm_watchdog(l);
+    });
+}
+
+// ------------------------------------------------------------------ hub -> agent
+
+void agent_transport::on_text(const std::shared_ptr<link>& l, std::string&& text)
+{
+    if (l != d_link)
+        return;
+    json msg;
+    try {
+        msg = wire::decode_hub_message(text, d_settings.max_text_bytes);
+    } catch (const wire::protocol_error& e) {
+        reply_error(std::string("bad message from hub: ") + e.what());
+        return;
+    }
+    bool repeated = false;
+    if (msg.contains("id")) {
+        const json& id = msg["id"];
+        const std::string key = wire::id_key(id);
+        {
+            std::lock_guard<std::mutex> lk(d_mutex);
+            d_control.push_back(wire::ack(id));
+        }
+        repeated = d_seen.count(key) > 0;
+        if (!repeated) {
+            if (d_seen_order.size() == SEEN_IDS) {
+                d_seen.erase(d_seen_order.front());
+                d_seen_order.pop_front();
+            }
+            d_seen_order.push_back(key);
+            d_seen.insert(key);
+        }
+    }
+    if (!repeated && msg["type"] == "ping") {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        d_control.push_back(wire::pong(msg.contains("id") ? msg["id"] : json()));
+    }
+    kick();
+    if (repeated || msg["type"] == "ping")
+        return;
+    std::function<void(const json&)> receiver;
+    {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        receiver = d_receiver;
+    }
+    if (receiver) {
+        try {
+            receiver(msg);
+        } catch (const std::exception& e) {
+            reply_error(std::string("the agent could not take a hub message: ") + e.what());
+        }
+    }
+}
+
+void agent_transport::reply_error(const std::string& message)
+{
+    d_logger.warn("{}", message);
+    {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        d_control.push_back(wire::error(json(), message));
+    }
+    kick();
+}
+
+// ------------------------------------------------------------------ writer (io thread)
+
+void agent_transport::kick()
+{
+    auto l = d_link;
+    if (!l || !l->open || l->writing)
+        return;
+    std::unique_lock<std::mutex> lk(d_mutex);
+    if (!d_control.empty()) {
+        json msg = std::move(d_control.front());
+        d_control.pop_front();
+        d_writing = true;
+        auto heartbeat = msg.is_null() ? d_heartbeat : nullptr;
+        lk.unlock();
+        if (msg.is_null())
+            msg = heartbeat ? heartbeat() : wire::heartbeat({}, false, nullptr, nullptr, nullptr);
+        else {
+            l->in_flight.emplace();
+            l->in_flight->text = msg;
+            l->in_flight_was_control = true;
+        }
+        write_text(l, msg);
+        return;
+    }
+    if (d_data.empty()) {
+        d_cond.notify_all();
+        return;
+    }
+    data_item& next = d_data.front();
+    if (next.kind != data_item::TEXT && !l->described && !d_current_info.is_null()) {
+        // A new connection (perhaps to a restarted hub): describe the stream again before
+        // the first frame or gap that goes out on it.
+        json info = d_current_info;
+        info["sample_index"] = next.index;
+        d_writing = true;
+        lk.unlock();
+        l->described = true;
+        write_text(l, info);
+        return;
+    }
+    data_item item = std::move(next);
+    d_data.pop_front();
+    if (item.kind == data_item::FRAME) {
+        d_queued_samples -= item.samples;
+        d_queued_frames--;
+        d_cond.notify_all();
+    }
+    d_writing = true;
+    lk.unlock();
+    l->in_flight = std::move(item);
+    l->in_flight_was_control = false;
+    data_item& cur = *l->in_flight;
+    if (cur.kind == data_item::TEXT) {
+        if (cur.text.value("type", "") == "stream_info") {
+            d_current_info = cur.text;
+            l->described = true;
+        }
+        write_text(l, cur.text);
+    } else if (cur.kind == data_item::GAP) {
+        write_text(l, wire::gap(cur.app_id, cur.index, cur.samples, cur.reason));
+    } else {
+        l->writing = true;
+        l->write_started = monotonic_s();
+        l->conn->write(false, cur.fr.payload.data(), cur.fr.payload.size(),
+                       [this, l](boost::system::error_code ec, size_t) { on_written(l, !ec); });
+    }
+}
+
+void agent_transport::write_text(const std::shared_ptr<link>& l, const json& msg)
+{
+    l->text_buf = wire::encode(msg);
+    l->writing = true;
+    l->write_started = monotonic_s();
+    l->conn->write(true, l->text_buf.data(), l->text_buf.size(),
+                   [this, l](boost::system::error_code ec, size_t) { on_written(l, !ec); });
+}
+
+void agent_transport::on_written(const std::shared_ptr<link>& l, bool ok)
+{
+    if (!l->alive || !ok || l != d_link)
+        return; // on_ended has accounted for what was in flight
+    {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        if (l->in_flight && l->in_flight->kind == data_item::FRAME) {
+            d_counters.frames_sent++;
+            d_counters.samples_sent += l->in_flight->samples;
+            d_counters.bytes_sent += l->in_flight->fr.payload.size();
+        }
+        d_writing = false;
+        d_cond.notify_all();
+    }
+    l->in_flight.reset();
+    l->writing = false;
+    kick();
+}
+
+} // namespace ria
+} // namespace gr

@@ -1,0 +1,149 @@
+/* The agent's one WebSocket to the hub, shared by the blocks of one agent: an io thread, the
+ * connection and its reconnects, heartbeats, the outbound queues with their drop accounting,
+ * id de-duplication, and the counters the blocks report. */
+#ifndef INCLUDED_RIA_AGENT_TRANSPORT_H
+#define INCLUDED_RIA_AGENT_TRANSPORT_H
+
+#include "frame_assembler.h"
+#include "hub_url.h"
+#include <gnuradio/logger.h>
+#include <nlohmann/json.hpp>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_set>
+
+namespace gr {
+namespace ria {
+
+struct transport_settings {
+    std::string url;
+    std::string token;
+    bool token_in_query = false;
+    std::string ca_file;
+    bool insecure = false;
+    double heartbeat_interval = 30.0;
+    size_t max_text_bytes = 64 * 1024;
+
+    //! The dead-link timeout: two heartbeat intervals or 15 s, whichever is less.
+    double dead_link_timeout() const;
+};
+
+struct transport_counters {
+    uint64_t frames_sent = 0, samples_sent = 0, bytes_sent = 0;
+    uint64_t frames_dropped = 0, samples_dropped = 0;
+    uint64_t connections = 0;
+    uint64_t reconnects() const { return connections > 0 ? connections - 1 : 0; }
+};
+
+class agent_transport : public std::enable_shared_from_this<agent_transport>
+{
+public:
+    using json = nlohmann::json;
+
+    //! Checks the settings (throws std::invalid_argument naming the bad one); no network.
+    static void validate(const transport_settings& s);
+    //! A block begins using a transport: the one another block of this agent (same hub URL and
+    //! token) is using now, else a new one. The first user starts the io thread and connecting.
+    static std::shared_ptr<agent_transport> acquire(const transport_settings& s);
+    ~agent_transport();
+
+    //! A block is done; the last one waits up to `drain_s` for the queues to empty, closes the
+    //! connection (bounded), and stops the io thread. Returns within about drain_s + 0.5 s.
+    void release(double drain_s);
+
+    //! Builds the heartbeat (called on the io thread when one is due).
+    void set_heartbeat(std::function<json()> fn);
+    //! Receives every valid hub message that is not a ping or a repeated id (io thread).
+    void set_receiver(std::function<void(const json&)> fn);
+
+    //! A text message ahead of all data (status, error, ...). Never blocks.
+    void send_control(json msg);
+    //! A text message behind the data already queued (stream_info).
+    void send_in_order(json msg);
+    //! Queues one frame; with `drop` set a full queue drops it instead (counted, and a gap goes
+    //! out in its place). Returns true when it was queued.
+    bool send_frame(frame&& f, uint64_t sample_index, const json& app_id, bool drop);
+    //! Waits up to timeout_s until the data queue is below its limit (the lossless policy).
+    bool wait_for_room(double timeout_s);
+    //! True once nothing is queued or being written.
+    bool wait_drained(double timeout_s);
+    //! Most samples the data queue holds before it counts as full.
+    void set_queue_limit(uint64_t samples);
+
+    bool connected() const { return d_connected.load(); }
+    std::string last_error() const;
+    transport_counters counters() const;
+    size_t queue_frames() const;
+    uint64_t queue_samples() const;
+    const transport_settings& settings() const { return d_settings; }
+
+private:
+    struct data_item;
+    struct link;
+
+    explicit agent_transport(const transport_settings& s);
+    void start();
+    void halt_io();
+
+    // io thread
+    void connect();
+    void schedule_reconnect();
+    void on_open(const std::shared_ptr<link>& l);
+    void on_text(const std::shared_ptr<link>& l, std::string&& text);
+    void on_ended(const std::shared_ptr<link>& l, const std::string& why, bool quiet);
+    void arm_heartbeat(const std::shared_ptr<link>& l);
+    void arm_watchdog(const std::shared_ptr<link>& l);
+    void kick();
+    void write_text(const std::shared_ptr<link>& l, const json& msg);
+    void on_written(const std::shared_ptr<link>& l, bool ok);
+    void reply_error(const std::string& message);
+    void note_error(const std::string& message);
+    void finish_close();
+
+    // under d_mutex
+    void drop_locked(uint64_t index, uint64_t samples, const json& app_id, const std::string& reason,
+                     bool at_front);
+
+    const transport_settings d_settings;
+    hub_url d_url;
+    struct io;
+    std::unique_ptr<io> d_io; // io_context, TLS context, timers (Asio stays out of this header)
+    std::thread d_thread;
+    gr::logger d_logger;
+
+    mutable std::mutex d_mutex;
+    std::condition_variable d_cond;
+    std::deque<json> d_control; // a null entry is "a heartbeat, built when sent"
+    std::deque<data_item> d_data;
+    uint64_t d_queued_samples = 0;
+    size_t d_queued_frames = 0;
+    uint64_t d_limit_samples = 1 << 20;
+    bool d_writing = false;
+    std::string d_last_error;
+    transport_counters d_counters;
+    std::function<json()> d_heartbeat;
+    std::function<void(const json&)> d_receiver;
+    int d_users = 0;
+
+    // io thread only
+    std::shared_ptr<link> d_link;
+    json d_current_info; // the stream_info that describes the data at the head of the queue
+    unsigned d_attempt = 0;
+    bool d_stopping = false;
+    std::deque<std::string> d_seen_order;
+    std::unordered_set<std::string> d_seen;
+
+    std::atomic<bool> d_connected{ false };
+};
+
+} // namespace ria
+} // namespace gr
+
+#endif

@@ -1,0 +1,21 @@
+/* PMT <-> JSON at the transport's edge: hub messages become PMT dicts on `ctrl`, `to_hub` dicts become JSON. */
+#ifndef INCLUDED_RIA_PMT_JSON_H
+#define INCLUDED_RIA_PMT_JSON_H
+
+#include <nlohmann/json.hpp>
+#include <pmt/pmt.h>
+
+namespace gr {
+namespace ria {
+
+//! Objects become dicts, arrays vectors, strings symbols; integers stay integers (int64,
+//! or uint64 above that), true/false stay booleans, null is PMT_NIL.
+pmt::pmt_t json_to_pmt(const nlohmann::json& value);
+//! The inverse for the PMT kinds a flowgraph sends (dicts, pairs, vectors, uniform vectors,
+//! numbers, symbols, booleans, nil); anything else becomes its PMT text.
+nlohmann::json pmt_to_json(const pmt::pmt_t& value);
+
+} // namespace ria
+} // namespace gr
+
+#endif

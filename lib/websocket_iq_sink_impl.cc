@@ -1,0 +1,437 @@
+#include "websocket_iq_sink_impl.h"
+
+#include "monotonic_clock.h"
+#include "pmt_json.h"
+#include "wire.h"
+#include <gnuradio/io_signature.h>
+#include <algorithm>
+#include <cmath>
+
+namespace gr {
+namespace ria {
+
+using json = nlohmann::json;
+
+namespace {
+
+const char* VERSION = "0.1.0";
+const pmt::pmt_t RX_FREQ = pmt::mp("rx_freq");
+const pmt::pmt_t RX_RATE = pmt::mp("rx_rate");
+constexpr double DRAIN_ON_STOP_S = 0.5;
+constexpr double ROOM_WAIT_S = 0.1; // every wait in work() is short, so tb.stop() stays prompt
+
+std::string require_choice(const std::string& name, const std::string& value, std::initializer_list<const char*> ok)
+{
+    std::string list;
+    for (const char* o : ok) {
+        if (value == o)
+            return value;
+        list += (list.empty() ? "'" : ", '") + std::string(o) + "'";
+    }
+    throw std::invalid_argument(name + " must be one of " + list + ", got '" + value + "'");
+}
+
+double finite_number(const json& cmd, const char* key)
+{
+    const json& v = cmd.at(key);
+    if (!v.is_number() || !std::isfinite(v.get<double>()))
+        throw std::invalid_argument(std::string(key) + " must be a finite number, got " + wire::encode(v));
+    return v.get<double>();
+}
+
+} // namespace
+
+websocket_iq_sink::sptr websocket_iq_sink::make(const std::string& url,
+                                                const std::string& token,
+                                                const std::string& input_type,
+                                                int64_t buffer_size,
+                                                const std::string& sample_format,
+                                                const std::string& overflow,
+                                                double queue_seconds,
+                                                double heartbeat_interval,
+                                                bool autostart,
+                                                const std::string& app_id,
+                                                const std::vector<std::string>& hardware_names,
+                                                const std::string& ca_file,
+                                                bool insecure,
+                                                bool token_in_query,
+                                                const std::string& agent_name)
+{
+    require_choice("input_type", input_type, { "complex", "float" });
+    require_choice("overflow", overflow, { "drop", "block" });
+    const auto format = wire::parse_format(sample_format);
+    frame_assembler check(buffer_size, format, 1); // throws naming buffer_size
+    if (!(queue_seconds > 0) || queue_seconds > 60)
+        throw std::invalid_argument("queue_seconds must be > 0 and at most 60, got " + std::to_string(queue_seconds));
+    if (autostart && app_id.empty())
+        throw std::invalid_argument("autostart needs an app_id");
+    transport_settings ts;
+    ts.url = url;
+    ts.token = token;
+    ts.token_in_query = token_in_query;
+    ts.ca_file = ca_file;
+    ts.insecure = insecure;
+    ts.heartbeat_interval = heartbeat_interval;
+    agent_transport::validate(ts);
+    return gnuradio::make_block_sptr<websocket_iq_sink_impl>(ts,
+                                                             input_type == "complex",
+                                                             buffer_size,
+                                                             format,
+                                                             overflow == "drop",
+                                                             queue_seconds,
+                                                             autostart ? json(app_id) : json(),
+                                                             hardware_names,
+                                                             agent_name);
+}
+
+websocket_iq_sink_impl::websocket_iq_sink_impl(const transport_settings& transport,
+                                               bool complex_input,
+                                               int64_t buffer_size,
+                                               wire::sample_format format,
+                                               bool drop,
+                                               double queue_seconds,
+                                               const json& autostart_app,
+                                               const std::vector<std::string>& hardware_names,
+                                               const std::string& agent_name)
+    : gr::sync_block("ria_websocket_iq_sink",
+                     gr::io_signature::make(1, 1, complex_input ? sizeof(gr_complex) : sizeof(float)),
+                     gr::io_signature::make(0, 0, 0)),
+      d_settings(transport),
+      d_values(complex_input ? 2 : 1),
+      d_drop(drop),
+      d_queue_seconds(queue_seconds),
+      d_autostart_app(autostart_app),
+      d_hardware(hardware_names),
+      d_agent({ { "name", agent_name }, { "version", VERSION } }),
+      d_ctrl_port(pmt::mp("ctrl")),
+      d_assembler(std::make_unique<frame_assembler>(buffer_size, format, d_values)),
+      d_started_at(monotonic_s())
+{
+    message_port_register_in(pmt::mp("cmd"));
+    message_port_register_in(pmt::mp("to_hub"));
+    message_port_register_out(d_ctrl_port);
+    set_msg_handler(pmt::mp("cmd"), [this](const pmt::pmt_t& msg) { handle_cmd(msg); });
+    set_msg_handler(pmt::mp("to_hub"), [this](const pmt::pmt_t& msg) { handle_to_hub(msg); });
+}
+
+websocket_iq_sink_impl::~websocket_iq_sink_impl()
+{
+    if (auto t = transport()) {
+        t->set_heartbeat(nullptr);
+        t->set_receiver(nullptr);
+    }
+}
+
+// ------------------------------------------------------------------ life cycle
+
+bool websocket_iq_sink_impl::start()
+{
+    d_started_at = monotonic_s();
+    auto t = agent_transport::acquire(d_settings);
+    t->set_heartbeat([this] { return heartbeat(); });
+    t->set_receiver([this](const json& msg) { message_port_pub(d_ctrl_port, json_to_pmt(msg)); });
+    {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        d_transport = t;
+    }
+    update_queue_limit();
+    if (!d_autostart_app.is_null())
+        begin(d_autostart_app);
+    return true;
+}
+
+bool websocket_iq_sink_impl::stop()
+{
+    // A finite stream (a file, a test vector) ends here: its tail goes out if the hub takes
+    // it within the budget, and stop() returns within about a second whatever the network does.
+    if (auto t = transport()) {
+        if (d_streaming)
+            cut();
+        t->release(DRAIN_ON_STOP_S);
+    }
+    return true;
+}
+
+std::shared_ptr<agent_transport> websocket_iq_sink_impl::transport() const
+{
+    std::lock_guard<std::mutex> lk(d_mutex);
+    return d_transport;
+}
+
+// ------------------------------------------------------------------ accessors
+
+transport_counters websocket_iq_sink_impl::counters() const
+{
+    auto t = transport();
+    return t ? t->counters() : transport_counters();
+}
+
+bool websocket_iq_sink_impl::connected() const
+{
+    auto t = transport();
+    return t && t->connected();
+}
+
+std::string websocket_iq_sink_impl::last_error() const
+{
+    auto t = transport();
+    return t ? t->last_error() : std::string();
+}
+
+size_t websocket_iq_sink_impl::queue_depth() const
+{
+    auto t = transport();
+    return t ? t->queue_frames() : 0;
+}
+
+uint64_t websocket_iq_sink_impl::queue_samples() const
+{
+    auto t = transport();
+    return t ? t->queue_samples() : 0;
+}
+
+std::string websocket_iq_sink_impl::app_id() const
+{
+    std::lock_guard<std::mutex> lk(d_mutex);
+    return d_streaming && !d_app_id.is_null() ? d_app_id.dump() : std::string();
+}
+
+json websocket_iq_sink_impl::stats() const
+{
+    const auto c = counters();
+    return { { "frames_sent", c.frames_sent },
+             { "frames_dropped", c.frames_dropped },
+             { "samples_dropped", c.samples_dropped },
+             { "bytes_sent", c.bytes_sent },
+             { "sdr_overflows", d_sdr_overflows.load() },
+             { "reconnects", c.reconnects() },
+             { "uptime_s", std::round((monotonic_s() - d_started_at) * 10) / 10 } };
+}
+
+json websocket_iq_sink_impl::heartbeat() const
+{
+    json app;
+    {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        app = d_app_id;
+    }
+    return wire::heartbeat(d_hardware, d_streaming, app, d_agent, stats());
+}
+
+// ------------------------------------------------------------------ messages
+
+void websocket_iq_sink_impl::report(const std::string& message)
+{
+    d_logger->warn("cmd: {}", message);
+    json app;
+    {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        app = d_app_id;
+    }
+    if (auto t = transport())
+        t->send_control(wire::error(app, message));
+}
+
+void websocket_iq_sink_impl::handle_to_hub(const pmt::pmt_t& msg)
+{
+    json value = pmt_to_json(msg);
+    if (!value.is_object() || !value.contains("type") || !value["type"].is_string()) {
+        d_logger->warn("to_hub: expected a dict with a 'type', got {}", pmt::write_string(msg).substr(0, 200));
+        return;
+    }
+    if (auto t = transport())
+        t->send_control(std::move(value));
+}
+
+void websocket_iq_sink_impl::handle_cmd(const pmt::pmt_t& msg)
+{
+    json cmd = pmt_to_json(msg);
+    if (!cmd.is_object()) {
+        d_logger->warn("cmd: expected a dict, got {}", pmt::write_string(msg).substr(0, 200));
+        return;
+    }
+    try {
+        apply_cmd(cmd);
+    } catch (const std::exception& e) {
+        report(e.what());
+    }
+}
+
+void websocket_iq_sink_impl::apply_cmd(const json& cmd)
+{
+    static const char* known[] = { "stream",         "app_id",           "buffer_size", "sample_format",
+                                   "sample_rate",    "center_frequency", "gain",        "sdr_overflows" };
+    for (const auto& item : cmd.items())
+        if (std::none_of(std::begin(known), std::end(known), [&](const char* k) { return item.key() == k; }))
+            throw std::invalid_argument("unknown cmd key '" + item.key() + "'");
+    if (cmd.contains("sdr_overflows") && cmd["sdr_overflows"].is_number())
+        d_sdr_overflows = cmd["sdr_overflows"].get<int64_t>();
+
+    // Check everything first: a refused command changes nothing.
+    auto format = d_assembler->format();
+    int64_t size = static_cast<int64_t>(d_assembler->buffer_size());
+    if (cmd.contains("sample_format")) {
+        if (!cmd["sample_format"].is_string())
+            throw std::invalid_argument("sample_format must be a string, got " + wire::encode(cmd["sample_format"]));
+        format = wire::parse_format(cmd["sample_format"].get<std::string>());
+    }
+    if (cmd.contains("buffer_size")) {
+        if (!cmd["buffer_size"].is_number_integer())
+            throw std::invalid_argument("buffer_size must be an integer, got " + wire::encode(cmd["buffer_size"]));
+        size = cmd["buffer_size"].get<int64_t>();
+    }
+    double rate = d_rate, freq = d_freq, gain = d_gain;
+    if (cmd.contains("sample_rate"))
+        rate = finite_number(cmd, "sample_rate");
+    if (cmd.contains("center_frequency"))
+        freq = finite_number(cmd, "center_frequency");
+    if (cmd.contains("gain"))
+        gain = finite_number(cmd, "gain");
+    if (cmd.contains("stream") && !cmd["stream"].is_boolean())
+        throw std::invalid_argument("stream must be true or false, got " + wire::encode(cmd["stream"]));
+    std::unique_ptr<frame_assembler> next;
+    if (format != d_assembler->format() || size != static_cast<int64_t>(d_assembler->buffer_size()))
+        next = std::make_unique<frame_assembler>(size, format, d_values);
+
+    if (next) {
+        cut();
+        d_assembler = std::move(next);
+        d_info_due = true;
+        update_queue_limit();
+    }
+    if (rate != d_rate || freq != d_freq || gain != d_gain) {
+        cut();
+        d_rate = rate;
+        d_freq = freq;
+        d_gain = gain;
+        d_info_due = true;
+        update_queue_limit();
+    }
+    if (cmd.contains("stream")) {
+        const bool on = cmd["stream"].get<bool>();
+        if (on && !d_streaming) {
+            json app;
+            {
+                std::lock_guard<std::mutex> lk(d_mutex);
+                app = cmd.contains("app_id") ? cmd["app_id"] : d_app_id;
+            }
+            begin(app.is_null() ? json("") : app);
+        } else if (!on && d_streaming) {
+            end();
+        }
+    } else if (cmd.contains("app_id")) {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        d_app_id = cmd["app_id"];
+    }
+}
+
+// ------------------------------------------------------------------ stream
+
+void websocket_iq_sink_impl::update_queue_limit()
+{
+    auto t = transport();
+    if (!t)
+        return;
+    const double rate = d_rate > 0 ? d_rate : 1e6;
+    const auto limit = static_cast<uint64_t>(std::ceil(d_queue_seconds * rate));
+    t->set_queue_limit(std::max<uint64_t>(limit, 2 * d_assembler->buffer_size()));
+}
+
+void websocket_iq_sink_impl::begin(const json& app_id)
+{
+    {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        d_app_id = app_id;
+    }
+    d_assembler->discard();
+    d_sample_index = 0;
+    d_info_due = true;
+    d_streaming = true;
+}
+
+void websocket_iq_sink_impl::end()
+{
+    cut();
+    d_streaming = false;
+}
+
+void websocket_iq_sink_impl::queue(frame&& f)
+{
+    auto t = transport();
+    if (!t)
+        return;
+    const json& app = d_app_id; // written only on this thread, so read without the lock
+    if (d_info_due) {
+        d_info_due = false;
+        t->send_in_order(wire::stream_info(app, d_rate, d_freq, d_gain, d_assembler->format(), d_sample_index));
+    }
+    const uint64_t index = d_sample_index;
+    d_sample_index += f.samples;
+    t->send_frame(std::move(f), index, app, d_drop);
+}
+
+void websocket_iq_sink_impl::cut()
+{
+    frame f;
+    if (d_assembler->cut(f) && d_streaming)
+        queue(std::move(f));
+}
+
+int websocket_iq_sink_impl::work(int noutput_items,
+                                 gr_vector_const_void_star& input_items,
+                                 gr_vector_void_star& output_items)
+{
+    const auto n = static_cast<uint64_t>(noutput_items);
+    auto t = transport();
+    if (!d_streaming || !t)
+        return noutput_items;
+    if (!d_drop && !t->wait_for_room(ROOM_WAIT_S))
+        return 0; // lossless: no progress this time; the scheduler may stop us here
+    d_samples_produced += n;
+    const auto* in = static_cast<const float*>(input_items[0]);
+    const uint64_t start = nitems_read(0);
+
+    std::vector<gr::tag_t> tags;
+    get_tags_in_range(tags, 0, start, start + n);
+    tags.erase(std::remove_if(tags.begin(),
+                              tags.end(),
+                              [](const gr::tag_t& tag) {
+                                  return !(pmt::eqv(tag.key, RX_FREQ) || pmt::eqv(tag.key, RX_RATE)) ||
+                                         !(pmt::is_real(tag.value) || pmt::is_integer(tag.value));
+                              }),
+               tags.end());
+    std::stable_sort(tags.begin(), tags.end(), [](const gr::tag_t& a, const gr::tag_t& b) {
+        return a.offset < b.offset;
+    });
+
+    uint64_t pos = 0;
+    size_t i = 0;
+    while (i < tags.size()) {
+        const uint64_t at = tags[i].offset - start;
+        d_assembler->push(in + pos * d_values, at - pos, d_frames);
+        for (auto& f : d_frames)
+            queue(std::move(f));
+        d_frames.clear();
+        cut(); // the frame ends at the tag
+        double rate = d_rate, freq = d_freq;
+        for (; i < tags.size() && tags[i].offset - start == at; i++) {
+            const double v = pmt::to_double(tags[i].value);
+            (pmt::eqv(tags[i].key, RX_FREQ) ? freq : rate) = v;
+        }
+        if (freq != d_freq || rate != d_rate) {
+            d_freq = freq;
+            d_rate = rate;
+            d_info_due = true;
+            update_queue_limit();
+        }
+        pos = at;
+    }
+    d_assembler->push(in + pos * d_values, n - pos, d_frames);
+    for (auto& f : d_frames)
+        queue(std::move(f));
+    d_frames.clear();
+    return noutput_items;
+}
+
+} // namespace ria
+} // namespace gr

@@ -1,0 +1,213 @@
+#include "wire.h"
+
+#include <volk/volk.h>
+#include <algorithm>
+#include <cstring>
+
+namespace gr {
+namespace ria {
+namespace wire {
+
+namespace {
+
+const char* type_name(const json& v)
+{
+    switch (v.type()) {
+    case json::value_t::null:
+        return "null";
+    case json::value_t::boolean:
+        return "boolean";
+    case json::value_t::array:
+        return "array";
+    case json::value_t::object:
+        return "object";
+    case json::value_t::string:
+        return "string";
+    default:
+        return "number";
+    }
+}
+
+bool is_integer(const json& v) { return v.is_number_integer(); } // booleans are not integers in nlohmann
+
+} // namespace
+
+sample_format parse_format(const std::string& name)
+{
+    if (name == "cf32")
+        return sample_format::cf32;
+    if (name == "cs16")
+        return sample_format::cs16;
+    if (name == "cs8")
+        return sample_format::cs8;
+    throw std::invalid_argument("sample_format must be one of cf32, cs16, cs8, got '" + name + "'");
+}
+
+const char* format_name(sample_format f)
+{
+    switch (f) {
+    case sample_format::cs16:
+        return "cs16";
+    case sample_format::cs8:
+        return "cs8";
+    default:
+        return "cf32";
+    }
+}
+
+size_t bytes_per_value(sample_format f)
+{
+    switch (f) {
+    case sample_format::cs16:
+        return 2;
+    case sample_format::cs8:
+        return 1;
+    default:
+        return 4;
+    }
+}
+
+void convert(const float* in, size_t n, sample_format f, uint8_t* out)
+{
+    // x86 and ARM hosts are little-endian, as the wire is; cf32 is a plain copy.
+    switch (f) {
+    case sample_format::cf32:
+        std::memcpy(out, in, n * sizeof(float));
+        return;
+    case sample_format::cs16: {
+        // VOLK scales, rounds (to nearest even) and saturates to [-32768, 32767]; the
+        // protocol's full scale is symmetric, so -32768 becomes -32767.
+        auto* o = reinterpret_cast<int16_t*>(out);
+        volk_32f_s32f_convert_16i(o, in, 32767.0f, static_cast<unsigned>(n));
+        for (size_t i = 0; i < n; i++)
+            o[i] = std::max<int16_t>(o[i], -32767);
+        return;
+    }
+    case sample_format::cs8: {
+        auto* o = reinterpret_cast<int8_t*>(out);
+        volk_32f_s32f_convert_8i(o, in, 127.0f, static_cast<unsigned>(n));
+        for (size_t i = 0; i < n; i++)
+            o[i] = std::max<int8_t>(o[i], -127);
+        return;
+    }
+    }
+}
+
+const std::vector<std::string>& hub_types()
+{
+    static const std::vector<std::string> types = { "start",    "stop",    "configure",   "ping",
+                                                    "tx_start", "tx_stop", "tx_configure" };
+    return types;
+}
+
+json decode_hub_message(const std::string& text, size_t max_chars)
+{
+    if (text.size() > max_chars)
+        throw protocol_error("message of " + std::to_string(text.size()) +
+                             " bytes is over the limit of " + std::to_string(max_chars));
+    json msg;
+    try {
+        msg = json::parse(text);
+    } catch (const json::exception& e) {
+        std::string why = e.what();
+        // nlohmann prefixes "[json.exception.parse_error.101] "; the rest says where and what.
+        auto cut = why.find("] ");
+        throw protocol_error("message is not valid JSON: " +
+                             (cut == std::string::npos ? why : why.substr(cut + 2)));
+    }
+    if (!msg.is_object())
+        throw protocol_error(std::string("message must be a JSON object, got ") + type_name(msg));
+    auto kind = msg.find("type");
+    if (kind == msg.end() || !kind->is_string())
+        throw protocol_error("message has no string 'type' field");
+    const std::string type = kind->get<std::string>();
+    const auto& known = hub_types();
+    if (std::find(known.begin(), known.end(), type) == known.end()) {
+        std::string list;
+        for (const auto& k : known)
+            list += (list.empty() ? "" : ", ") + k;
+        throw protocol_error("unknown message type '" + type + "' (known: " + list + ")");
+    }
+    auto id = msg.find("id");
+    if (id != msg.end() && !id->is_string() && !is_integer(*id))
+        throw protocol_error("message id must be a string or integer, got " + encode(*id).substr(0, 80));
+    if (type == "start" || type == "stop" || type == "configure") {
+        auto app = msg.find("app_id");
+        if (app == msg.end() || !(app->is_string() || is_integer(*app)))
+            throw protocol_error(type + " needs an 'app_id' (string)");
+    }
+    if (type == "start" || type == "configure") {
+        auto rc = msg.find("radio_config");
+        if (rc != msg.end() && !rc->is_object())
+            throw protocol_error(type + ": radio_config must be an object, got " + type_name(*rc));
+    }
+    return msg;
+}
+
+std::string id_key(const json& id)
+{
+    return (id.is_string() ? "s:" + id.get<std::string>() : "i:" + id.dump());
+}
+
+json heartbeat(const std::vector<std::string>& hardware,
+               bool streaming,
+               const json& app_id,
+               const json& agent,
+               const json& stats)
+{
+    json msg = { { "type", "heartbeat" },
+                 { "hardware", hardware },
+                 { "status", streaming ? "streaming" : "idle" },
+                 { "capabilities", { "rx" } },
+                 { "tx_enabled", false } };
+    if (streaming && !app_id.is_null())
+        msg["app_id"] = app_id;
+    if (!agent.is_null())
+        msg["agent"] = agent;
+    if (!stats.is_null())
+        msg["stats"] = stats;
+    return msg;
+}
+
+json stream_info(const json& app_id,
+                 double sample_rate,
+                 double center_frequency,
+                 double gain,
+                 sample_format f,
+                 uint64_t sample_index)
+{
+    return { { "type", "stream_info" },       { "app_id", app_id },
+             { "sample_rate", sample_rate },  { "center_frequency", center_frequency },
+             { "gain", gain },                { "sample_format", format_name(f) },
+             { "sample_index", sample_index } };
+}
+
+json gap(const json& app_id, uint64_t sample_index, uint64_t dropped, const std::string& reason)
+{
+    return { { "type", "gap" },
+             { "app_id", app_id },
+             { "sample_index", sample_index },
+             { "dropped_samples", dropped },
+             { "reason", reason } };
+}
+
+json ack(const json& id) { return { { "type", "ack" }, { "id", id } }; }
+
+json pong(const json& id)
+{
+    json msg = { { "type", "pong" } };
+    if (!id.is_null())
+        msg["id"] = id;
+    return msg;
+}
+
+json error(const json& app_id, const std::string& message)
+{
+    return { { "type", "error" }, { "app_id", app_id }, { "message", message } };
+}
+
+std::string encode(const json& msg) { return msg.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+} // namespace wire
+} // namespace ria
+} // namespace gr

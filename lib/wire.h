@@ -1,0 +1,68 @@
+/* The agent <-> hub wire contract on the C++ side (docs/protocol.md), mirroring python/ria/wire/:
+ * sample formats and their conversion, the agent's text messages, and the checks on the hub's. */
+#ifndef INCLUDED_RIA_WIRE_H
+#define INCLUDED_RIA_WIRE_H
+
+#include <nlohmann/json.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <gnuradio/ria/api.h>
+
+namespace gr {
+namespace ria {
+namespace wire {
+
+using json = nlohmann::json;
+
+enum class sample_format { cf32, cs16, cs8 };
+
+//! "cf32", "cs16" or "cs8"; throws std::invalid_argument naming the value otherwise.
+RIA_API sample_format parse_format(const std::string& name);
+const char* format_name(sample_format f);
+//! Bytes of one value (one I or one Q, or one real sample): 4, 2 or 1.
+RIA_API size_t bytes_per_value(sample_format f);
+
+//! Little-endian bytes of n float values in format f, written to out (n * bytes_per_value).
+//! cs16/cs8: scaled to full scale 32767/127, rounded half to even, clipped symmetrically.
+RIA_API void convert(const float* in, size_t n, sample_format f, uint8_t* out);
+
+//! A hub message that cannot be acted on; what() says what was wrong.
+struct protocol_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+//! Parses one text frame from the hub into an object with a known `type`; throws protocol_error.
+json decode_hub_message(const std::string& text, size_t max_chars);
+//! A key for id de-duplication that keeps JSON types apart: 42 and "42" are different ids.
+std::string id_key(const json& id);
+//! Message types a hub sends (for errors and tests).
+const std::vector<std::string>& hub_types();
+
+json heartbeat(const std::vector<std::string>& hardware,
+               bool streaming,
+               const json& app_id,
+               const json& agent,
+               const json& stats);
+json stream_info(const json& app_id,
+                 double sample_rate,
+                 double center_frequency,
+                 double gain,
+                 sample_format f,
+                 uint64_t sample_index);
+json gap(const json& app_id, uint64_t sample_index, uint64_t dropped, const std::string& reason);
+json ack(const json& id);
+json pong(const json& id);
+//! An `error` message; a null app_id is sent as JSON null.
+json error(const json& app_id, const std::string& message);
+//! JSON text of a message; never throws (invalid UTF-8 is replaced).
+std::string encode(const json& msg);
+
+} // namespace wire
+} // namespace ria
+} // namespace gr
+
+#endif

@@ -1,0 +1,275 @@
+#include "ws_connection.h"
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <type_traits>
+
+namespace gr {
+namespace ria {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = net::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+using plain_stream = beast::tcp_stream;
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
+std::string seconds(std::chrono::milliseconds ms)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%g s", ms.count() / 1000.0);
+    return buf;
+}
+
+template <class Next>
+class connection final : public ws_connection, public std::enable_shared_from_this<connection<Next>>
+{
+public:
+    template <class... StreamArgs>
+    connection(net::io_context& ioc, const connection_settings& s, connection_events e, StreamArgs&&... args)
+        : d_s(s), d_events(std::move(e)), d_ws(std::forward<StreamArgs>(args)...), d_resolver(ioc), d_close_timer(ioc)
+    {
+    }
+
+    void run() override
+    {
+        d_resolver.async_resolve(d_s.url.host, d_s.url.port,
+                                 [self = this->shared_from_this()](error_code ec, tcp::resolver::results_type r) {
+                                     self->on_resolve(ec, r);
+                                 });
+    }
+
+    void write(bool text, const void* data, size_t size, write_handler handler) override
+    {
+        d_ws.text(text);
+        d_ws.async_write(net::buffer(data, size),
+                         [self = this->shared_from_this(), h = std::move(handler)](error_code ec, size_t n) {
+                             if (ec)
+                                 self->fail(ec, "write");
+                             h(ec, n);
+                         });
+    }
+
+    void close(std::chrono::milliseconds limit) override
+    {
+        if (d_ended)
+            return;
+        if (!d_open) {
+            abort_quietly();
+            return;
+        }
+        d_closing = true;
+        d_close_timer.expires_after(limit);
+        d_close_timer.async_wait([self = this->shared_from_this()](error_code ec) {
+            if (!ec)
+                self->abort_quietly();
+        });
+        d_ws.async_close(websocket::close_code::normal,
+                         [self = this->shared_from_this()](error_code) { self->abort_quietly(); });
+    }
+
+    void abort(const std::string& why) override
+    {
+        end(why, false);
+        shut();
+    }
+
+private:
+    void abort_quietly()
+    {
+        end("closed by the agent", true);
+        shut();
+    }
+
+    void shut()
+    {
+        d_close_timer.cancel();
+        d_resolver.cancel();
+        error_code ignored;
+        auto& sock = beast::get_lowest_layer(d_ws).socket();
+        sock.shutdown(tcp::socket::shutdown_both, ignored);
+        sock.close(ignored);
+    }
+
+    void end(const std::string& why, bool quiet)
+    {
+        if (d_ended)
+            return;
+        d_ended = true;
+        d_open = false;
+        if (d_events.ended)
+            d_events.ended(why, quiet);
+    }
+
+    void fail(error_code ec, const char* stage)
+    {
+        if (d_ended)
+            return;
+        const bool ours = d_closing || ec == net::error::operation_aborted;
+        end(ours ? std::string("closed by the agent") : describe(ec, stage), ours);
+        shut();
+    }
+
+    std::string describe(error_code ec, const std::string& stage)
+    {
+        if (ec == beast::error::timeout) {
+            if (stage == "read" || stage == "write")
+                return "nothing from the hub for " + seconds(d_s.idle_timeout) +
+                       " (not even a pong): the link is dead";
+            return "no answer from the hub within " + seconds(d_s.handshake_timeout) + " (" + stage + ")";
+        }
+        if (ec == websocket::error::upgrade_declined) {
+            const unsigned code = d_response.result_int();
+            if (code == 401 || code == 403)
+                return "the hub refused the agent token (HTTP " + std::to_string(code) + "); register again";
+            return "the hub answered HTTP " + std::to_string(code) + " instead of a WebSocket";
+        }
+        if (ec == websocket::error::closed) {
+            const auto& r = d_ws.reason();
+            return "connection closed by the hub (" + std::to_string(r.code) +
+                   (r.reason.empty() ? "" : " " + std::string(r.reason.c_str())) + ")";
+        }
+        if constexpr (std::is_same_v<Next, tls_stream>) {
+            if (stage == "TLS handshake") {
+                const long verify = SSL_get_verify_result(d_ws.next_layer().native_handle());
+                if (verify != X509_V_OK)
+                    return std::string("the hub's TLS certificate is not trusted (") +
+                           X509_verify_cert_error_string(verify) +
+                           "); give the hub's CA file, or use insecure mode only for testing";
+                return "TLS handshake with the hub failed: " + ec.message();
+            }
+        }
+        if (stage == "resolve")
+            return "cannot resolve " + d_s.url.host + ": " + ec.message();
+        if (stage == "connect")
+            return "cannot connect to " + d_s.url.host_header + ": " + ec.message();
+        return "connection lost (" + stage + "): " + ec.message();
+    }
+
+    void on_resolve(error_code ec, const tcp::resolver::results_type& results)
+    {
+        if (ec)
+            return fail(ec, "resolve");
+        auto& tcp_layer = beast::get_lowest_layer(d_ws);
+        tcp_layer.expires_after(d_s.handshake_timeout);
+        tcp_layer.async_connect(results,
+                                [self = this->shared_from_this()](error_code ec, const tcp::endpoint&) {
+                                    self->on_connect(ec);
+                                });
+    }
+
+    void on_connect(error_code ec)
+    {
+        if (ec)
+            return fail(ec, "connect");
+        beast::get_lowest_layer(d_ws).socket().set_option(tcp::no_delay(true), ec);
+        if constexpr (std::is_same_v<Next, tls_stream>) {
+            SSL* ssl = d_ws.next_layer().native_handle();
+            error_code not_ip;
+            net::ip::make_address(d_s.url.host, not_ip);
+            if (not_ip) { // a name: SNI, and the certificate must be for that name
+                SSL_set_tlsext_host_name(ssl, d_s.url.host.c_str());
+                SSL_set1_host(ssl, d_s.url.host.c_str());
+            } else {
+                X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), d_s.url.host.c_str());
+            }
+            beast::get_lowest_layer(d_ws).expires_after(d_s.handshake_timeout);
+            d_ws.next_layer().async_handshake(
+                net::ssl::stream_base::client,
+                [self = this->shared_from_this()](error_code ec) {
+                    if (ec)
+                        return self->fail(ec, "TLS handshake");
+                    self->upgrade();
+                });
+        } else {
+            upgrade();
+        }
+    }
+
+    void upgrade()
+    {
+        beast::get_lowest_layer(d_ws).expires_never();
+        websocket::stream_base::timeout t;
+        t.handshake_timeout = d_s.handshake_timeout;
+        t.idle_timeout = d_s.idle_timeout;
+        t.keep_alive_pings = true;
+        d_ws.set_option(t);
+        d_ws.set_option(websocket::stream_base::decorator([auth = d_s.authorization](websocket::request_type& req) {
+            req.set(http::field::user_agent, "gr-ria");
+            if (!auth.empty())
+                req.set(http::field::authorization, auth);
+        }));
+        d_ws.read_message_max(d_s.max_message_bytes);
+        d_ws.auto_fragment(false);
+        d_ws.write_buffer_bytes(64 * 1024);
+        d_ws.async_handshake(d_response, d_s.url.host_header, d_s.url.target,
+                             [self = this->shared_from_this()](error_code ec) {
+                                 if (ec)
+                                     return self->fail(ec, "WebSocket handshake");
+                                 self->d_open = true;
+                                 if (self->d_events.opened)
+                                     self->d_events.opened();
+                                 self->read();
+                             });
+    }
+
+    void read()
+    {
+        d_ws.async_read(d_buffer, [self = this->shared_from_this()](error_code ec, size_t n) {
+            if (ec)
+                return self->fail(ec, "read");
+            if (self->d_ended)
+                return;
+            if (self->d_ws.got_text()) {
+                std::string text = beast::buffers_to_string(self->d_buffer.data());
+                self->d_buffer.consume(n);
+                if (self->d_events.text)
+                    self->d_events.text(std::move(text));
+            } else {
+                self->d_buffer.consume(n);
+                if (self->d_events.binary)
+                    self->d_events.binary(n);
+            }
+            if (!self->d_ended)
+                self->read();
+        });
+    }
+
+    connection_settings d_s;
+    connection_events d_events;
+    websocket::stream<Next> d_ws;
+    tcp::resolver d_resolver;
+    net::steady_timer d_close_timer;
+    websocket::response_type d_response;
+    beast::flat_buffer d_buffer;
+    bool d_open = false;
+    bool d_closing = false;
+    bool d_ended = false;
+};
+
+} // namespace
+
+std::shared_ptr<ws_connection> ws_connection::create(net::io_context& ioc,
+                                                     net::ssl::context* tls_context,
+                                                     const connection_settings& settings,
+                                                     connection_events events)
+{
+    if (settings.url.tls)
+        return std::make_shared<connection<tls_stream>>(ioc, settings, std::move(events), ioc, *tls_context);
+    return std::make_shared<connection<plain_stream>>(ioc, settings, std::move(events), ioc);
+}
+
+} // namespace ria
+} // namespace gr

@@ -1,0 +1,59 @@
+/* One connection attempt to the hub: resolve, TCP connect, TLS, WebSocket handshake, read loop, writes.
+ * Everything runs on the transport's one io thread; a failed connection is not reused. */
+#ifndef INCLUDED_RIA_WS_CONNECTION_H
+#define INCLUDED_RIA_WS_CONNECTION_H
+
+#include "hub_url.h"
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/system/error_code.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace gr {
+namespace ria {
+
+struct connection_settings {
+    hub_url url;
+    std::string authorization;       //!< "Bearer ..." or empty (token in the query)
+    std::chrono::milliseconds handshake_timeout{ 10000 };
+    std::chrono::milliseconds idle_timeout{ 15000 }; //!< dead link: nothing received (a ping goes out at half)
+    size_t max_message_bytes = 1 << 20;
+};
+
+struct connection_events {
+    std::function<void()> opened;
+    std::function<void(std::string&& text)> text;
+    std::function<void(size_t bytes)> binary;
+    //! Called once when the connection ends, with a sentence for the operator; `quiet` for
+    //! ends we caused (close, abort) that need no log line.
+    std::function<void(const std::string& why, bool quiet)> ended;
+};
+
+class ws_connection
+{
+public:
+    using write_handler = std::function<void(boost::system::error_code, size_t)>;
+
+    //! tls_context is used (and must outlive the connection) when the URL is wss://.
+    static std::shared_ptr<ws_connection> create(boost::asio::io_context& ioc,
+                                                 boost::asio::ssl::context* tls_context,
+                                                 const connection_settings& settings,
+                                                 connection_events events);
+    virtual ~ws_connection() = default;
+
+    virtual void run() = 0;
+    //! One message; the buffer must stay valid until the handler runs. One write at a time.
+    virtual void write(bool text, const void* data, size_t size, write_handler handler) = 0;
+    //! A WebSocket close, bounded: the TCP socket is closed after `limit` whatever the peer does.
+    virtual void close(std::chrono::milliseconds limit) = 0;
+    //! Ends the connection now (a dead link): pending operations fail.
+    virtual void abort(const std::string& why) = 0;
+};
+
+} // namespace ria
+} // namespace gr
+
+#endif
