@@ -29,7 +29,16 @@ def pki(tmp_path_factory):
     subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
                     "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(crt)],
                    check=True, capture_output=True)
-    return {"ca": ca_crt, "other_ca": other_ca, "cert": crt, "key": key}
+    # A certificate from the right CA, but for another host.
+    other_key, other_csr, other_crt, other_ext = d / "o.key", d / "o.csr", d / "o.crt", d / "o.ext"
+    other_ext.write_text("subjectAltName=DNS:hub.example.org\n")
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=hub.example.org",
+                    "-keyout", str(other_key), "-out", str(other_csr)], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(other_csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
+                    "-CAcreateserial", "-days", "2", "-extfile", str(other_ext), "-out", str(other_crt)],
+                   check=True, capture_output=True)
+    return {"ca": ca_crt, "other_ca": other_ca, "cert": crt, "key": key,
+            "other_host_cert": other_crt, "other_host_key": other_key}
 
 
 @pytest.fixture
@@ -67,3 +76,21 @@ def test_default_trust_store_rejects_a_private_ca(tls_hub, flowgraphs):
 def test_insecure_mode_really_skips_verification(tls_hub, flowgraphs):
     connect_sink(flowgraphs, tls_hub.url(), insecure=True)
     assert tls_hub.wait_text("heartbeat", WAIT)
+
+
+def test_a_certificate_for_another_host_is_refused(pki, flowgraphs):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki["other_host_cert"], pki["other_host_key"])
+    server = HubServer(token=TOKEN, ssl_context=ctx).start()
+    try:
+        sink = connect_sink(flowgraphs, server.url(), ca_file=str(pki["ca"]))
+        assert wait_until(lambda: "not trusted (IP address mismatch)" in sink.last_error(), WAIT)
+        assert server.connections == 0
+    finally:
+        server.stop()
+
+
+def test_an_unreadable_ca_file_is_named_at_once(tmp_path):
+    missing = tmp_path / "nope.crt"
+    with pytest.raises(ValueError, match=f"ca_file: cannot read '{missing}'"):
+        idle_sink_flowgraph("wss://127.0.0.1:9/x", ca_file=str(missing))
