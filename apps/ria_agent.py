@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """ria_agent: turn this machine's radio into a remote agent of a RIA hub (the gr-ria lab hub or RIA Hub).
 
 First time:

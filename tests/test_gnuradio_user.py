@@ -502,9 +502,6 @@ def test_lab_1_from_grc_with_the_credentials_of_register(installed, compiled, la
         agent.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: apps/ria_agent.py starts with `#!/usr/bin/env python3`, so "
-                   "`ria_agent.py ...` as README and docs/operations.md write it runs whichever python3 is first on "
-                   "PATH (here pyenv's), which has no GNU Radio or SoapySDR")
 def test_installed_agent_runs_by_its_name_when_another_python3_is_first_on_path(installed, tmp_path):
     shadow = tmp_path / "bin"
     shadow.mkdir()
