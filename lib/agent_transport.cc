@@ -13,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <pthread.h>
 #include <random>
 
 namespace gr {
@@ -129,7 +130,10 @@ void agent_transport::start()
     d_stopping = false;
     d_io->ioc.restart();
     d_io->guard.emplace(d_io->ioc.get_executor());
-    d_thread = std::thread([this] { d_io->ioc.run(); });
+    d_thread = std::thread([this] {
+        pthread_setname_np(pthread_self(), "ria_ws_io");
+        d_io->ioc.run();
+    });
     net::post(d_io->ioc, [this] { connect(); });
 }
 
@@ -598,7 +602,7 @@ void agent_transport::kick()
     } else {
         l->writing = true;
         l->write_started = monotonic_s();
-        l->conn->write(false, cur.fr.payload.data(), cur.fr.payload.size(),
+        l->conn->write(false, cur.fr.data.get(), cur.fr.bytes,
                        [this, l](boost::system::error_code ec, size_t) { on_written(l, !ec); });
     }
 }
@@ -621,7 +625,7 @@ void agent_transport::on_written(const std::shared_ptr<link>& l, bool ok)
         if (l->in_flight && l->in_flight->kind == data_item::FRAME) {
             d_counters.frames_sent++;
             d_counters.samples_sent += l->in_flight->samples;
-            d_counters.bytes_sent += l->in_flight->fr.payload.size();
+            d_counters.bytes_sent += l->in_flight->fr.bytes;
         }
         d_writing = false;
         d_cond.notify_all();

@@ -6,6 +6,54 @@
 namespace gr {
 namespace ria {
 
+namespace {
+constexpr size_t POOL_BYTES = 8 << 20; // buffers kept for reuse, in all
+}
+
+payload_pool::payload_pool(size_t buffer_bytes)
+    : d_bytes(buffer_bytes), d_keep(std::max<size_t>(4, POOL_BYTES / std::max<size_t>(buffer_bytes, 1)))
+{
+}
+
+std::unique_ptr<uint8_t[]> payload_pool::take()
+{
+    {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        if (!d_free.empty()) {
+            auto b = std::move(d_free.back());
+            d_free.pop_back();
+            return b;
+        }
+    }
+    return std::unique_ptr<uint8_t[]>(new uint8_t[d_bytes]); // not zeroed: every byte is written
+}
+
+void payload_pool::give(std::unique_ptr<uint8_t[]> buffer)
+{
+    std::lock_guard<std::mutex> lk(d_mutex);
+    if (d_free.size() < d_keep)
+        d_free.push_back(std::move(buffer));
+}
+
+frame& frame::operator=(frame&& other) noexcept
+{
+    if (this != &other) {
+        if (pool && data)
+            pool->give(std::move(data));
+        data = std::move(other.data);
+        bytes = other.bytes;
+        samples = other.samples;
+        pool = std::move(other.pool);
+    }
+    return *this;
+}
+
+frame::~frame()
+{
+    if (pool && data)
+        pool->give(std::move(data));
+}
+
 frame_assembler::frame_assembler(int64_t buffer_size, wire::sample_format format, unsigned values_per_sample)
     : d_format(format),
       d_values(values_per_sample),
@@ -15,27 +63,24 @@ frame_assembler::frame_assembler(int64_t buffer_size, wire::sample_format format
         throw std::invalid_argument("buffer_size must be an integer from 1 to " + std::to_string(MAX_BUFFER_SIZE) +
                                     ", got " + std::to_string(buffer_size));
     d_buffer_size = static_cast<size_t>(buffer_size);
-}
-
-void frame_assembler::start_frame()
-{
-    d_partial.payload.resize(bytes_for(d_buffer_size));
-    d_partial.samples = 0;
+    d_pool = std::make_shared<payload_pool>(bytes_for(d_buffer_size));
 }
 
 void frame_assembler::push(const float* samples, size_t n, std::vector<frame>& out)
 {
     size_t pos = 0;
     while (pos < n) {
-        if (d_fill == 0)
-            start_frame();
+        if (d_fill == 0 && !d_partial.data) {
+            d_partial.data = d_pool->take();
+            d_partial.pool = d_pool;
+        }
         const size_t take = std::min(n - pos, d_buffer_size - d_fill);
-        wire::convert(samples + pos * d_values, take * d_values, d_format,
-                      d_partial.payload.data() + bytes_for(d_fill));
+        wire::convert(samples + pos * d_values, take * d_values, d_format, d_partial.data.get() + bytes_for(d_fill));
         d_fill += take;
         pos += take;
         if (d_fill == d_buffer_size) {
             d_partial.samples = d_fill;
+            d_partial.bytes = bytes_for(d_fill);
             out.push_back(std::move(d_partial));
             d_partial = frame();
             d_fill = 0;
@@ -47,8 +92,8 @@ bool frame_assembler::cut(frame& out)
 {
     if (d_fill == 0)
         return false;
-    d_partial.payload.resize(bytes_for(d_fill));
     d_partial.samples = d_fill;
+    d_partial.bytes = bytes_for(d_fill);
     out = std::move(d_partial);
     d_partial = frame();
     d_fill = 0;

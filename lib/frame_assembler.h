@@ -4,14 +4,41 @@
 
 #include "wire.h"
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 namespace gr {
 namespace ria {
 
+//! Payload buffers of one size, reused: a frame returns its buffer here when it is sent or
+//! dropped, so a stream does not allocate (nor fault in fresh pages) once it runs.
+class payload_pool
+{
+public:
+    explicit payload_pool(size_t buffer_bytes);
+    std::unique_ptr<uint8_t[]> take();
+    void give(std::unique_ptr<uint8_t[]> buffer);
+    size_t buffer_bytes() const { return d_bytes; }
+
+private:
+    const size_t d_bytes;
+    const size_t d_keep;
+    std::mutex d_mutex;
+    std::vector<std::unique_ptr<uint8_t[]>> d_free;
+};
+
+//! One binary frame; its buffer goes back to its pool when the frame is destroyed.
 struct frame {
-    std::vector<uint8_t> payload;
+    std::unique_ptr<uint8_t[]> data;
+    size_t bytes = 0;
     uint64_t samples = 0;
+    std::shared_ptr<payload_pool> pool;
+
+    frame() = default;
+    frame(frame&&) = default;
+    frame& operator=(frame&& other) noexcept;
+    ~frame();
 };
 
 class frame_assembler
@@ -37,12 +64,12 @@ public:
 
 private:
     size_t bytes_for(size_t samples) const { return samples * d_bytes_per_sample; }
-    void start_frame();
 
     size_t d_buffer_size;
     wire::sample_format d_format;
     unsigned d_values;
     size_t d_bytes_per_sample;
+    std::shared_ptr<payload_pool> d_pool;
     frame d_partial;
     size_t d_fill = 0;
 };

@@ -213,7 +213,7 @@ private:
         }));
         d_ws.read_message_max(d_s.max_message_bytes);
         d_ws.auto_fragment(false);
-        d_ws.write_buffer_bytes(64 * 1024);
+        d_ws.write_buffer_bytes(256 * 1024); // masking copies through this buffer: fewer, larger writes
         d_ws.async_handshake(d_response, d_s.url.host_header, d_s.url.target,
                              [self = this->shared_from_this()](error_code ec) {
                                  if (ec)
