@@ -48,6 +48,7 @@ websocket_iq_sink::sptr websocket_iq_sink::make(const std::string& url,
                                                 const std::string& sample_format,
                                                 const std::string& overflow,
                                                 double queue_seconds,
+                                                double sample_rate,
                                                 double heartbeat_interval,
                                                 bool autostart,
                                                 const std::string& app_id,
@@ -63,6 +64,8 @@ websocket_iq_sink::sptr websocket_iq_sink::make(const std::string& url,
     frame_assembler check(buffer_size, format, 1); // throws naming buffer_size
     if (!(queue_seconds > 0) || queue_seconds > 60)
         throw std::invalid_argument("queue_seconds must be > 0 and at most 60, got " + std::to_string(queue_seconds));
+    if (!(sample_rate >= 0) || !std::isfinite(sample_rate))
+        throw std::invalid_argument("sample_rate must be >= 0 (0: unknown), got " + std::to_string(sample_rate));
     if (autostart && app_id.empty())
         throw std::invalid_argument("autostart needs an app_id");
     transport_settings ts;
@@ -79,6 +82,7 @@ websocket_iq_sink::sptr websocket_iq_sink::make(const std::string& url,
                                                              format,
                                                              overflow == "drop",
                                                              queue_seconds,
+                                                             sample_rate,
                                                              autostart ? json(app_id) : json(),
                                                              hardware_names,
                                                              agent_name);
@@ -90,6 +94,7 @@ websocket_iq_sink_impl::websocket_iq_sink_impl(const transport_settings& transpo
                                                wire::sample_format format,
                                                bool drop,
                                                double queue_seconds,
+                                               double sample_rate,
                                                const json& autostart_app,
                                                const std::vector<std::string>& hardware_names,
                                                const std::string& agent_name)
@@ -105,6 +110,7 @@ websocket_iq_sink_impl::websocket_iq_sink_impl(const transport_settings& transpo
       d_agent({ { "name", agent_name }, { "version", VERSION } }),
       d_ctrl_port(pmt::mp("ctrl")),
       d_assembler(std::make_unique<frame_assembler>(buffer_size, format, d_values)),
+      d_rate(sample_rate),
       d_started_at(monotonic_s())
 {
     message_port_register_in(pmt::mp("cmd"));

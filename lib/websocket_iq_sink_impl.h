@@ -23,6 +23,7 @@ public:
                            wire::sample_format format,
                            bool drop,
                            double queue_seconds,
+                           double sample_rate,
                            const json& autostart_app,
                            const std::vector<std::string>& hardware_names,
                            const std::string& agent_name);

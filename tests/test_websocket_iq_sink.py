@@ -235,8 +235,25 @@ def test_stop_returns_promptly_against_an_unreachable_hub(flowgraphs):
     ({"input_type": "bytes"}, "input_type"),
     ({"autostart": True}, "app_id"),
     ({"url": "http://x"}, "ws://"),
+    ({"url": "ws://host:99999/x"}, "port"),
+    ({"queue_seconds": 0}, "queue_seconds"),
+    ({"sample_rate": -1}, "sample_rate"),
+    ({"heartbeat_interval": 0}, "heartbeat_interval"),
 ])
 def test_bad_arguments_raise_naming_them(kwargs, named):
     args = {"url": "ws://127.0.0.1:9/x", **kwargs}
     with pytest.raises(ValueError, match=named):
         ria.websocket_iq_sink(token=TOKEN, **args)
+
+
+def test_float_audio_frames_carry_the_given_sample_rate(hub):
+    audio = (np.sin(np.arange(4000) * 0.05) * 0.8).astype(np.float32)
+    tb = gr.top_block()
+    sink = make_sink(hub.url(), input_type="float", sample_rate=16000, buffer_size=1600, sample_format="cs16",
+                     autostart=True, app_id="voice", overflow="block")
+    tb.connect(blocks.vector_source_f(audio.tolist(), False), sink)
+    tb.run()
+    info = hub.texts("stream_info")[0]
+    assert info["sample_rate"] == 16000 and info["sample_format"] == "cs16"
+    assert [len(f) for f in hub.binary()] == [3200, 3200, 1600]  # one int16 per audio sample
+    assert b"".join(hub.binary()) == convert(audio, "cs16")

@@ -10,7 +10,7 @@ from .ria_python import websocket_iq_sink_block
 
 
 def websocket_iq_sink(url="", token="", input_type="complex", buffer_size=1024, sample_format="cf32",
-                      overflow="drop", queue_seconds=0.5, heartbeat_interval=30.0, autostart=False, app_id="",
+                      overflow="drop", queue_seconds=0.5, sample_rate=0.0, heartbeat_interval=30.0, autostart=False, app_id="",
                       hardware_names="", ca_file="", insecure=False, token_in_query=False, agent_name="gr-ria"):
     """See grc/ria_websocket_iq_sink.block.yml for the user documentation."""
     if not url:
@@ -27,6 +27,7 @@ def websocket_iq_sink(url="", token="", input_type="complex", buffer_size=1024, 
         raise ValueError(f"buffer_size must be a positive integer, got {buffer_size!r}")
     return websocket_iq_sink_block(url=url, token=token, input_type=input_type, buffer_size=buffer_size,
                                    sample_format=sample_format, overflow=overflow, queue_seconds=float(queue_seconds),
+                                   sample_rate=float(sample_rate),
                                    heartbeat_interval=float(heartbeat_interval), autostart=bool(autostart),
                                    app_id=str(app_id), hardware_names=names or hardware.hardware_names(),
                                    ca_file=ca_file, insecure=bool(insecure), token_in_query=bool(token_in_query),

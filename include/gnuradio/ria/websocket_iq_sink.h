@@ -47,6 +47,8 @@ public:
      * \param sample_format "cf32", "cs16" or "cs8"
      * \param overflow "drop" or "block"
      * \param queue_seconds seconds of signal the send queue holds (at 1 MS/s while the rate is unknown)
+     * \param sample_rate the stream's rate for stream_info until an rx_rate tag or a cmd says
+     *        otherwise (0: unknown; set it for audio, which carries no tags)
      * \param heartbeat_interval seconds between heartbeats
      * \param autostart stream at once with \p app_id, without waiting for the hub
      * \param app_id session id for \p autostart
@@ -63,6 +65,7 @@ public:
                      const std::string& sample_format,
                      const std::string& overflow,
                      double queue_seconds,
+                     double sample_rate,
                      double heartbeat_interval,
                      bool autostart,
                      const std::string& app_id,

@@ -31,6 +31,7 @@ void bind_websocket_iq_sink(py::module& m)
              py::arg("sample_format"),
              py::arg("overflow"),
              py::arg("queue_seconds"),
+             py::arg("sample_rate"),
              py::arg("heartbeat_interval"),
              py::arg("autostart"),
              py::arg("app_id"),
