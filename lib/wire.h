@@ -36,7 +36,7 @@ struct protocol_error : std::runtime_error {
 };
 
 //! Parses one text frame from the hub into an object with a known `type`; throws protocol_error.
-json decode_hub_message(const std::string& text, size_t max_chars);
+RIA_API json decode_hub_message(const std::string& text, size_t max_chars);
 //! A key for id de-duplication that keeps JSON types apart: 42 and "42" are different ids.
 std::string id_key(const json& id);
 //! Message types a hub sends (for errors and tests).

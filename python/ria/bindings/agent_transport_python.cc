@@ -23,4 +23,15 @@ void bind_agent_transport(py::module& m)
         },
         py::arg("values"), py::arg("sample_format"),
         "Float values as the sink puts them on the wire (cf32, cs16 or cs8).");
+    m.def(
+        "wire_check_hub_message",
+        [](const std::string& text) {
+            try {
+                return gr::ria::wire::decode_hub_message(text, 64 * 1024).dump();
+            } catch (const gr::ria::wire::protocol_error& e) {
+                throw py::value_error(e.what());
+            }
+        },
+        py::arg("text"),
+        "The transport's check of a hub message: its JSON text back, or ValueError saying what is wrong.");
 }

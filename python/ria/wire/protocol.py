@@ -43,15 +43,20 @@ def decode(text, max_chars=1 << 20):
         raise ProtocolError("message has no string 'type' field")
     if kind not in HUB_TYPES:
         raise ProtocolError(f"unknown message type {kind!r} (known: {', '.join(HUB_TYPES)})")
-    if "id" in msg and not isinstance(msg["id"], (str, int)):
+    if "id" in msg and not _string_or_integer(msg["id"]):
         raise ProtocolError(f"message id must be a string or integer, got {msg['id']!r}")
-    if kind in ("start", "stop", "configure") and not isinstance(msg.get("app_id"), (str, int)):
+    if kind in ("start", "stop", "configure") and not _string_or_integer(msg.get("app_id")):
         raise ProtocolError(f"{kind} needs an 'app_id' (string)")
     if kind in ("start", "configure"):
         rc = msg.get("radio_config", {})
         if not isinstance(rc, dict):
             raise ProtocolError(f"{kind}: radio_config must be an object, got {type(rc).__name__}")
     return msg
+
+
+def _string_or_integer(value):
+    """JSON types kept apart: true/false are not the integers 1/0."""
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
 def encode(msg):
