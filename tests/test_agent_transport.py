@@ -3,13 +3,12 @@
 import socket
 import time
 
-import pytest
-from gnuradio import blocks, gr, ria
+from gnuradio import blocks, gr
 
 from blackhole_proxy import BlackholeProxy
 from helpers import wait_until
 from hub_server import TOKEN, HubServer
-from test_websocket_iq_sink import WAIT, idle_sink_flowgraph, make_sink
+from test_websocket_iq_sink import WAIT, connected_sink_with_ctrl, idle_sink_flowgraph, make_sink
 
 HEARTBEAT = 2.0
 DEAD_AFTER = min(2 * HEARTBEAT, 15.0)  # the contract: two heartbeat intervals or 15 s, whichever is less
@@ -102,12 +101,7 @@ def test_after_a_hub_restart_a_fresh_stream_info_goes_before_any_frame(flowgraph
 
 
 def test_message_ids_keep_their_json_types(hub, flowgraphs):
-    tb, sink = idle_sink_flowgraph(hub.url())
-    ctrl = ria.message_collector()
-    tb.msg_connect(sink, "ctrl", ctrl, "in")
-    tb.python_blocks = (ctrl,)
-    flowgraphs(tb)
-    assert hub.wait_text("heartbeat")
+    sink, ctrl = connected_sink_with_ctrl(hub, flowgraphs)
     hub.send({"type": "configure", "app_id": "a", "radio_config": {"gain": 1}, "id": 7})
     hub.send({"type": "configure", "app_id": "a", "radio_config": {"gain": 2}, "id": "7"})
     hub.send({"type": "configure", "app_id": "a", "radio_config": {"gain": 3}, "id": 7})  # a repeat: acked only

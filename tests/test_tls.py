@@ -20,25 +20,24 @@ def make_ca(folder, name):
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     d = tmp_path_factory.mktemp("pki")
-    ca_key, ca_crt = make_ca(d, "test-ca")
+    ca = make_ca(d, "test-ca")
     _, other_ca = make_ca(d, "other-ca")
-    key, csr, crt, ext = d / "hub.key", d / "hub.csr", d / "hub.crt", d / "san.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+    key, crt = make_host_cert(d, "hub", "127.0.0.1", "IP:127.0.0.1,DNS:localhost", ca)
+    other_key, other_crt = make_host_cert(d, "other", "hub.example.org", "DNS:hub.example.org", ca)  # right CA, other host
+    return {"ca": ca[1], "other_ca": other_ca, "cert": crt, "key": key,
+            "other_host_cert": other_crt, "other_host_key": other_key}
+
+
+def make_host_cert(folder, name, common_name, alt_names, ca):
+    ca_key, ca_crt = ca
+    key, csr, crt, ext = (folder / f"{name}.{suffix}" for suffix in ("key", "csr", "crt", "ext"))
+    ext.write_text(f"subjectAltName={alt_names}\n")
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={common_name}",
                     "-keyout", str(key), "-out", str(csr)], check=True, capture_output=True)
     subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
                     "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(crt)],
                    check=True, capture_output=True)
-    # A certificate from the right CA, but for another host.
-    other_key, other_csr, other_crt, other_ext = d / "o.key", d / "o.csr", d / "o.crt", d / "o.ext"
-    other_ext.write_text("subjectAltName=DNS:hub.example.org\n")
-    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=hub.example.org",
-                    "-keyout", str(other_key), "-out", str(other_csr)], check=True, capture_output=True)
-    subprocess.run(["openssl", "x509", "-req", "-in", str(other_csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
-                    "-CAcreateserial", "-days", "2", "-extfile", str(other_ext), "-out", str(other_crt)],
-                   check=True, capture_output=True)
-    return {"ca": ca_crt, "other_ca": other_ca, "cert": crt, "key": key,
-            "other_host_cert": other_crt, "other_host_key": other_key}
+    return key, crt
 
 
 @pytest.fixture

@@ -166,13 +166,19 @@ def test_reconnects_after_a_hub_restart_with_a_fresh_heartbeat(hub, flowgraphs):
     assert wait_until(lambda: sink.reconnects() == 1, WAIT)
 
 
-def test_ping_ack_dedup_and_bad_messages(hub, flowgraphs):
+def connected_sink_with_ctrl(hub, flowgraphs):
+    """An idle sink connected to the hub, with a collector on its ctrl port."""
     tb, sink = idle_sink_flowgraph(hub.url())
     ctrl = ria.message_collector()
     tb.msg_connect(sink, "ctrl", ctrl, "in")
     tb.python_blocks = (ctrl,)
     flowgraphs(tb)
     assert hub.wait_text("heartbeat")
+    return sink, ctrl
+
+
+def test_ping_ack_dedup_and_bad_messages(hub, flowgraphs):
+    sink, ctrl = connected_sink_with_ctrl(hub, flowgraphs)
     hub.send({"type": "ping", "id": "p1"})
     assert hub.wait_text("pong")["id"] == "p1"
     hub.send({"type": "configure", "app_id": "a", "radio_config": {"gain": 10}, "id": 42})
