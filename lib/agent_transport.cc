@@ -191,6 +191,7 @@ void agent_transport::finish_close()
     d_queued_frames = 0;
     d_writing = false;
     d_cond.notify_all();
+    d_room.notify_all();
 }
 
 // ------------------------------------------------------------------ producers (block threads)
@@ -286,8 +287,13 @@ void agent_transport::drop_locked(
 
 bool agent_transport::wait_for_room(double timeout_s)
 {
+    // Hysteresis: a full queue lets the producer go on once it is half empty, so the block
+    // thread wakes once per half a queue, not once per frame the writer takes.
     std::unique_lock<std::mutex> lk(d_mutex);
-    return d_cond.wait_for(lk, ms(timeout_s), [this] { return d_queued_samples < d_limit_samples; });
+    if (d_queued_samples < d_limit_samples)
+        return true;
+    d_room.wait_for(lk, ms(timeout_s), [this] { return d_queued_samples <= d_limit_samples / 2; });
+    return d_queued_samples < d_limit_samples;
 }
 
 bool agent_transport::wait_drained(double timeout_s)
@@ -300,7 +306,7 @@ void agent_transport::set_queue_limit(uint64_t samples)
 {
     std::lock_guard<std::mutex> lk(d_mutex);
     d_limit_samples = std::max<uint64_t>(samples, 1);
-    d_cond.notify_all();
+    d_room.notify_all();
 }
 
 std::string agent_transport::last_error() const
@@ -582,9 +588,11 @@ void agent_transport::kick()
     data_item item = std::move(next);
     d_data.pop_front();
     if (item.kind == data_item::FRAME) {
+        const bool was_above = d_queued_samples > d_limit_samples / 2;
         d_queued_samples -= item.samples;
         d_queued_frames--;
-        d_cond.notify_all();
+        if (was_above && d_queued_samples <= d_limit_samples / 2)
+            d_room.notify_all();
     }
     d_writing = true;
     lk.unlock();

@@ -119,7 +119,8 @@ private:
     gr::logger d_logger;
 
     mutable std::mutex d_mutex;
-    std::condition_variable d_cond;
+    std::condition_variable d_cond; // connection state, drained
+    std::condition_variable d_room; // the data queue fell to half its limit
     std::deque<json> d_control; // a null entry is "a heartbeat, built when sent"
     std::deque<data_item> d_data;
     uint64_t d_queued_samples = 0;

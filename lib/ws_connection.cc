@@ -23,8 +23,11 @@ using boost::system::error_code;
 
 namespace {
 
-using plain_stream = beast::tcp_stream;
-using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+// The io_context's own executor, not the type-erased any_io_executor of beast::tcp_stream: every
+// operation on the hot path (one write per frame) would otherwise copy and destroy an erased executor.
+using tcp_layer = beast::basic_stream<tcp, net::io_context::executor_type, beast::unlimited_rate_policy>;
+using plain_stream = tcp_layer;
+using tls_stream = beast::ssl_stream<tcp_layer>;
 
 std::string seconds(std::chrono::milliseconds ms)
 {
@@ -267,8 +270,8 @@ std::shared_ptr<ws_connection> ws_connection::create(net::io_context& ioc,
                                                      connection_events events)
 {
     if (settings.url.tls)
-        return std::make_shared<connection<tls_stream>>(ioc, settings, std::move(events), ioc, *tls_context);
-    return std::make_shared<connection<plain_stream>>(ioc, settings, std::move(events), ioc);
+        return std::make_shared<connection<tls_stream>>(ioc, settings, std::move(events), ioc.get_executor(), *tls_context);
+    return std::make_shared<connection<plain_stream>>(ioc, settings, std::move(events), ioc.get_executor());
 }
 
 } // namespace ria
