@@ -25,6 +25,7 @@ using json = nlohmann::json;
 namespace {
 
 constexpr size_t SEEN_IDS = 4096;
+constexpr size_t MAX_CONTROL = 1024; // queued text messages (acks, pongs, status...) before new ones are dropped
 constexpr std::chrono::milliseconds CLOSE_LIMIT{ 400 };
 
 std::chrono::milliseconds ms(double seconds)
@@ -53,16 +54,14 @@ struct agent_transport::link {
     std::shared_ptr<ws_connection> conn;
     bool open = false, alive = true, writing = false, described = false;
     double opened_at = 0, write_started = 0;
-    std::optional<data_item> in_flight; // a frame, a gap, or a text that must not be lost
-    bool in_flight_was_control = false;
     std::string text_buf;
     net::steady_timer heartbeat, watchdog;
 };
 
 struct agent_transport::io {
+    std::unique_ptr<net::ssl::context> tls; // outlives the io_context and the connections in it
     net::io_context ioc;
     std::optional<net::executor_work_guard<net::io_context::executor_type>> guard;
-    std::unique_ptr<net::ssl::context> tls;
     net::steady_timer backoff{ ioc };
     std::mt19937_64 rng{ std::random_device{}() };
 };
@@ -75,8 +74,17 @@ void agent_transport::validate(const transport_settings& s)
     if (!(s.heartbeat_interval > 0) || s.heartbeat_interval > 86400)
         throw std::invalid_argument("heartbeat_interval must be > 0 and at most a day, got " +
                                     std::to_string(s.heartbeat_interval));
-    if (!s.ca_file.empty() && !std::ifstream(s.ca_file).good())
-        throw std::invalid_argument("ca_file: cannot read '" + s.ca_file + "'");
+    if (!s.ca_file.empty()) {
+        if (!std::ifstream(s.ca_file).good())
+            throw std::invalid_argument("ca_file: cannot read '" + s.ca_file + "'");
+        try {
+            net::ssl::context probe(net::ssl::context::tls_client);
+            probe.load_verify_file(s.ca_file);
+        } catch (const std::exception& e) {
+            throw std::invalid_argument("ca_file: '" + s.ca_file + "' holds no usable CA certificate (" +
+                                        e.what() + ")");
+        }
+    }
 }
 
 agent_transport::agent_transport(const transport_settings& s)
@@ -99,52 +107,78 @@ agent_transport::agent_transport(const transport_settings& s)
 
 agent_transport::~agent_transport() { halt_io(); }
 
-std::shared_ptr<agent_transport> agent_transport::acquire(const transport_settings& s)
+std::shared_ptr<agent_transport> agent_transport::acquire(const transport_settings& s, user u, int& handle)
 {
+    // Blocks share a connection only when they would have made the same one: a block that
+    // verifies TLS never rides on another's insecure connection.
+    const std::string key = s.url + '\n' + s.token + '\n' + std::to_string(s.token_in_query) + '\n' + s.ca_file +
+                            '\n' + std::to_string(s.insecure) + '\n' + std::to_string(s.heartbeat_interval);
+    std::shared_ptr<agent_transport> t;
     std::lock_guard<std::mutex> registry(g_registry_mutex);
-    const std::string key = s.url + '\n' + s.token;
+    for (auto it = g_registry.begin(); it != g_registry.end();) // forget transports nobody holds
+        it = it->second.expired() ? g_registry.erase(it) : std::next(it);
     auto it = g_registry.find(key);
-    if (it != g_registry.end()) {
-        if (auto running = it->second.lock()) {
-            std::lock_guard<std::mutex> lk(running->d_mutex);
-            if (running->d_users > 0) {
-                running->d_users++;
-                return running;
-            }
+    if (it != g_registry.end())
+        t = it->second.lock();
+    if (t) {
+        std::lock_guard<std::mutex> calls(t->d_callback_mutex);
+        std::lock_guard<std::mutex> lk(t->d_mutex);
+        if (!t->d_users.empty()) {
+            handle = t->d_next_handle++;
+            t->d_users.emplace(handle, std::move(u));
+            return t;
         }
     }
-    std::shared_ptr<agent_transport> t(new agent_transport(s));
+    t.reset(new agent_transport(s));
     g_registry[key] = t;
+    {
+        std::lock_guard<std::mutex> lk(t->d_mutex);
+        handle = t->d_next_handle++;
+        t->d_users.emplace(handle, std::move(u));
+    }
     t->start();
     return t;
 }
 
 void agent_transport::start()
 {
-    {
-        std::lock_guard<std::mutex> lk(d_mutex);
-        d_users = 1;
-    }
     if (d_url.tls && d_settings.insecure)
         d_logger.warn("TLS verification is off (insecure): use this only for testing");
-    d_stopping = false;
-    d_io->ioc.restart();
     d_io->guard.emplace(d_io->ioc.get_executor());
     d_thread = std::thread([this] {
         pthread_setname_np(pthread_self(), "ria_ws_io");
-        d_io->ioc.run();
+        for (;;) {
+            try {
+                d_io->ioc.run();
+                return;
+            } catch (const std::exception& e) { // a bug, not the network: say so, and keep the agent up
+                d_logger.error("transport: {}", e.what());
+            }
+        }
     });
     net::post(d_io->ioc, [this] { connect(); });
 }
 
-void agent_transport::release(double drain_s)
+void agent_transport::release(int handle, double drain_s)
 {
+    bool last;
     {
         std::lock_guard<std::mutex> lk(d_mutex);
-        if (d_users == 0 || --d_users > 0)
+        if (!d_users.count(handle))
+            return;
+        last = d_users.size() == 1;
+    }
+    // The last user's tail may still go out (a connection still being made may deliver it in
+    // time, led by this user's heartbeat), so its callbacks stay until the drain is over.
+    if (last)
+        wait_drained(drain_s);
+    {
+        std::lock_guard<std::mutex> calls(d_callback_mutex); // a callback of this user may be running
+        std::lock_guard<std::mutex> lk(d_mutex);
+        d_users.erase(handle);
+        if (!d_users.empty())
             return;
     }
-    wait_drained(drain_s); // (a connection still being made may deliver the tail in time)
     net::post(d_io->ioc, [this] {
         d_stopping = true;
         d_io->backoff.cancel();
@@ -180,6 +214,11 @@ void agent_transport::finish_close()
     d_link.reset();
     d_connected = false;
     std::lock_guard<std::mutex> lk(d_mutex);
+    if (d_in_flight && d_in_flight->kind == data_item::FRAME) {
+        d_counters.frames_dropped++;
+        d_counters.samples_dropped += d_in_flight->samples;
+    }
+    d_in_flight.reset();
     for (const auto& item : d_data)
         if (item.kind == data_item::FRAME) {
             d_counters.frames_dropped++;
@@ -196,24 +235,52 @@ void agent_transport::finish_close()
 
 // ------------------------------------------------------------------ producers (block threads)
 
-void agent_transport::set_heartbeat(std::function<json()> fn)
+json agent_transport::build_heartbeat()
 {
-    std::lock_guard<std::mutex> lk(d_mutex);
-    d_heartbeat = std::move(fn);
+    std::lock_guard<std::mutex> calls(d_callback_mutex);
+    for (auto& [handle, u] : d_users) // d_users changes only under d_callback_mutex too
+        if (u.heartbeat) {
+            try {
+                return u.heartbeat();
+            } catch (const std::exception& e) {
+                d_logger.error("heartbeat: {}", e.what());
+            }
+            break;
+        }
+    return wire::heartbeat({}, false, nullptr, nullptr, nullptr);
 }
 
-void agent_transport::set_receiver(std::function<void(const json&)> fn)
+void agent_transport::deliver(const json& msg)
+{
+    std::lock_guard<std::mutex> calls(d_callback_mutex);
+    for (auto& [handle, u] : d_users)
+        if (u.receiver) {
+            try {
+                u.receiver(msg);
+            } catch (const std::exception& e) {
+                d_logger.error("a block could not take a hub message: {}", e.what());
+            }
+        }
+}
+
+void agent_transport::push_control(json msg)
 {
     std::lock_guard<std::mutex> lk(d_mutex);
-    d_receiver = std::move(fn);
+    if (d_control.size() >= MAX_CONTROL) {
+        // A hub that floods pings, or a flowgraph that floods to_hub while the hub is away:
+        // memory stays bounded, and the loss is counted and said once per run of drops.
+        if (d_control_dropped++ == 0)
+            d_logger.warn("{} text messages wait to be sent; dropping new ones until the hub catches up",
+                          MAX_CONTROL);
+        return;
+    }
+    d_control_dropped = 0;
+    d_control.push_back(std::move(msg));
 }
 
 void agent_transport::send_control(json msg)
 {
-    {
-        std::lock_guard<std::mutex> lk(d_mutex);
-        d_control.push_back(std::move(msg));
-    }
+    push_control(std::move(msg));
     net::post(d_io->ioc, [this] { kick(); });
 }
 
@@ -416,19 +483,8 @@ void agent_transport::on_ended(const std::shared_ptr<link>& l, const std::string
     {
         std::lock_guard<std::mutex> lk(d_mutex);
         d_connected = false;
-        if (l->in_flight) {
-            data_item& item = *l->in_flight;
-            if (item.kind == data_item::FRAME)
-                // The hub may never have had this frame: account for it as a gap, in order.
-                drop_locked(item.index, item.samples, item.app_id, "disconnected", true);
-            else if (item.kind == data_item::GAP)
-                d_data.push_front(std::move(item));
-            else if (!item.text.is_null()) // text is never lost; a heartbeat goes first anyway
-                (l->in_flight_was_control ? d_control.push_front(std::move(item.text))
-                                          : d_data.push_front(std::move(item)));
-            l->in_flight.reset();
-        }
-        d_writing = false;
+        if (!l->writing) // else on_written accounts for what was in flight, and clears this
+            d_writing = false;
         d_cond.notify_all();
     }
     if (!quiet)
@@ -500,10 +556,7 @@ void agent_transport::on_text(const std::shared_ptr<link>& l, std::string&& text
     if (msg.contains("id")) {
         const json& id = msg["id"];
         const std::string key = wire::id_key(id);
-        {
-            std::lock_guard<std::mutex> lk(d_mutex);
-            d_control.push_back(wire::ack(id));
-        }
+        push_control(wire::ack(id));
         repeated = d_seen.count(key) > 0;
         if (!repeated) {
             if (d_seen_order.size() == SEEN_IDS) {
@@ -514,34 +567,22 @@ void agent_transport::on_text(const std::shared_ptr<link>& l, std::string&& text
             d_seen.insert(key);
         }
     }
-    if (!repeated && msg["type"] == "ping") {
-        std::lock_guard<std::mutex> lk(d_mutex);
-        d_control.push_back(wire::pong(msg.contains("id") ? msg["id"] : json()));
-    }
+    if (!repeated && msg["type"] == "ping")
+        push_control(wire::pong(msg.contains("id") ? msg["id"] : json()));
     kick();
-    if (repeated || msg["type"] == "ping")
-        return;
-    std::function<void(const json&)> receiver;
-    {
-        std::lock_guard<std::mutex> lk(d_mutex);
-        receiver = d_receiver;
-    }
-    if (receiver) {
-        try {
-            receiver(msg);
-        } catch (const std::exception& e) {
-            reply_error(std::string("the agent could not take a hub message: ") + e.what());
-        }
-    }
+    if (!repeated && msg["type"] != "ping")
+        deliver(msg);
 }
 
 void agent_transport::reply_error(const std::string& message)
 {
-    d_logger.warn("{}", message);
-    {
-        std::lock_guard<std::mutex> lk(d_mutex);
-        d_control.push_back(wire::error(json(), message));
+    // The hub hears of every bad message; the log at most once a second (a hub can send many).
+    const double now = monotonic_s();
+    if (now - d_last_reply_log >= 1.0) {
+        d_logger.warn("{}", message);
+        d_last_reply_log = now;
     }
+    push_control(wire::error(json(), message));
     kick();
 }
 
@@ -550,23 +591,19 @@ void agent_transport::reply_error(const std::string& message)
 void agent_transport::kick()
 {
     auto l = d_link;
-    if (!l || !l->open || l->writing)
+    if (!l || !l->open || l->writing || d_in_flight) // d_in_flight: a write of a link that ended has not come back
         return;
     std::unique_lock<std::mutex> lk(d_mutex);
     if (!d_control.empty()) {
-        json msg = std::move(d_control.front());
+        data_item item;
+        item.text = std::move(d_control.front());
         d_control.pop_front();
         d_writing = true;
-        auto heartbeat = msg.is_null() ? d_heartbeat : nullptr;
         lk.unlock();
-        if (msg.is_null())
-            msg = heartbeat ? heartbeat() : wire::heartbeat({}, false, nullptr, nullptr, nullptr);
-        else {
-            l->in_flight.emplace();
-            l->in_flight->text = msg;
-            l->in_flight_was_control = true;
-        }
-        write_text(l, msg);
+        const bool heartbeat = item.text.is_null();
+        if (heartbeat)
+            item.text = build_heartbeat(); // fresh stats; a lost one is not sent again
+        write_item(l, std::move(item), heartbeat ? origin::generated : origin::control);
         return;
     }
     if (d_data.empty()) {
@@ -577,12 +614,13 @@ void agent_transport::kick()
     if (next.kind != data_item::TEXT && !l->described && !d_current_info.is_null()) {
         // A new connection (perhaps to a restarted hub): describe the stream again before
         // the first frame or gap that goes out on it.
-        json info = d_current_info;
-        info["sample_index"] = next.index;
+        data_item info;
+        info.text = d_current_info;
+        info.text["sample_index"] = next.index;
         d_writing = true;
         lk.unlock();
         l->described = true;
-        write_text(l, info);
+        write_item(l, std::move(info), origin::generated); // made again for the next link if lost
         return;
     }
     data_item item = std::move(next);
@@ -596,11 +634,16 @@ void agent_transport::kick()
     }
     d_writing = true;
     lk.unlock();
-    l->in_flight = std::move(item);
-    l->in_flight_was_control = false;
-    data_item& cur = *l->in_flight;
+    write_item(l, std::move(item), origin::data);
+}
+
+void agent_transport::write_item(const std::shared_ptr<link>& l, data_item&& item, origin from)
+{
+    d_in_flight = std::make_unique<data_item>(std::move(item));
+    d_in_flight_origin = from;
+    data_item& cur = *d_in_flight;
     if (cur.kind == data_item::TEXT) {
-        if (cur.text.value("type", "") == "stream_info") {
+        if (from == origin::data && cur.text.is_object() && cur.text.value("type", "") == "stream_info") {
             d_current_info = cur.text;
             l->described = true;
         }
@@ -626,21 +669,36 @@ void agent_transport::write_text(const std::shared_ptr<link>& l, const json& msg
 
 void agent_transport::on_written(const std::shared_ptr<link>& l, bool ok)
 {
-    if (!l->alive || !ok || l != d_link)
-        return; // on_ended has accounted for what was in flight
+    // Runs for every write, also after its link ended: a write that completed counts as sent
+    // even when the read side failed first.
+    l->writing = false;
     {
         std::lock_guard<std::mutex> lk(d_mutex);
-        if (l->in_flight && l->in_flight->kind == data_item::FRAME) {
-            d_counters.frames_sent++;
-            d_counters.samples_sent += l->in_flight->samples;
-            d_counters.bytes_sent += l->in_flight->fr.bytes;
+        if (d_in_flight) {
+            if (!ok)
+                account_failed_locked(std::move(*d_in_flight), d_in_flight_origin);
+            else if (d_in_flight->kind == data_item::FRAME) {
+                d_counters.frames_sent++;
+                d_counters.samples_sent += d_in_flight->samples;
+                d_counters.bytes_sent += d_in_flight->fr.bytes;
+            }
         }
         d_writing = false;
         d_cond.notify_all();
     }
-    l->in_flight.reset();
-    l->writing = false;
-    kick();
+    d_in_flight.reset();
+    kick(); // the writer of the current link, if any (an old link's last write may end after a new link opened)
+}
+
+void agent_transport::account_failed_locked(data_item&& item, origin from)
+{
+    if (item.kind == data_item::FRAME)
+        // The hub may never have had this frame: account for it as a gap, in order.
+        drop_locked(item.index, item.samples, item.app_id, "disconnected", true);
+    else if (from == origin::control)
+        d_control.push_front(std::move(item.text)); // text is never lost
+    else if (from == origin::data)
+        d_data.push_front(std::move(item)); // a gap or a stream_info, in its place
 }
 
 } // namespace ria

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <map>
 #include <unordered_set>
 
 namespace gr {
@@ -47,21 +48,26 @@ class agent_transport : public std::enable_shared_from_this<agent_transport>
 public:
     using json = nlohmann::json;
 
+    //! What a block hands the transport; both are called on the io thread, never after release().
+    struct user {
+        //! Builds the heartbeat; the first user that has one speaks for the agent.
+        std::function<json()> heartbeat;
+        //! Every valid hub message that is not a ping or a repeated id.
+        std::function<void(const json&)> receiver;
+    };
+
     //! Checks the settings (throws std::invalid_argument naming the bad one); no network.
     static void validate(const transport_settings& s);
-    //! A block begins using a transport: the one another block of this agent (same hub URL and
-    //! token) is using now, else a new one. The first user starts the io thread and connecting.
-    static std::shared_ptr<agent_transport> acquire(const transport_settings& s);
+    //! A block begins using a transport: the one another block of this agent (same settings) is
+    //! using now, else a new one, which starts its io thread and connects. Never throws for
+    //! network trouble. `handle` identifies the user for release().
+    static std::shared_ptr<agent_transport> acquire(const transport_settings& s, user u, int& handle);
     ~agent_transport();
 
-    //! A block is done; the last one waits up to `drain_s` for the queues to empty, closes the
-    //! connection (bounded), and stops the io thread. Returns within about drain_s + 0.5 s.
-    void release(double drain_s);
-
-    //! Builds the heartbeat (called on the io thread when one is due).
-    void set_heartbeat(std::function<json()> fn);
-    //! Receives every valid hub message that is not a ping or a repeated id (io thread).
-    void set_receiver(std::function<void(const json&)> fn);
+    //! A block is done: its callbacks are removed (waiting for one that is running). The last
+    //! user waits up to `drain_s` for the queues to empty, closes the connection (bounded), and
+    //! stops the io thread. Returns within about drain_s + 0.5 s.
+    void release(int handle, double drain_s);
 
     //! A text message ahead of all data (status, error, ...). Never blocks.
     void send_control(json msg);
@@ -87,10 +93,14 @@ public:
 private:
     struct data_item;
     struct link;
+    //! Where the item being written came from, so that a failed write puts it back (or not).
+    enum class origin { control, data, generated };
 
     explicit agent_transport(const transport_settings& s);
     void start();
     void halt_io();
+    json build_heartbeat();
+    void deliver(const json& msg);
 
     // io thread
     void connect();
@@ -103,6 +113,7 @@ private:
     void kick();
     void write_text(const std::shared_ptr<link>& l, const json& msg);
     void on_written(const std::shared_ptr<link>& l, bool ok);
+    void push_control(json msg);
     void reply_error(const std::string& message);
     void note_error(const std::string& message);
     void finish_close();
@@ -110,6 +121,8 @@ private:
     // under d_mutex
     void drop_locked(uint64_t index, uint64_t samples, const json& app_id, const std::string& reason,
                      bool at_front);
+    void account_failed_locked(data_item&& item, origin from);
+    void write_item(const std::shared_ptr<link>& l, data_item&& item, origin from);
 
     const transport_settings d_settings;
     hub_url d_url;
@@ -129,12 +142,16 @@ private:
     bool d_writing = false;
     std::string d_last_error;
     transport_counters d_counters;
-    std::function<json()> d_heartbeat;
-    std::function<void(const json&)> d_receiver;
-    int d_users = 0;
+    std::map<int, user> d_users; // by handle
+    int d_next_handle = 0;
+    uint64_t d_control_dropped = 0;
+    std::mutex d_callback_mutex; // held while a user's callback runs, so release() can wait it out
 
-    // io thread only
+    // io thread only (and finish_close(), after the io thread has ended)
     std::shared_ptr<link> d_link;
+    std::unique_ptr<data_item> d_in_flight; // the item being written, whichever link writes it
+    origin d_in_flight_origin = origin::generated;
+    double d_last_reply_log = -1e9;
     json d_current_info; // the stream_info that describes the data at the head of the queue
     unsigned d_attempt = 0;
     bool d_stopping = false;

@@ -62,8 +62,12 @@ bool is_pair_list(pmt::pmt_t p)
 
 } // namespace
 
-json pmt_to_json(const pmt::pmt_t& value)
+json pmt_to_json(const pmt::pmt_t& value) { return pmt_to_json(value, 0); }
+
+json pmt_to_json(const pmt::pmt_t& value, int depth)
 {
+    if (depth > 64)
+        throw std::invalid_argument("the message nests deeper than 64 levels");
     if (pmt::is_null(value))
         return nullptr;
     if (pmt::is_bool(value))
@@ -84,20 +88,20 @@ json pmt_to_json(const pmt::pmt_t& value)
             pmt::pmt_t key = pmt::car(pmt::car(p));
             std::string name = pmt::is_symbol(key) ? pmt::symbol_to_string(key) : pmt::write_string(key);
             if (!obj.contains(name)) // dict_add puts the newest entry first
-                obj[name] = pmt_to_json(pmt::cdr(pmt::car(p)));
+                obj[name] = pmt_to_json(pmt::cdr(pmt::car(p)), depth + 1);
         }
         return obj;
     }
     if (pmt::is_vector(value)) {
         json arr = json::array();
         for (size_t i = 0; i < pmt::length(value); i++)
-            arr.push_back(pmt_to_json(pmt::vector_ref(value, i)));
+            arr.push_back(pmt_to_json(pmt::vector_ref(value, i), depth + 1));
         return arr;
     }
     if (pmt::is_tuple(value)) {
         json arr = json::array();
         for (size_t i = 0; i < pmt::length(value); i++)
-            arr.push_back(pmt_to_json(pmt::tuple_ref(value, i)));
+            arr.push_back(pmt_to_json(pmt::tuple_ref(value, i), depth + 1));
         return arr;
     }
     if (pmt::is_f64vector(value))
@@ -111,7 +115,7 @@ json pmt_to_json(const pmt::pmt_t& value)
     if (pmt::is_u8vector(value))
         return uniform_to_json(pmt::u8vector_elements(value));
     if (pmt::is_pair(value))
-        return json::array({ pmt_to_json(pmt::car(value)), pmt_to_json(pmt::cdr(value)) });
+        return json::array({ pmt_to_json(pmt::car(value), depth + 1), pmt_to_json(pmt::cdr(value), depth + 1) });
     return pmt::write_string(value);
 }
 

@@ -9,11 +9,14 @@ namespace gr {
 namespace ria {
 
 //! Objects become dicts, arrays vectors, strings symbols; integers stay integers (int64,
-//! or uint64 above that), true/false stay booleans, null is PMT_NIL.
+//! or uint64 above that), true/false stay booleans, null is PMT_NIL. Recursive: callers pass
+//! JSON whose nesting is bounded (wire::decode_hub_message checks it).
 pmt::pmt_t json_to_pmt(const nlohmann::json& value);
 //! The inverse for the PMT kinds a flowgraph sends (dicts, pairs, vectors, uniform vectors,
 //! numbers, symbols, booleans, nil); anything else becomes its PMT text.
 nlohmann::json pmt_to_json(const pmt::pmt_t& value);
+//! (throws std::invalid_argument past 64 levels of nesting)
+nlohmann::json pmt_to_json(const pmt::pmt_t& value, int depth);
 
 } // namespace ria
 } // namespace gr

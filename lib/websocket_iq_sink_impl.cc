@@ -120,29 +120,37 @@ websocket_iq_sink_impl::websocket_iq_sink_impl(const transport_settings& transpo
     set_msg_handler(pmt::mp("to_hub"), [this](const pmt::pmt_t& msg) { handle_to_hub(msg); });
 }
 
-websocket_iq_sink_impl::~websocket_iq_sink_impl()
-{
-    if (auto t = transport()) {
-        t->set_heartbeat(nullptr);
-        t->set_receiver(nullptr);
-    }
-}
+websocket_iq_sink_impl::~websocket_iq_sink_impl() = default; // stop() has released the transport
 
 // ------------------------------------------------------------------ life cycle
 
 bool websocket_iq_sink_impl::start()
 {
-    d_started_at = monotonic_s();
-    auto t = agent_transport::acquire(d_settings);
-    t->set_heartbeat([this] { return heartbeat(); });
-    t->set_receiver([this](const json& msg) { message_port_pub(d_ctrl_port, json_to_pmt(msg)); });
-    {
-        std::lock_guard<std::mutex> lk(d_mutex);
-        d_transport = t;
+    // Never throws: an exception here would leave GNU Radio's start waiting forever.
+    try {
+        d_started_at = monotonic_s();
+        d_samples_produced = 0; // the counters are the new transport's
+        agent_transport::user me;
+        me.heartbeat = [this] { return heartbeat(); };
+        me.receiver = [this](const json& msg) { message_port_pub(d_ctrl_port, json_to_pmt(msg)); };
+        int handle = -1;
+        auto t = agent_transport::acquire(d_settings, std::move(me), handle);
+        std::shared_ptr<agent_transport> previous;
+        {
+            std::lock_guard<std::mutex> lk(d_mutex);
+            previous = std::move(d_transport); // destroyed below, outside the lock
+            d_transport = t;
+            d_transport_handle = handle;
+        }
+        previous.reset();
+        update_queue_limit();
+        if (!d_autostart_app.is_null())
+            begin(d_autostart_app);
+        else if (d_streaming)
+            d_info_due = true; // a session that goes on after a restart of the flowgraph: describe it again
+    } catch (const std::exception& e) {
+        d_logger->error("cannot start the hub connection: {}", e.what());
     }
-    update_queue_limit();
-    if (!d_autostart_app.is_null())
-        begin(d_autostart_app);
     return true;
 }
 
@@ -153,7 +161,7 @@ bool websocket_iq_sink_impl::stop()
     if (auto t = transport()) {
         if (d_streaming)
             cut();
-        t->release(DRAIN_ON_STOP_S);
+        t->release(d_transport_handle, DRAIN_ON_STOP_S);
     }
     return true;
 }
@@ -240,7 +248,13 @@ void websocket_iq_sink_impl::report(const std::string& message)
 
 void websocket_iq_sink_impl::handle_to_hub(const pmt::pmt_t& msg)
 {
-    json value = pmt_to_json(msg);
+    json value;
+    try {
+        value = pmt_to_json(msg);
+    } catch (const std::exception& e) {
+        d_logger->warn("to_hub: cannot turn {} into JSON: {}", pmt::write_string(msg).substr(0, 200), e.what());
+        return;
+    }
     if (!value.is_object() || !value.contains("type") || !value["type"].is_string()) {
         d_logger->warn("to_hub: expected a dict with a 'type', got {}", pmt::write_string(msg).substr(0, 200));
         return;
@@ -251,12 +265,12 @@ void websocket_iq_sink_impl::handle_to_hub(const pmt::pmt_t& msg)
 
 void websocket_iq_sink_impl::handle_cmd(const pmt::pmt_t& msg)
 {
-    json cmd = pmt_to_json(msg);
-    if (!cmd.is_object()) {
-        d_logger->warn("cmd: expected a dict, got {}", pmt::write_string(msg).substr(0, 200));
-        return;
-    }
     try {
+        json cmd = pmt_to_json(msg);
+        if (!cmd.is_object()) {
+            d_logger->warn("cmd: expected a dict, got {}", pmt::write_string(msg).substr(0, 200));
+            return;
+        }
         apply_cmd(cmd);
     } catch (const std::exception& e) {
         report(e.what());
@@ -418,13 +432,13 @@ int websocket_iq_sink_impl::work(int noutput_items,
         for (auto& f : d_frames)
             queue(std::move(f));
         d_frames.clear();
-        cut(); // the frame ends at the tag
         double rate = d_rate, freq = d_freq;
         for (; i < tags.size() && tags[i].offset - start == at; i++) {
             const double v = pmt::to_double(tags[i].value);
             (pmt::eqv(tags[i].key, RX_FREQ) ? freq : rate) = v;
         }
         if (freq != d_freq || rate != d_rate) {
+            cut(); // the frame ends at the change
             d_freq = freq;
             d_rate = rate;
             d_info_due = true;

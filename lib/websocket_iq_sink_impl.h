@@ -85,11 +85,12 @@ private:
 
     mutable std::mutex d_mutex; // d_transport and d_app_id, read from other threads
     std::shared_ptr<agent_transport> d_transport;
+    int d_transport_handle = -1;
     json d_app_id;
     std::atomic<bool> d_streaming{ false };
     std::atomic<uint64_t> d_samples_produced{ 0 };
     std::atomic<int64_t> d_sdr_overflows{ 0 };
-    double d_started_at;
+    std::atomic<double> d_started_at;
 };
 
 } // namespace ria

@@ -107,7 +107,13 @@ json decode_hub_message(const std::string& text, size_t max_chars)
                              " bytes is over the limit of " + std::to_string(max_chars));
     json msg;
     try {
-        msg = json::parse(text);
+        // Nesting is bounded before anything recursive (PMT conversion, a block) sees the message.
+        msg = json::parse(text, [](int depth, json::parse_event_t event, json&) {
+            if (depth > MAX_DEPTH && (event == json::parse_event_t::object_start ||
+                                      event == json::parse_event_t::array_start))
+                throw protocol_error("message nests deeper than " + std::to_string(MAX_DEPTH) + " levels");
+            return true;
+        });
     } catch (const json::exception& e) {
         std::string why = e.what();
         // nlohmann prefixes "[json.exception.parse_error.101] "; the rest says where and what.
@@ -131,6 +137,8 @@ json decode_hub_message(const std::string& text, size_t max_chars)
     auto id = msg.find("id");
     if (id != msg.end() && !id->is_string() && !is_integer(*id))
         throw protocol_error("message id must be a string or integer, got " + encode(*id).substr(0, 80));
+    if (id != msg.end() && id->is_string() && id->get_ref<const std::string&>().size() > MAX_ID_CHARS)
+        throw protocol_error("message id is longer than " + std::to_string(MAX_ID_CHARS) + " characters");
     if (type == "start" || type == "stop" || type == "configure") {
         auto app = msg.find("app_id");
         if (app == msg.end() || !(app->is_string() || is_integer(*app)))

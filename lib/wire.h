@@ -35,6 +35,9 @@ struct protocol_error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+constexpr int MAX_DEPTH = 32;         //!< nesting of objects and arrays in a hub message
+constexpr size_t MAX_ID_CHARS = 256; //!< a longer string id is refused (ids are remembered)
+
 //! Parses one text frame from the hub into an object with a known `type`; throws protocol_error.
 RIA_API json decode_hub_message(const std::string& text, size_t max_chars);
 //! A key for id de-duplication that keeps JSON types apart: 42 and "42" are different ids.

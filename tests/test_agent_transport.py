@@ -3,7 +3,8 @@
 import socket
 import time
 
-from gnuradio import blocks, gr
+import pmt
+from gnuradio import blocks, gr, ria
 
 from blackhole_proxy import BlackholeProxy
 from helpers import wait_until
@@ -126,3 +127,54 @@ def test_a_server_that_never_answers_the_handshake_is_given_up_on(flowgraphs):
         assert wait_until(lambda: "no answer from the hub" in sink.last_error(), DEAD_AFTER + MARGIN)
         assert "WebSocket handshake" in sink.last_error()
         assert not sink.connected()
+
+
+def test_a_session_that_outlives_a_flowgraph_restart_is_described_again(hub):
+    tb = gr.top_block()
+    sink = make_sink(hub.url(), overflow="drop", buffer_size=1000)
+    tb.connect(blocks.null_source(gr.sizeof_gr_complex), blocks.throttle(gr.sizeof_gr_complex, 200e3), sink)
+    tb.start()
+    try:
+        sink._post(pmt.intern("cmd"), pmt.to_pmt({"stream": True, "app_id": "s1", "sample_rate": 200e3}))
+        assert hub.wait_for(lambda s: len(s.binary()) >= 5, WAIT)
+        tb.stop()
+        tb.wait()
+        mark = len(hub.received)
+        tb.start()  # the session is still on: the new connection must say what the frames are
+        assert hub.wait_for(lambda s: sum(k == "binary" for k, _ in s.received[mark:]) >= 5, WAIT)
+        after = items_after(hub.received, mark)
+        assert after[0][0] == "text" and after[0][1]["type"] == "stream_info"
+        assert after[0][1]["app_id"] == "s1" and after[0][1]["sample_rate"] == 200e3
+        assert_contiguous(after, after[0][1]["sample_index"])
+    finally:
+        tb.stop()
+        tb.wait()
+    assert sink.samples_sent() + sink.samples_dropped() == sink.samples_produced() > 0  # of the second run
+
+
+def test_blocks_of_one_agent_share_one_connection_and_each_hears_the_hub(hub, flowgraphs):
+    tb = gr.top_block()
+    sinks, collectors = [], []
+    for _ in range(2):
+        sink = make_sink(hub.url())
+        ctrl = ria.message_collector()
+        tb.connect(blocks.null_source(gr.sizeof_gr_complex), blocks.throttle(gr.sizeof_gr_complex, 1e5), sink)
+        tb.msg_connect(sink, "ctrl", ctrl, "in")
+        sinks.append(sink)
+        collectors.append(ctrl)
+    tb.python_blocks = tuple(collectors)
+    flowgraphs(tb)
+    assert hub.wait_text("heartbeat")
+    hub.send({"type": "configure", "app_id": "a", "radio_config": {"gain": 5}})
+    for ctrl in collectors:
+        assert ctrl.wait_for(lambda m: m.get("type") == "configure", WAIT)
+    assert hub.connections == 1 and all(s.connected() for s in sinks)
+
+
+def test_a_block_that_verifies_tls_never_rides_on_an_insecure_connection(hub, flowgraphs):
+    tb = gr.top_block()
+    for kwargs in ({}, {"insecure": True}):
+        tb.connect(blocks.null_source(gr.sizeof_gr_complex), blocks.throttle(gr.sizeof_gr_complex, 1e5),
+                   make_sink(hub.url(), **kwargs))
+    flowgraphs(tb)
+    assert hub.wait_for(lambda s: s.connections == 2, WAIT)  # two settings, two connections

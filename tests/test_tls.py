@@ -93,3 +93,10 @@ def test_an_unreadable_ca_file_is_named_at_once(tmp_path):
     missing = tmp_path / "nope.crt"
     with pytest.raises(ValueError, match=f"ca_file: cannot read '{missing}'"):
         idle_sink_flowgraph("wss://127.0.0.1:9/x", ca_file=str(missing))
+
+
+def test_a_ca_file_without_a_certificate_is_named_at_once(tmp_path):
+    not_a_cert = tmp_path / "notes.txt"
+    not_a_cert.write_text("this is not a certificate\n")
+    with pytest.raises(ValueError, match="ca_file: .* holds no usable CA certificate"):
+        idle_sink_flowgraph("wss://127.0.0.1:9/x", ca_file=str(not_a_cert))

@@ -185,11 +185,13 @@ def test_ping_ack_dedup_and_bad_messages(hub, flowgraphs):
     hub.send({"type": "configure", "app_id": "a", "radio_config": {"gain": 10}, "id": 42})
     assert hub.wait_text("ack", count=3)
     assert ctrl.wait_for(lambda m: m.get("type") == "configure", WAIT)["radio_config"] == {"gain": 10}
-    for bad in ("{not json", "[1,2]", '{"type": "launch"}', '{"type": "start"}', "x" * 100_000):
+    deep = '{"type": "configure", "app_id": "a", "radio_config": {"x": ' + "[" * 30_000 + "]" * 30_000 + "}}"
+    for bad in ("{not json", "[1,2]", '{"type": "launch"}', '{"type": "start"}', "x" * 100_000, deep):
         hub.send(bad)
-    errors = [hub.wait_text("error", count=i) for i in range(1, 6)]
-    assert [e["message"].split(":")[0] for e in errors] == ["bad message from hub"] * 5
+    errors = [hub.wait_text("error", count=i) for i in range(1, 7)]
+    assert [e["message"].split(":")[0] for e in errors] == ["bad message from hub"] * 6
     assert "over the limit" in errors[4]["message"]
+    assert "nests deeper than 32 levels" in errors[5]["message"]
     hub.send({"type": "ping", "id": "after"})
     assert hub.wait_for(lambda s: any(m.get("id") == "after" for m in s.texts("pong")), WAIT)
     assert len([m for m in ctrl.messages if m.get("type") == "configure"]) == 1
