@@ -54,6 +54,8 @@ struct agent_transport::link {
     std::shared_ptr<ws_connection> conn;
     bool open = false, alive = true, writing = false, described = false;
     double opened_at = 0, write_started = 0;
+    int64_t bytes_acked = -1;  // the peer's TCP acknowledgements at the last liveness tick
+    double acked_at = 0;       // when they last grew
     std::string text_buf;
     net::steady_timer heartbeat, watchdog;
 };
@@ -412,9 +414,7 @@ void agent_transport::connect()
                                 : d_settings.url);
     if (!d_settings.token.empty() && !d_settings.token_in_query)
         cs.authorization = "Bearer " + d_settings.token;
-    const double dead = d_settings.dead_link_timeout();
-    cs.idle_timeout = ms(dead);
-    cs.handshake_timeout = ms(std::min(10.0, dead));
+    cs.handshake_timeout = ms(std::min(10.0, d_settings.dead_link_timeout()));
     auto l = std::make_shared<link>(d_io->ioc);
     std::weak_ptr<link> weak = l;
     connection_events ev;
@@ -521,20 +521,32 @@ void agent_transport::arm_heartbeat(const std::shared_ptr<link>& l)
 
 void agent_transport::arm_watchdog(const std::shared_ptr<link>& l)
 {
-    // Beast's idle timeout catches a hub that sends nothing (not even a pong); this catches
-    // a write that makes no progress while something still arrives.
-    l->watchdog.expires_after(std::chrono::seconds(1));
-    l->watchdog.async_wait([this, weak = std::weak_ptr<link>(l)](boost::system::error_code ec) {
+    // The link is alive while something arrives from the hub or the hub's TCP acknowledges what
+    // was sent. With neither for the dead-link timeout it is dead: a blackholed path, a NAT that
+    // forgot the flow, a hub that stopped reading. A ping goes out when the hub has been quiet for
+    // half the timeout, so an idle link is checked too.
+    const double dead = d_settings.dead_link_timeout();
+    l->watchdog.expires_after(ms(std::min(1.0, dead / 4)));
+    l->watchdog.async_wait([this, dead, weak = std::weak_ptr<link>(l)](boost::system::error_code ec) {
         auto l = weak.lock();
         if (ec || !l || l != d_link)
             return;
-        const double dead = d_settings.dead_link_timeout();
-        if (l->writing && monotonic_s() - l->write_started > dead) {
-            char why[96];
-            snprintf(why, sizeof why, "no send progress for %g s: the link is dead", dead);
+        const double now = monotonic_s();
+        const link_health h = l->conn->health();
+        if (h.bytes_acked != l->bytes_acked || h.unacked == 0) { // progress, or nothing left to acknowledge
+            l->bytes_acked = h.bytes_acked;
+            l->acked_at = now;
+        }
+        const double quiet = now - h.last_received;
+        if (quiet > dead && (h.unacked == 0 || now - l->acked_at > dead)) {
+            char why[128];
+            snprintf(why, sizeof why, "nothing from the hub (not even a pong) and nothing acknowledged for %g s: "
+                     "the link is dead", dead);
             l->conn->abort(why);
             return;
         }
+        if (quiet > dead / 2)
+            l->conn->ping();
         arm_watchdog(l);
     });
 }

@@ -1,5 +1,8 @@
 #include "ws_connection.h"
 
+#include "monotonic_clock.h"
+#include "tcp_progress.h"
+
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -42,12 +45,28 @@ class connection final : public ws_connection, public std::enable_shared_from_th
 public:
     template <class... StreamArgs>
     connection(net::io_context& ioc, const connection_settings& s, connection_events e, StreamArgs&&... args)
-        : d_s(s), d_events(std::move(e)), d_ws(std::forward<StreamArgs>(args)...), d_resolver(ioc), d_close_timer(ioc)
+        : d_s(s),
+          d_events(std::move(e)),
+          d_ws(std::forward<StreamArgs>(args)...),
+          d_resolver(ioc),
+          d_close_timer(ioc),
+          d_deadline(ioc)
     {
     }
 
     void run() override
     {
+        // One budget for resolve, connect, TLS and the upgrade together.
+        d_deadline.expires_after(d_s.handshake_timeout);
+        d_deadline.async_wait([self = this->shared_from_this()](error_code ec) {
+            if (!ec && !self->d_open && !self->d_ended) {
+                self->end("no answer from the hub within " + seconds(self->d_s.handshake_timeout) + " (" +
+                              self->d_stage + ")",
+                          false);
+                self->shut();
+            }
+        });
+        d_stage = "resolve";
         d_resolver.async_resolve(d_s.url.host, d_s.url.port,
                                  [self = this->shared_from_this()](error_code ec, tcp::resolver::results_type r) {
                                      self->on_resolve(ec, r);
@@ -96,8 +115,29 @@ private:
         shut();
     }
 
+    link_health health() const override
+    {
+        link_health h;
+        h.last_received = d_last_received;
+        auto& sock = beast::get_lowest_layer(const_cast<websocket::stream<Next>&>(d_ws)).socket();
+        if (sock.is_open()) {
+            h.bytes_acked = tcp_bytes_acked(sock.native_handle());
+            h.unacked = tcp_unacked_bytes(sock.native_handle());
+        }
+        return h;
+    }
+
+    void ping() override
+    {
+        if (!d_open || d_ended || d_pinging)
+            return;
+        d_pinging = true;
+        d_ws.async_ping({}, [self = this->shared_from_this()](error_code) { self->d_pinging = false; });
+    }
+
     void shut()
     {
+        d_deadline.cancel();
         d_close_timer.cancel();
         d_resolver.cancel();
         error_code ignored;
@@ -127,12 +167,8 @@ private:
 
     std::string describe(error_code ec, const std::string& stage)
     {
-        if (ec == beast::error::timeout) {
-            if (stage == "read" || stage == "write")
-                return "nothing from the hub for " + seconds(d_s.idle_timeout) +
-                       " (not even a pong): the link is dead";
+        if (ec == beast::error::timeout)
             return "no answer from the hub within " + seconds(d_s.handshake_timeout) + " (" + stage + ")";
-        }
         if (ec == websocket::error::upgrade_declined) {
             const unsigned code = d_response.result_int();
             if (code == 401 || code == 403)
@@ -165,9 +201,8 @@ private:
     {
         if (ec)
             return fail(ec, "resolve");
-        auto& tcp_layer = beast::get_lowest_layer(d_ws);
-        tcp_layer.expires_after(d_s.handshake_timeout);
-        tcp_layer.async_connect(results,
+        d_stage = "connect";
+        beast::get_lowest_layer(d_ws).async_connect(results,
                                 [self = this->shared_from_this()](error_code ec, const tcp::endpoint&) {
                                     self->on_connect(ec);
                                 });
@@ -188,7 +223,7 @@ private:
             } else {
                 X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), d_s.url.host.c_str());
             }
-            beast::get_lowest_layer(d_ws).expires_after(d_s.handshake_timeout);
+            d_stage = "TLS handshake";
             d_ws.next_layer().async_handshake(
                 net::ssl::stream_base::client,
                 [self = this->shared_from_this()](error_code ec) {
@@ -203,25 +238,34 @@ private:
 
     void upgrade()
     {
-        beast::get_lowest_layer(d_ws).expires_never();
+        d_stage = "WebSocket handshake";
+        // Dead links are the transport's business (pings, and the peer's TCP acknowledgements):
+        // Beast's idle timeout would count only what arrives, and a slow uplink with a full send
+        // buffer delays every pong behind seconds of IQ.
         websocket::stream_base::timeout t;
         t.handshake_timeout = d_s.handshake_timeout;
-        t.idle_timeout = d_s.idle_timeout;
-        t.keep_alive_pings = true;
+        t.idle_timeout = websocket::stream_base::none();
+        t.keep_alive_pings = false;
         d_ws.set_option(t);
+        d_ws.control_callback([this](websocket::frame_type, beast::string_view) { d_last_received = monotonic_s(); });
         d_ws.set_option(websocket::stream_base::decorator([auth = d_s.authorization](websocket::request_type& req) {
             req.set(http::field::user_agent, "gr-ria");
             if (!auth.empty())
                 req.set(http::field::authorization, auth);
         }));
         d_ws.read_message_max(d_s.max_message_bytes);
-        d_ws.auto_fragment(false);
-        d_ws.write_buffer_bytes(256 * 1024); // masking copies through this buffer: fewer, larger writes
+        // A large frame goes out in fragments of the write buffer (masking copies through it), and
+        // Beast sends its keep-alive ping and its pongs between fragments: on a slow uplink a
+        // big frame does not hold the ping back until the link looks dead.
+        d_ws.auto_fragment(true);
+        d_ws.write_buffer_bytes(128 * 1024);
         d_ws.async_handshake(d_response, d_s.url.host_header, d_s.url.target,
                              [self = this->shared_from_this()](error_code ec) {
                                  if (ec)
                                      return self->fail(ec, "WebSocket handshake");
                                  self->d_open = true;
+                                 self->d_last_received = monotonic_s();
+                                 self->d_deadline.cancel();
                                  if (self->d_events.opened)
                                      self->d_events.opened();
                                  self->read();
@@ -235,6 +279,7 @@ private:
                 return self->fail(ec, "read");
             if (self->d_ended)
                 return;
+            self->d_last_received = monotonic_s();
             if (self->d_ws.got_text()) {
                 std::string text = beast::buffers_to_string(self->d_buffer.data());
                 self->d_buffer.consume(n);
@@ -255,6 +300,10 @@ private:
     websocket::stream<Next> d_ws;
     tcp::resolver d_resolver;
     net::steady_timer d_close_timer;
+    net::steady_timer d_deadline; // of the whole handshake
+    std::string d_stage;
+    double d_last_received = 0;
+    bool d_pinging = false;
     websocket::response_type d_response;
     beast::flat_buffer d_buffer;
     bool d_open = false;

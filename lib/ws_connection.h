@@ -18,9 +18,16 @@ namespace ria {
 struct connection_settings {
     hub_url url;
     std::string authorization;       //!< "Bearer ..." or empty (token in the query)
-    std::chrono::milliseconds handshake_timeout{ 10000 };
-    std::chrono::milliseconds idle_timeout{ 15000 }; //!< dead link: nothing received (a ping goes out at half)
+    std::chrono::milliseconds handshake_timeout{ 10000 }; //!< resolve, connect, TLS and upgrade together
     size_t max_message_bytes = 1 << 20;
+};
+
+//! What the link's liveness check reads: when anything (a message, a ping, a pong) last
+//! arrived, and how far the peer's TCP has acknowledged what was sent.
+struct link_health {
+    double last_received = 0; //!< monotonic seconds
+    int64_t bytes_acked = -1; //!< the socket's total acknowledged bytes (-1: unknown)
+    int64_t unacked = -1;     //!< bytes the kernel still holds for the peer (-1: unknown)
 };
 
 struct connection_events {
@@ -51,6 +58,9 @@ public:
     virtual void close(std::chrono::milliseconds limit) = 0;
     //! Ends the connection now (a dead link): pending operations fail.
     virtual void abort(const std::string& why) = 0;
+    virtual link_health health() const = 0;
+    //! A WebSocket ping (at most one outstanding; it waits for the fragment being written).
+    virtual void ping() = 0;
 };
 
 } // namespace ria

@@ -2,8 +2,11 @@
 closing anything (a dead Wi-Fi, a NAT that forgot the flow), thaw() resumes.
 
 While frozen it also accepts new connections and forwards nothing on them, so a reconnect
-attempt hangs in its handshake the way it does on a real blackholed path.
+attempt hangs in its handshake the way it does on a real blackholed path. With `rate` (bytes per
+second, each way) it is a slow link instead: everything arrives, late.
 """
+
+import time
 
 import selectors
 import socket
@@ -11,8 +14,9 @@ import threading
 
 
 class BlackholeProxy:
-    def __init__(self, target_port, target_host="127.0.0.1"):
+    def __init__(self, target_port, target_host="127.0.0.1", rate=None):
         self._target = (target_host, target_port)
+        self._rate = rate
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._flowing = threading.Event()
@@ -72,10 +76,12 @@ class BlackholeProxy:
                     continue
                 for key, _ in sel.select(0.1):
                     try:
-                        data = key.fileobj.recv(1 << 16)
+                        data = key.fileobj.recv(1 << 16 if self._rate is None else 4096)
                         if not data:
                             raise OSError("closed")
                         peer[key.fileobj].sendall(data)
+                        if self._rate:
+                            time.sleep(len(data) / self._rate)  # the slow link is what is under test
                     except OSError:
                         for s in (a, b):
                             try:

@@ -178,3 +178,22 @@ def test_a_block_that_verifies_tls_never_rides_on_an_insecure_connection(hub, fl
                    make_sink(hub.url(), **kwargs))
     flowgraphs(tb)
     assert hub.wait_for(lambda s: s.connections == 2, WAIT)  # two settings, two connections
+
+
+def test_a_slow_link_that_delivers_is_not_taken_for_dead(flowgraphs):
+    """A frame that takes longer than the dead-link timeout to cross a slow uplink still arrives: Beast's
+    keep-alive ping goes out between the frame's fragments, and the socket's send queue keeps moving."""
+    hub = HubServer(token=TOKEN).start()
+    proxy = BlackholeProxy(hub.port, rate=150_000)  # 150 kB/s; a 512 KiB frame takes 3.5 s, the timeout is 4 s
+    try:
+        tb = gr.top_block()
+        sink = make_sink(f"ws://127.0.0.1:{proxy.port}/screens/agent/ws", autostart=True, app_id="slow",
+                         overflow="block", buffer_size=65536, heartbeat_interval=HEARTBEAT / 2)  # timeout 2 s
+        tb.connect(blocks.null_source(gr.sizeof_gr_complex), blocks.throttle(gr.sizeof_gr_complex, 20e3), sink)
+        flowgraphs(tb)
+        assert hub.wait_for(lambda s: len(s.binary()) >= 2, 30), sink.last_error()
+        assert [len(b) for b in hub.binary()[:2]] == [65536 * 8] * 2
+        assert hub.connections == 1 and sink.reconnects() == 0, sink.last_error()
+    finally:
+        proxy.close()
+        hub.stop()
