@@ -53,7 +53,7 @@ struct agent_transport::link {
     explicit link(net::io_context& ioc) : heartbeat(ioc), watchdog(ioc) {}
     std::shared_ptr<ws_connection> conn;
     bool open = false, alive = true, writing = false, described = false;
-    double opened_at = 0, write_started = 0;
+    double opened_at = 0;
     int64_t bytes_acked = -1;  // the peer's TCP acknowledgements at the last liveness tick
     double acked_at = 0;       // when they last grew
     std::string text_buf;
@@ -664,7 +664,6 @@ void agent_transport::write_item(const std::shared_ptr<link>& l, data_item&& ite
         write_text(l, wire::gap(cur.app_id, cur.index, cur.samples, cur.reason));
     } else {
         l->writing = true;
-        l->write_started = monotonic_s();
         l->conn->write(false, cur.fr.data.get(), cur.fr.bytes,
                        [this, l](boost::system::error_code ec, size_t) { on_written(l, !ec); });
     }
@@ -674,7 +673,6 @@ void agent_transport::write_text(const std::shared_ptr<link>& l, const json& msg
 {
     l->text_buf = wire::encode(msg);
     l->writing = true;
-    l->write_started = monotonic_s();
     l->conn->write(true, l->text_buf.data(), l->text_buf.size(),
                    [this, l](boost::system::error_code ec, size_t) { on_written(l, !ec); });
 }

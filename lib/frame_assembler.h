@@ -60,7 +60,6 @@ public:
 
     size_t buffer_size() const { return d_buffer_size; }
     wire::sample_format format() const { return d_format; }
-    size_t pending() const { return d_fill; }
 
 private:
     size_t bytes_for(size_t samples) const { return samples * d_bytes_per_sample; }

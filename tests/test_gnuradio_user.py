@@ -330,29 +330,30 @@ def write_tone(path, rate, seconds, freq, amplitude, delay_s=0.0):
         w.writeframes(samples.tobytes())
 
 
-def check_voice_stream(hub, agent):
-    """The voice agents stream at once (autostart) under app_id voice: float audio, frames of 1600 values in
-    the number type of cf32 (one float32 a sample, as gnuradio.ria.wire.framing defines it for real input)."""
-    info = hub.wait_text("stream_info", WAIT)
-    assert info and info["app_id"] == "voice", (hub.texts(), agent.output)
-    assert hub.wait_for(lambda s: len(s.binary()) >= 5, WAIT), agent.output
-    assert [len(b) for b in hub.binary()[:5]] == [4 * 1600] * 5
-    assert agent.proc.poll() is None, agent.output
+def stream_voice_example(installed, script, *args, home=None):
+    """Runs a voice agent example against a hub. The voice agents stream at once (autostart) under app_id
+    voice: float audio at 16 kHz (stream_info says so), frames of 1600 values in the number type of cf32
+    (one float32 a sample, as gnuradio.ria.wire.framing defines it for real input)."""
+    hub = HubServer(token=TOKEN).start()
+    agent = run_generated(installed, script, "--url", hub.url(), "--token", TOKEN, *args, home=home)
+    try:
+        info = hub.wait_text("stream_info", WAIT)
+        assert info and info["app_id"] == "voice" and info["sample_rate"] == 16000, (hub.texts(), agent.output)
+        assert hub.wait_for(lambda s: len(s.binary()) >= 5, WAIT), agent.output
+        assert [len(b) for b in hub.binary()[:5]] == [4 * 1600] * 5
+        assert agent.proc.poll() is None, agent.output
+        assert agent.stop() == 0, agent.output
+    finally:
+        agent.stop()
+        hub.stop()
 
 
 def test_voice_agent_from_files_streams_to_a_hub(installed, compiled, tmp_path):
     script = compiled("voice_agent_file.grc")
     write_tone(tmp_path / "reply.wav", 16000, 2.0, 440, 0.5)
     write_tone(tmp_path / "mic.wav", 16000, 2.0, 440, 0.2, delay_s=0.1)
-    hub = HubServer(token=TOKEN).start()
-    agent = run_generated(installed, script, "--url", hub.url(), "--token", TOKEN, "--mic", str(tmp_path / "mic.wav"),
-                          "--reply", str(tmp_path / "reply.wav"), "--cleaned", str(tmp_path / "cleaned.wav"))
-    try:
-        check_voice_stream(hub, agent)
-        assert agent.stop() == 0, agent.output
-    finally:
-        agent.stop()
-        hub.stop()
+    stream_voice_example(installed, script, "--mic", str(tmp_path / "mic.wav"), "--reply", str(tmp_path / "reply.wav"),
+                         "--cleaned", str(tmp_path / "cleaned.wav"))
     with wave.open(str(tmp_path / "cleaned.wav"), "rb") as w:
         assert w.getframerate() == 16000 and w.getnframes() > 0
 
@@ -367,15 +368,7 @@ def test_voice_agent_with_a_sound_card_streams_to_a_hub(installed, compiled, tmp
     home.mkdir()
     (home / ".asoundrc").write_text("pcm.!default {\n  type null\n}\n")
     write_tone(tmp_path / "reply.wav", 16000, 2.0, 440, 0.5)
-    hub = HubServer(token=TOKEN).start()
-    agent = run_generated(installed, script, "--url", hub.url(), "--token", TOKEN, "--reply",
-                          str(tmp_path / "reply.wav"), home=home)
-    try:
-        check_voice_stream(hub, agent)
-        assert agent.stop() == 0, agent.output
-    finally:
-        agent.stop()
-        hub.stop()
+    stream_voice_example(installed, script, "--reply", str(tmp_path / "reply.wav"), home=home)
 
 
 # ---------------------------------------------------------------- the field agent and the lab hub
