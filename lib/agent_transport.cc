@@ -297,29 +297,36 @@ void agent_transport::send_in_order(json msg)
     net::post(d_io->ioc, [this] { kick(); });
 }
 
-bool agent_transport::send_frame(frame&& f, uint64_t sample_index, const json& app_id, bool drop)
+uint64_t agent_transport::send_frames(std::vector<frame>& frames, uint64_t first_index, const json& app_id, bool drop)
 {
+    uint64_t index = first_index;
     bool wake = false;
     {
         std::lock_guard<std::mutex> lk(d_mutex);
-        if (drop && d_queued_samples >= d_limit_samples) {
-            drop_locked(sample_index, f.samples, app_id, d_connected ? "backpressure" : "disconnected", false);
-            return false;
+        for (frame& f : frames) {
+            const uint64_t samples = f.samples;
+            if (drop && d_queued_samples >= d_limit_samples) {
+                drop_locked(index, samples, app_id, d_connected ? "backpressure" : "disconnected", false);
+            } else {
+                data_item item;
+                item.kind = data_item::FRAME;
+                item.samples = samples;
+                item.index = index;
+                item.app_id = app_id;
+                item.fr = std::move(f);
+                d_queued_samples += samples;
+                d_queued_frames++;
+                d_data.push_back(std::move(item));
+                wake = true;
+            }
+            index += samples;
         }
-        data_item item;
-        item.kind = data_item::FRAME;
-        item.samples = f.samples;
-        item.index = sample_index;
-        item.app_id = app_id;
-        item.fr = std::move(f);
-        d_queued_samples += item.samples;
-        d_queued_frames++;
-        d_data.push_back(std::move(item));
-        wake = !d_writing; // a busy writer takes the next item itself
+        wake = wake && !d_writing; // a busy writer takes the next item itself
     }
+    frames.clear();
     if (wake)
         net::post(d_io->ioc, [this] { kick(); });
-    return true;
+    return index - first_index;
 }
 
 void agent_transport::drop_locked(

@@ -73,9 +73,10 @@ public:
     void send_control(json msg);
     //! A text message behind the data already queued (stream_info).
     void send_in_order(json msg);
-    //! Queues one frame; with `drop` set a full queue drops it instead (counted, and a gap goes
-    //! out in its place). Returns true when it was queued.
-    bool send_frame(frame&& f, uint64_t sample_index, const json& app_id, bool drop);
+    //! Queues frames that follow each other from sample `first_index` on, under one lock; with
+    //! `drop` set, a frame that finds the queue full is dropped instead (counted, and a gap goes out
+    //! in its place). Empties `frames`; returns the samples they held.
+    uint64_t send_frames(std::vector<frame>& frames, uint64_t first_index, const json& app_id, bool drop);
     //! Waits up to timeout_s until the data queue is below its limit (the lossless policy).
     bool wait_for_room(double timeout_s);
     //! True once nothing is queued or being written.

@@ -57,7 +57,7 @@ private:
     // stream (block thread)
     void begin(const json& app_id);
     void end();
-    void queue(frame&& f);
+    void flush();
     void cut();
     void update_queue_limit();
 
@@ -78,7 +78,7 @@ private:
     const pmt::pmt_t d_ctrl_port;
 
     std::unique_ptr<frame_assembler> d_assembler;
-    std::vector<frame> d_frames; // completed in one work() call, reused
+    std::vector<frame> d_batch; // frames completed since the last flush(), handed over together
     uint64_t d_sample_index = 0;
     double d_rate = 0, d_freq = 0, d_gain = 0;
     bool d_info_due = false;
