@@ -211,8 +211,10 @@ void agent_transport::finish_close()
 {
     // The io thread has ended: what is still queued never reaches this hub. Count it, so
     // that sent + dropped is every sample a block handed over.
-    if (d_link)
+    if (d_link) { // its close did not finish within the limit: the hub sees the socket close now
         d_link->alive = false;
+        d_link->conn->drop();
+    }
     d_link.reset();
     d_connected = false;
     std::lock_guard<std::mutex> lk(d_mutex);

@@ -108,6 +108,12 @@ public:
         shut();
     }
 
+    void drop() override
+    {
+        d_ended = true;
+        shut();
+    }
+
 private:
     void abort_quietly()
     {

@@ -58,6 +58,8 @@ public:
     virtual void close(std::chrono::milliseconds limit) = 0;
     //! Ends the connection now (a dead link): pending operations fail.
     virtual void abort(const std::string& why) = 0;
+    //! Closes the socket at once and quietly, without events: for when the io thread has stopped.
+    virtual void drop() = 0;
     virtual link_health health() const = 0;
     //! A WebSocket ping (at most one outstanding; it waits for the fragment being written).
     virtual void ping() = 0;
