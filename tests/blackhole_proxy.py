@@ -3,7 +3,9 @@ closing anything (a dead Wi-Fi, a NAT that forgot the flow), thaw() resumes.
 
 While frozen it also accepts new connections and forwards nothing on them, so a reconnect
 attempt hangs in its handshake the way it does on a real blackholed path. With `rate` (bytes per
-second, each way) it is a slow link instead: everything arrives, late.
+second, each way) it is a slow link instead: everything arrives, late. Its receive buffers are
+then small, so the sender's TCP sees the slowness (acknowledgements come at the link's pace), as
+on a slow uplink, rather than a relay that takes megabytes at once and forwards them slowly.
 """
 
 import time
@@ -17,7 +19,11 @@ class BlackholeProxy:
     def __init__(self, target_port, target_host="127.0.0.1", rate=None):
         self._target = (target_host, target_port)
         self._rate = rate
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.socket()
+        if rate:
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)  # accepted sockets inherit it
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen()
         self.port = self._listener.getsockname()[1]
         self._flowing = threading.Event()
         self._flowing.set()
