@@ -218,7 +218,10 @@ private:
     {
         if (ec)
             return fail(ec, "connect");
-        beast::get_lowest_layer(d_ws).socket().set_option(tcp::no_delay(true), ec);
+        // Nagle stays on (no TCP_NODELAY): with IQ streaming, the kernel packs small frames into
+        // full segments, and the hub's reader wakes less often (1024-sample frames into aiohttp:
+        // median 156 against 138 MS/s, interleaved). A lone control message still goes at once;
+        // one that follows another unacknowledged small one waits at most for that ACK.
         if constexpr (std::is_same_v<Next, tls_stream>) {
             SSL* ssl = d_ws.next_layer().native_handle();
             error_code not_ip;
