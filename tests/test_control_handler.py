@@ -131,3 +131,13 @@ def test_device_names_map_to_soapysdr_args(hub, agent, serial):
 def test_unknown_device_name_is_an_error(hub, agent):
     start(hub, "x", device="toaster")
     assert "device 'toaster' is not one of" in hub.wait_text("error")["message"]
+
+
+def test_an_empty_radio_config_is_an_empty_config(hub, agent, serial):
+    """{} travels as PMT nil (PMT has no empty dict): start, configure and stop must still take it."""
+    start(hub, serial)
+    assert hub.wait_text("status")["status"] == "streaming"
+    hub.send({"type": "configure", "app_id": "app-1", "radio_config": {}})
+    hub.send({"type": "stop", "app_id": "app-1", "radio_config": {}})
+    assert hub.wait_text("status", count=2) == {"type": "status", "status": "idle", "app_id": "app-1"}
+    assert hub.texts("error") == []

@@ -58,7 +58,9 @@ class control_handler(gr.basic_block):
             self._error(f"control message of type {kind!r} is not handled by this agent", value.get("app_id")
                         if isinstance(value, dict) else None)
         else:
-            rc = value.get("radio_config", {})
+            rc = value.get("radio_config")
+            if rc is None:  # absent, or {}: an empty JSON object crosses the message port as PMT nil
+                rc = {}
             if not isinstance(rc, dict):
                 self._error(f"{kind}: radio_config must be an object", value.get("app_id"))
                 return
