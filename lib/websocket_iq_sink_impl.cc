@@ -243,13 +243,8 @@ json websocket_iq_sink_impl::heartbeat() const
 void websocket_iq_sink_impl::report(const std::string& message)
 {
     d_logger->warn("cmd: {}", message);
-    json app;
-    {
-        std::lock_guard<std::mutex> lk(d_mutex);
-        app = d_app_id;
-    }
     if (auto t = transport())
-        t->send_control(wire::error(app, message));
+        t->send_control(wire::error(d_app_id, message)); // (block thread: d_app_id is ours to read)
 }
 
 void websocket_iq_sink_impl::handle_to_hub(const pmt::pmt_t& msg)
@@ -325,30 +320,37 @@ void websocket_iq_sink_impl::apply_cmd(const json& cmd)
         d_info_due = true;
         update_queue_limit();
     }
-    if (rate != d_rate || freq != d_freq || gain != d_gain) {
-        cut();
-        d_rate = rate;
-        d_freq = freq;
-        d_gain = gain;
-        d_info_due = true;
-        update_queue_limit();
-    }
+    change_stream(rate, freq, gain);
     if (cmd.contains("stream")) {
         const bool on = cmd["stream"].get<bool>();
         if (on && !d_streaming) {
-            json app;
-            {
-                std::lock_guard<std::mutex> lk(d_mutex);
-                app = cmd.contains("app_id") ? cmd["app_id"] : d_app_id;
-            }
+            const json& app = cmd.contains("app_id") ? cmd["app_id"] : d_app_id;
             begin(app.is_null() ? json("") : app);
         } else if (!on && d_streaming) {
             end();
         }
     } else if (cmd.contains("app_id")) {
-        std::lock_guard<std::mutex> lk(d_mutex);
-        d_app_id = cmd["app_id"];
+        set_app_id(cmd["app_id"]);
     }
+}
+
+void websocket_iq_sink_impl::change_stream(double rate, double freq, double gain)
+{
+    if (rate == d_rate && freq == d_freq && gain == d_gain)
+        return;
+    cut(); // the frame ends at the change
+    d_rate = rate;
+    d_freq = freq;
+    d_gain = gain;
+    d_info_due = true;
+    update_queue_limit();
+}
+
+void websocket_iq_sink_impl::set_app_id(const json& app_id)
+{
+    // Written only on the block thread, which reads it without the lock; the lock is for the others.
+    std::lock_guard<std::mutex> lk(d_mutex);
+    d_app_id = app_id;
 }
 
 // ------------------------------------------------------------------ stream
@@ -365,10 +367,7 @@ void websocket_iq_sink_impl::update_queue_limit()
 
 void websocket_iq_sink_impl::begin(const json& app_id)
 {
-    {
-        std::lock_guard<std::mutex> lk(d_mutex);
-        d_app_id = app_id;
-    }
+    set_app_id(app_id);
     d_assembler->discard();
     d_sample_index = 0;
     d_info_due = true;
@@ -441,13 +440,7 @@ int websocket_iq_sink_impl::work(int noutput_items,
             const double v = pmt::to_double(tags[i].value);
             (pmt::eqv(tags[i].key, RX_FREQ) ? freq : rate) = v;
         }
-        if (freq != d_freq || rate != d_rate) {
-            cut(); // the frame ends at the change
-            d_freq = freq;
-            d_rate = rate;
-            d_info_due = true;
-            update_queue_limit();
-        }
+        change_stream(rate, freq, d_gain);
         pos = at;
     }
     d_assembler->push(in + pos * d_values, n - pos, d_batch);

@@ -56,6 +56,9 @@ private:
 
     // stream (block thread)
     void begin(const json& app_id);
+    //! A new rate, frequency or gain: cut the frame, announce the new stream before the next one.
+    void change_stream(double rate, double freq, double gain);
+    void set_app_id(const json& app_id);
     void end();
     void flush();
     void cut();
