@@ -9,6 +9,7 @@ Typical lab:
   ria_hub.py start AGENT --freq 100e6 --rate 2.048e6
   ria_hub.py configure AGENT --freq 100.3e6
   ria_hub.py page-url                          # the live view, signed in
+  ria_hub.py revoke-token AGENT / delete-agent AGENT   # lock an agent out at once
 
 Keys and agents live in DATA_DIR/hub.sqlite (secrets only as digests); the admin token that the API,
 the CLI and the page need is in DATA_DIR/admin_token.
@@ -18,12 +19,15 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import signal
 import sys
 import time
 
 from gnuradio.ria.hub.client import HubClient, HubError
+from gnuradio.ria.hub.limits import printable
+from gnuradio.ria.hub.listener import ConnectionLimits, parse_proxies
 from gnuradio.ria.hub.server import HubConfig, admin_token, serve
 from gnuradio.ria.hub.store import Store
 
@@ -41,15 +45,24 @@ def duration(text):
         seconds = float(number) * (scale or 1)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90s, 30m, 2h or 7d") from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"duration must be positive, got {text!r}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"duration must be positive and finite, got {text!r}")
     return seconds
+
+
+def proxies(text):
+    try:
+        return parse_proxies(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def cmd_serve(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    limits = ConnectionLimits(max_connections=args.max_connections, max_per_client=args.max_per_client,
+                              header_timeout_s=args.header_timeout, trusted_proxies=args.trusted_proxy)
     config = HubConfig(args.data_dir, host=args.host, port=args.port, zmq_endpoint=args.zmq,
-                       register_limit=args.register_limit)
+                       register_limit=args.register_limit, connection_limits=limits, idle_timeout_s=args.idle_timeout)
 
     def ready(hub, url):
         zmq = f"; IQ republished on {hub.republisher.endpoint} (topic = agent id)" if hub.republisher else ""
@@ -100,7 +113,7 @@ def cmd_keys(args):
                 uses = f"{row['uses']}/{row['max_uses'] if row['max_uses'] is not None else '∞'}"
                 expires = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["expires_at"])) \
                     if row["expires_at"] else "never"
-                print(f"{row['key_id']:<18} {row['state']:<17} {uses:<9} {expires:<20} {row['label']}")
+                print(f"{row['key_id']:<18} {row['state']:<17} {uses:<9} {expires:<20} {printable(row['label'], 200)}")
         elif args.keys_command == "revoke":
             store.revoke_key(args.key_id)
             print(f"revoked {args.key_id}")
@@ -139,8 +152,11 @@ def cmd_api(args):
             for a in agents:
                 state = a["status"] if a["online"] else "offline"
                 seen = time.strftime("%H:%M:%S", time.localtime(a["last_heartbeat"])) if a["last_heartbeat"] else "-"
-                print(f"{a['agent_id']:<20} {a['name'][:16]:<16} {state:<10} {','.join(a['hardware'])[:16]:<16} {seen}")
+                name, hardware = printable(a["name"], 16), printable(",".join(a["hardware"]), 16)
+                print(f"{printable(a['agent_id'], 20):<20} {name:<16} {state:<10} {hardware:<16} {seen}")
             return 0
+        if args.command in ("delete-agent", "revoke-token"):
+            return agent_admin(args, client)
         if args.command == "start":
             result = client.start(args.agent_id, radio_config(args), app_id=args.app_id, record=args.record)
         elif args.command == "stop":
@@ -157,6 +173,32 @@ def cmd_api(args):
     except HubError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    return 0
+
+
+def agent_admin(args, client):
+    """Deletes an agent or revokes its token: through the running hub, which also closes the agent's live
+    connection; straight in the database when no hub is running."""
+    deleting = args.command == "delete-agent"
+    try:
+        if deleting:
+            client.request("DELETE", f"/api/agents/{args.agent_id}")
+        else:
+            client.request("POST", f"/api/agents/{args.agent_id}/revoke", {})
+        where = "at once, live connection closed"
+    except HubError as e:
+        if e.status != 0:
+            raise
+        store = store_for(args)
+        try:
+            (store.delete_agent if deleting else store.revoke_token)(args.agent_id)
+        except KeyError as missing:
+            print(f"error: {missing.args[0]}", file=sys.stderr)
+            return 1
+        finally:
+            store.close()
+        where = f"in {HubConfig(args.data_dir).db_path} (no hub answered at {args.hub})"
+    print(f"{'deleted agent' if deleting else 'revoked the token of'} {args.agent_id} ({where})")
     return 0
 
 
@@ -191,6 +233,16 @@ def main(argv=None):
     p.add_argument("--zmq", default="tcp://127.0.0.1:5600",
                    help="ZeroMQ PUB endpoint that republishes every agent's IQ (cf32, topic = agent id); '' turns it off")
     p.add_argument("--register-limit", type=int, default=20, help="registration attempts per client per minute")
+    p.add_argument("--trusted-proxy", type=proxies, default=(), dest="trusted_proxy", metavar="ADDRESSES",
+                   help="reverse proxies (IPs or networks, comma separated) whose X-Forwarded-For names the client")
+    p.add_argument("--max-connections", type=int, default=512, dest="max_connections",
+                   help="open connections at most; more are answered 503 (default 512)")
+    p.add_argument("--max-per-client", type=int, default=64, dest="max_per_client",
+                   help="open connections from one address at most (trusted proxies excepted; default 64)")
+    p.add_argument("--header-timeout", type=duration, default=10.0, dest="header_timeout",
+                   help="seconds a new connection has to send its request headers (default 10)")
+    p.add_argument("--idle-timeout", type=duration, default=30.0, dest="idle_timeout",
+                   help="seconds a kept-alive HTTP connection may wait for its next request (default 30)")
     p.set_defaults(run=cmd_serve)
 
     p = sub.add_parser("keys", help="registration keys: create, list, revoke")
@@ -226,12 +278,20 @@ def main(argv=None):
     p.add_argument("agent_id")
     p.add_argument("state", choices=("on", "off"))
     p.set_defaults(run=cmd_api)
+    for name, what in (("delete-agent", "remove an agent: its token stops working and its connection closes"),
+                       ("revoke-token", "lock an agent out (it stays listed; register it again to let it back)")):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("agent_id")
+        p.set_defaults(run=cmd_api)
     p = sub.add_parser("page-url", help="print the live view's URL with the admin token in its fragment")
     p.set_defaults(run=cmd_page_url)
 
     args = parser.parse_args(argv)
     if getattr(args, "uses", 1) < 1:
         parser.error("--uses must be at least 1")
+    for flag in ("max_connections", "max_per_client"):
+        if getattr(args, flag, 1) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1")
     return args.run(args)
 
 

@@ -10,11 +10,12 @@ import os
 
 from aiohttp import web
 
-from ..wire import protocol
-from . import credentials
+from ..wire import devices, protocol
+from . import credentials, limits
 
 COMMAND_TIMEOUT = 10.0
 _app_ids = itertools.count(1)
+SIMULATOR_NAMES = tuple(name for name, driver in devices.DRIVERS.items() if driver == "riasim")
 
 
 def add_routes(app, hub):
@@ -22,6 +23,8 @@ def add_routes(app, hub):
     r = app.router
     r.add_get("/api/agents", api.agents)
     r.add_get("/api/agents/{agent_id}", api.agent)
+    r.add_delete("/api/agents/{agent_id}", api.delete_agent)
+    r.add_post("/api/agents/{agent_id}/revoke", api.revoke_token)
     r.add_post("/api/agents/{agent_id}/start", api.start)
     r.add_post("/api/agents/{agent_id}/stop", api.stop)
     r.add_post("/api/agents/{agent_id}/configure", api.configure)
@@ -33,8 +36,12 @@ def add_routes(app, hub):
     r.add_delete("/api/keys/{key_id}", api.revoke_key)
 
 
+def _json(data, status=200):
+    return web.json_response(data, status=status, dumps=limits.dumps)
+
+
 def _error(status, message):
-    return web.json_response({"error": message}, status=status)
+    return _json({"error": message}, status)
 
 
 def _failure(exception_class, message):
@@ -55,9 +62,9 @@ async def _body(request):
     if not request.can_read_body:
         return {}
     try:
-        body = await request.json()
-    except ValueError:
-        raise _failure(web.HTTPBadRequest, "the body is not valid JSON")
+        body = limits.parse_json(await request.text())
+    except (ValueError, RecursionError) as e:
+        raise _failure(web.HTTPBadRequest, f"the body is not JSON the hub accepts: {limits.printable(e, 120)}")
     if not isinstance(body, dict):
         raise _failure(web.HTTPBadRequest, "the body must be a JSON object")
     return body
@@ -88,12 +95,34 @@ class AdminApi:
             else:
                 out.append({"agent_id": row["agent_id"], "name": row["name"], "online": False, "status": "offline",
                             "hardware": row["hardware"], "last_heartbeat": row["last_seen"], "stream": None})
-        return web.json_response({"agents": out})
+        return _json({"agents": out})
 
     @_admin
     async def agent(self, request):
         link = self._link(request)
-        return web.json_response(dict(link.summary(), errors=link.errors, recordings=link.recordings))
+        return _json(dict(link.summary(), errors=link.errors, recordings=link.recordings))
+
+    @_admin
+    async def delete_agent(self, request):
+        agent_id = request.match_info["agent_id"]
+        try:
+            self.hub.store.delete_agent(agent_id)
+        except KeyError as e:
+            return _error(404, e.args[0])
+        await self.hub.disconnect(agent_id, "agent deleted by the hub's operator")
+        self.hub.log.info("agent %s deleted", agent_id)
+        return _json({"deleted": agent_id})
+
+    @_admin
+    async def revoke_token(self, request):
+        agent_id = request.match_info["agent_id"]
+        try:
+            self.hub.store.revoke_token(agent_id)
+        except KeyError as e:
+            return _error(404, e.args[0])
+        await self.hub.disconnect(agent_id, "token revoked by the hub's operator")
+        self.hub.log.info("agent %s: token revoked", agent_id)
+        return _json({"revoked": agent_id})
 
     async def _command(self, link, msg, record_to=None):
         self.hub.counters["commands"] += 1
@@ -103,7 +132,14 @@ class AdminApi:
                                          and not result["error"]):
             status = 504
             result["error"] = f"agent {link.agent_id} did not answer {msg['type']} within {COMMAND_TIMEOUT:.0f} s"
-        return web.json_response(result, status=status)
+        return _json(result, status)
+
+    @staticmethod
+    def _default_device(link):
+        """The device a start without one opens: the first real radio the agent reports, the simulator
+        only when it is all there is, and none (the agent's own choice) when the agent reports nothing."""
+        real = [name for name in link.hardware if name not in SIMULATOR_NAMES]
+        return (real or link.hardware or [None])[0]
 
     @_admin
     async def start(self, request):
@@ -111,19 +147,26 @@ class AdminApi:
         body = await _body(request)
         if not isinstance(body.get("radio_config") or {}, dict):
             return _error(400, "radio_config must be an object")
+        app_id = body.get("app_id") or f"lab-{next(_app_ids)}"
+        if not limits.is_printable_name(app_id):
+            return _error(400, f"app_id must be printable text of 1 to {limits.MAX_NAME_CHARS} characters")
+        if link.status == "streaming":
+            return _error(409, f"agent {link.agent_id} is streaming session {link.stream.app_id if link.stream else '?'}"
+                               f"; stop it first (ria_hub.py stop {link.agent_id}), then start the new session")
         rc = dict(body.get("radio_config") or {})
-        rc.setdefault("device", link.hardware[0] if link.hardware else "mock")
-        app_id = str(body.get("app_id") or f"lab-{next(_app_ids)}")
+        if "device" not in rc and self._default_device(link):
+            rc["device"] = self._default_device(link)
         record_to = self.hub.config.recordings_dir if body.get("record") else None
-        response = await self._command(link, {"type": "start", "app_id": app_id, "radio_config": rc}, record_to)
-        if response.status != 200 and record_to:
-            link.stop_recording()  # the session did not start
-        return response
+        return await self._command(link, {"type": "start", "app_id": app_id, "radio_config": rc}, record_to)
 
     @_admin
     async def stop(self, request):
         link = self._link(request)
         app_id = link.stream.app_id if link.stream else ""
+        if link.status != "streaming" and not link.acknowledges:
+            # The RIA agent does not answer a stop while idle; there is nothing to wait for.
+            await link.ws.send_str(protocol.encode({"type": "stop", "app_id": app_id}))
+            return _json({"id": None, "acked": None, "status": "idle", "error": None})
         return await self._command(link, {"type": "stop", "app_id": app_id})
 
     @_admin
@@ -144,7 +187,7 @@ class AdminApi:
         link = self._link(request)
         s = link.stream
         snap = link.meter.snapshot(s.sample_rate, s.center_frequency) if s else None
-        return web.json_response({"agent_id": link.agent_id, "spectrum": snap,
+        return _json({"agent_id": link.agent_id, "spectrum": snap,
                                   "stream": s.as_dict() if s else None})
 
     # ---------------------------------------------------------------- recordings
@@ -158,32 +201,31 @@ class AdminApi:
                 recorder = link.start_recording(self.hub.config.recordings_dir)
             except ValueError as e:
                 return _error(409, str(e))
-            return web.json_response({"recording": recorder.meta_path})
-        return web.json_response({"files": link.stop_recording()})
+            return _json({"recording": recorder.meta_path})
+        return _json({"files": link.stop_recording()})
 
     @_admin
     async def recordings(self, _request):
         folder = self.hub.config.recordings_dir
         names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-        return web.json_response({"folder": folder, "files": [n for n in names if n.endswith(".sigmf-meta")]})
+        return _json({"folder": folder, "files": [n for n in names if n.endswith(".sigmf-meta")]})
 
     # ---------------------------------------------------------------- registration keys
 
     @_admin
     async def keys(self, _request):
         rows = [{k: v for k, v in row.items() if k != "digest"} for row in self.hub.store.list_keys()]
-        return web.json_response({"keys": rows})
+        return _json({"keys": rows})
 
     @_admin
     async def create_key(self, request):
         body = await _body(request)
-        uses = body.get("uses", 1)
-        ttl_s = body.get("ttl_s")
         try:
-            key_id, key = self.hub.store.create_key(uses=uses, ttl_s=ttl_s, label=str(body.get("label", "")))
-        except (ValueError, TypeError) as e:
+            key_id, key = self.hub.store.create_key(uses=body.get("uses", 1), ttl_s=body.get("ttl_s"),
+                                                    label=body.get("label", ""))
+        except ValueError as e:
             return _error(400, str(e))
-        return web.json_response({"key_id": key_id, "key": key})
+        return _json({"key_id": key_id, "key": key})
 
     @_admin
     async def revoke_key(self, request):
@@ -191,4 +233,4 @@ class AdminApi:
             self.hub.store.revoke_key(request.match_info["key_id"])
         except KeyError as e:
             return _error(404, e.args[0])
-        return web.json_response({"revoked": request.match_info["key_id"]})
+        return _json({"revoked": request.match_info["key_id"]})

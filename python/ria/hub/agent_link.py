@@ -1,21 +1,35 @@
-"""One connected agent as the hub sees it: liveness, its session, and the replies it owes us."""
+"""One connected agent as the hub sees it: liveness, its session, and the replies it owes us.
+
+The session the hub shows and records is what the agent confirmed (a `status`, a `stream_info`,
+or IQ after a start), never what the hub asked for: a refused start or configure changes nothing.
+"""
 
 import asyncio
 import itertools
-import json
+import logging
+import secrets
 import time
 
 from ..wire import protocol
+from . import limits
 from .recorder import SigmfRecorder
 from .spectrum import SpectrumMeter
 
 MISSED_HEARTBEATS = 3  # intervals without a heartbeat before an agent counts as offline
 DEFAULT_INTERVAL = 30.0
-_command_ids = itertools.count(1)
+RADIO_LOST = "SDR disconnected"
+# Command ids are unique across hub processes: an agent de-duplicates the ids it has seen, so a
+# restarted hub that counted from 1 again would have its first commands dropped as repeats.
+_HUB_RUN = secrets.token_hex(6)
+_command_numbers = itertools.count(1)
+
+
+def new_command_id():
+    return f"hub-{_HUB_RUN}-{next(_command_numbers)}"
 
 
 class StreamState:
-    """What the hub knows about the running session (from stream_info, or from the start it sent)."""
+    """What the hub knows about the running session (from stream_info, or from a confirmed start)."""
 
     def __init__(self, app_id, sample_rate=0.0, center_frequency=0.0, gain=None, sample_format="cf32"):
         self.app_id = app_id
@@ -26,11 +40,28 @@ class StreamState:
         self.gaps = self.dropped_samples = 0
         self.started = time.time()
 
+    def apply(self, rc):
+        """Takes the radio_config values the hub sent, for agents that do not send stream_info."""
+        rc = {protocol.KEY_ALIASES.get(k, k): v for k, v in rc.items()}
+        for key in ("sample_rate", "center_frequency", "gain"):
+            value = limits.finite(rc.get(key))
+            if value is not None:
+                setattr(self, key, value)
+        if rc.get("sample_format") in protocol.SAMPLE_FORMATS:
+            self.sample_format = rc["sample_format"]
+
     def as_dict(self):
         return {"app_id": self.app_id, "sample_rate": self.sample_rate, "center_frequency": self.center_frequency,
                 "gain": self.gain, "sample_format": self.sample_format, "frames": self.frames,
                 "samples": self.samples, "bytes": self.bytes, "gaps": self.gaps,
                 "dropped_samples": self.dropped_samples, "started": self.started}
+
+
+class PendingStart:
+    """A start the hub sent and the agent has not confirmed yet."""
+
+    def __init__(self, app_id, radio_config, record_to):
+        self.app_id, self.radio_config, self.record_to = app_id, radio_config, record_to
 
 
 class AgentLink:
@@ -47,13 +78,18 @@ class AgentLink:
         self.hardware, self.stats, self.agent_info = [], {}, None
         self.status = "idle"
         self.stream = None
+        self.pending = None  # PendingStart
         self.last_error = None
         self.errors = []  # the last few, newest last
+        self.refused_messages = 0  # text messages from this agent the hub could not take
         self.speaks_stream_info = False
         self.meter = SpectrumMeter()
         self.recorder = None
+        self._record_to = None  # a recording the confirmed start opens
+        self.recording_ended = None  # why the last recording ended early, if it did
         self.recordings = []
         self._waiters = []  # (predicate, future)
+        self.log = limits.LogLimiter(hub.log if hub else logging.getLogger("ria_hub"), clock)
 
     # ---------------------------------------------------------------- liveness
 
@@ -74,80 +110,116 @@ class AgentLink:
         self._last_beat_mono = now
         self.last_heartbeat = time.time()
         self.online = True
-        self.hardware = [h for h in msg.get("hardware", []) if isinstance(h, str)]
+        hardware = msg.get("hardware")
+        if isinstance(hardware, list):
+            self.hardware = [h for h in hardware[:limits.MAX_HARDWARE] if limits.is_printable_name(h)]
         if isinstance(msg.get("stats"), dict):
-            self.stats = msg["stats"]
+            self.stats = self._clean_stats(msg["stats"])
         if isinstance(msg.get("agent"), dict):
-            self.agent_info = msg["agent"]
-        if msg.get("status") in ("idle", "streaming"):
-            self.status = msg["status"]
-            if self.status == "streaming" and self.stream is None and msg.get("app_id"):
-                self.stream = StreamState(str(msg["app_id"]))  # joined mid-session (after a hub restart)
+            self.agent_info = {k: limits.printable(v) for k, v in msg["agent"].items()
+                               if k in ("name", "version") and isinstance(v, str)}
+        state = msg.get("status")
+        if state == "streaming" and self.status != "streaming":
+            app_id = msg.get("app_id")
+            if isinstance(app_id, (str, int)) and not isinstance(app_id, bool):
+                self._confirm_start(app_id)  # joined mid-session (after a hub restart), or a start's answer
+                self._segment()
+        elif state == "idle" and self.status == "streaming":
+            self._session_ended()
+
+    @staticmethod
+    def _clean_stats(stats):
+        """Known-shape stats only: up to MAX_STATS entries of finite numbers (anything else is dropped)."""
+        clean = {}
+        for key, value in list(stats.items())[:limits.MAX_STATS]:
+            number = limits.finite(value)
+            if number is not None and limits.is_printable_name(key):
+                clean[key] = int(value) if isinstance(value, int) and abs(value) < 2 ** 53 else number
+        return clean
 
     # ---------------------------------------------------------------- frames from the agent
 
     def on_text(self, text):
+        if len(text) > limits.MAX_AGENT_TEXT:
+            return self._refuse(f"a text message of {len(text)} characters (the limit is {limits.MAX_AGENT_TEXT})")
         try:
-            msg = json.loads(text)
-        except ValueError:
-            self.hub.log.warning("agent %s sent a text frame that is not JSON (%d chars)", self.agent_id, len(text))
-            return
+            msg = limits.parse_json(text)
+        except (ValueError, RecursionError) as e:
+            return self._refuse(f"a text message that is not JSON the hub accepts ({limits.printable(e, 80)})")
         if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
-            self.hub.log.warning("agent %s sent a message without a type", self.agent_id)
-            return
+            return self._refuse("a message without a string 'type'")
         handler = {"heartbeat": self._on_heartbeat, "status": self._on_status, "error": self._on_error,
                    "stream_info": self._on_stream_info, "gap": self._on_gap}.get(msg["type"])
         if handler is not None:  # others (ack, pong, tx_status) only answer waiters
             handler(msg)
         self._wake(msg)
 
+    def _refuse(self, what):
+        self.refused_messages += 1
+        self.hub.counters["agent_messages_refused"] += 1
+        self.log(logging.WARNING, "agent %s sent %s; ignored", self.agent_id, what)
+
     def _on_status(self, msg):
         state = msg.get("status")
         if state == "streaming":
-            self.status = "streaming"
-            if self.stream is None:
-                self.stream = StreamState(str(msg.get("app_id", "")))
+            app_id = msg.get("app_id")
+            if self.status != "streaming" or (self.pending and app_id == self.pending.app_id):
+                self._confirm_start(app_id)
+                self._segment()
+            elif self.last_error and self.last_error["message"].startswith(RADIO_LOST):
+                self.last_error = None  # the agent says it streams again: the radio is back
         elif state == "idle":
-            self.status = "idle"
-            self._end_recording()
+            self._session_ended()
 
     def _on_error(self, msg):
-        text = str(msg.get("message", ""))
-        self.last_error = {"message": text, "app_id": msg.get("app_id"), "time": time.time()}
-        self.errors = (self.errors + [self.last_error])[-20:]
-        self.hub.log.info("agent %s reports: %s", self.agent_id, text)
+        text = limits.printable(msg.get("message", ""), limits.MAX_ERROR_CHARS)
+        app_id = msg.get("app_id")
+        self.last_error = {"message": text, "app_id": limits.printable(app_id) if app_id is not None else None,
+                           "time": time.time()}
+        self.errors = (self.errors + [self.last_error])[-limits.MAX_ERRORS_KEPT:]
+        self.log(logging.INFO, "agent %s reports: %s", self.agent_id, text)
 
     def _on_stream_info(self, msg):
+        rate, freq = limits.finite(msg.get("sample_rate")), limits.finite(msg.get("center_frequency"))
+        gain = msg.get("gain")
+        if rate is None or rate <= 0 or freq is None or (gain is not None and limits.finite(gain) is None) \
+                or msg.get("sample_format", "cf32") not in protocol.SAMPLE_FORMATS:
+            return self._refuse("a stream_info without a positive finite sample_rate, a finite center_frequency "
+                                "and gain, and a known sample_format")
         self.speaks_stream_info = True
+        app_id = msg.get("app_id")
+        if self.status != "streaming" or self.stream.app_id != app_id:
+            self._confirm_start(app_id)
         s = self.stream
-        if s is None or s.app_id != msg.get("app_id"):
-            s = self.stream = StreamState(str(msg.get("app_id", "")))
-        retuned = (s.center_frequency, s.sample_rate) != (msg.get("center_frequency"), msg.get("sample_rate"))
-        s.sample_rate = float(msg.get("sample_rate") or 0.0)
-        s.center_frequency = float(msg.get("center_frequency") or 0.0)
-        s.gain = msg.get("gain")
-        if msg.get("sample_format") in protocol.SAMPLE_FORMATS:
-            s.sample_format = msg["sample_format"]
-        if isinstance(msg.get("sample_index"), int):
-            s.sample_index = msg["sample_index"]
+        retuned = (s.center_frequency, s.sample_rate) != (freq, rate)
+        s.sample_rate, s.center_frequency = rate, freq
+        s.gain = None if gain is None else limits.finite(gain)
+        s.sample_format = msg.get("sample_format", "cf32")
+        index = msg.get("sample_index")
+        if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < 2 ** 63:
+            s.sample_index = index
         if retuned:
             self.meter.reset()
-        if self.recorder:
-            self.recorder.segment(s.sample_format, s.sample_rate, s.center_frequency, s.sample_index)
+        self._segment()
 
     def _on_gap(self, msg):
         s = self.stream
         if s is None:
             return
-        dropped = msg.get("dropped_samples") if isinstance(msg.get("dropped_samples"), int) else 0
+        dropped = msg.get("dropped_samples")
+        if isinstance(dropped, bool) or not isinstance(dropped, int) or not 0 <= dropped < 2 ** 53:
+            dropped = 0
         s.gaps += 1
         s.dropped_samples += dropped
         s.sample_index += dropped
         if self.recorder:
-            self.recorder.gap(dropped, msg.get("reason", "?"))
-            self.recorder.segment(s.sample_format, s.sample_rate, s.center_frequency, s.sample_index)
+            self.recorder.gap(dropped, limits.printable(msg.get("reason", "?"), 40))
+            self._segment()
 
     def on_binary(self, payload):
+        if self.status != "streaming" and self.pending and not self.speaks_stream_info:
+            self._confirm_start(self.pending.app_id)  # IQ after a start: this agent streams
+            self._segment()
         s = self.stream
         if s is None:  # IQ outside a session the hub knows of: the hub counted it, nothing else to do
             return
@@ -162,41 +234,74 @@ class AgentLink:
         if self.hub.republisher:
             self.hub.republisher.publish(self.agent_id, payload, s.sample_format)
 
+    # ---------------------------------------------------------------- the session, as confirmed
+
+    def _confirm_start(self, app_id):
+        """The agent streams session `app_id`: the hub's session becomes it. The caller sets what it
+        knows of the stream, then calls _segment(), which opens a recording the start asked for."""
+        app_id = "" if app_id is None else limits.printable(app_id)
+        pending = self.pending if self.pending and self.pending.app_id == app_id else None
+        self._end_recording()
+        self.stream = StreamState(app_id)
+        self.status = "streaming"
+        self.meter.reset()
+        if pending:
+            self.stream.apply(pending.radio_config)
+            self.pending = None
+            self._record_to = pending.record_to
+
+    def _session_ended(self):
+        """The last session's figures stay for people to read; status, recording and pending start end."""
+        self.status = "idle"
+        self.pending = None
+        self._end_recording()
+
     # ---------------------------------------------------------------- commands to the agent
+
+    @property
+    def acknowledges(self):
+        """Our agents ack every command; the RIA agent does not (its heartbeat has no `agent` field)."""
+        return self.agent_info is not None
 
     async def command(self, msg, timeout, record_to=None):
         """Sends a hub message with a fresh id; waits for the ack (our agents) or the status it causes.
 
-        Returns {"id", "acked", "status", "error"}. Agents that do not acknowledge (the RIA agent)
-        are recognised by their heartbeat, which has no `agent` field; for them the ack is None.
+        Returns {"id", "acked", "status", "error"}; for agents that do not acknowledge, acked is None.
         """
-        msg = dict(msg, id=f"hub-{next(_command_ids)}")
+        msg = dict(msg, id=new_command_id())
         kind = msg["type"]
-        expects_ack = self.agent_info is not None
         want_status = {"start": "streaming", "stop": "idle"}.get(kind)
-        acked = self._expect(lambda m: m.get("type") == "ack" and m.get("id") == msg["id"]) if expects_ack else None
+        acked = self._expect(lambda m: m.get("type") == "ack" and m.get("id") == msg["id"]) \
+            if self.acknowledges else None
         status = self._expect(lambda m: m.get("type") == "status" and m.get("status") == want_status) \
             if want_status else None
         error = self._expect(lambda m: m.get("type") == "error")
         if kind == "start":
-            self._begin_session(msg, record_to)
+            self.pending = PendingStart(msg["app_id"], msg.get("radio_config", {}), record_to)
+            self.last_error = None
         await self.ws.send_str(protocol.encode(msg))
-        if kind == "configure" and not self.speaks_stream_info and self.stream:
-            self._apply_config(self.stream, msg.get("radio_config", {}))
         result = {"id": msg["id"], "acked": None, "status": None, "error": None}
-        deadline = asyncio.get_running_loop().time() + timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
             if acked:
                 result["acked"] = await self._until(acked, deadline, error)
-            if status and not result["error"]:
+            if status and not error.done():
                 got = await self._until(status, deadline, error)
                 result["status"] = want_status if got else None
             if kind == "configure":  # a rejected value comes back as an error right after the ack
-                await self._until(None, min(deadline, asyncio.get_running_loop().time() + 0.3), error)
+                await self._until(None, min(deadline, loop.time() + 0.3), error)
             if error.done():
-                result["error"] = error.result().get("message")
+                result["error"] = error.result()["message"] if "message" in error.result() else "error"
+                result["error"] = limits.printable(result["error"], limits.MAX_ERROR_CHARS)
         finally:
             self._cancel(acked, status, error)
+        if kind == "start" and result["error"] and self.pending:
+            self.pending.record_to = None  # a refused session is never recorded
+        if kind == "configure" and not result["error"] and not self.speaks_stream_info and self.stream:
+            self.stream.apply(msg.get("radio_config", {}))  # this agent will not describe the change
+            self.meter.reset()
+            self._segment()
         return result
 
     async def _until(self, future, deadline, error):
@@ -206,23 +311,6 @@ class AgentLink:
             return bool(future and future.done())
         await asyncio.wait(waitables, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
         return bool(future and future.done())
-
-    def _begin_session(self, msg, record_to):
-        rc = msg.get("radio_config", {})
-        self.stream = StreamState(str(msg.get("app_id")), sample_format=rc.get("sample_format", "cf32"))
-        self._apply_config(self.stream, rc)
-        self.meter.reset()
-        self.last_error = None
-        self._end_recording()
-        if record_to:  # opened before the start goes out, so the session's first frame is in the file
-            self._open_recorder(record_to)
-
-    @staticmethod
-    def _apply_config(stream, rc):
-        rc = {protocol.KEY_ALIASES.get(k, k): v for k, v in rc.items()}
-        for key in ("sample_rate", "center_frequency", "gain"):
-            if isinstance(rc.get(key), (int, float)):
-                setattr(stream, key, float(rc[key]))
 
     def _expect(self, predicate):
         future = asyncio.get_running_loop().create_future()
@@ -247,15 +335,36 @@ class AgentLink:
         return self._open_recorder(folder)
 
     def _open_recorder(self, folder):
-        s = self.stream
-        self.recorder = SigmfRecorder(folder, self.agent_id, self.name, s.app_id)
-        self.recorder.segment(s.sample_format, s.sample_rate, s.center_frequency, s.sample_index)
+        self.recording_ended = None
+        self.recorder = SigmfRecorder(folder, self.agent_id, self.name, self.stream.app_id, clock=self._clock)
+        self._segment()
         return self.recorder
+
+    def _segment(self):
+        """A new capture from the next frame on (the first one opens a recording the start asked for); a
+        recording whose agent changes settings faster than the recorder's limit ends, and says why, rather
+        than flooding the disk."""
+        if self._record_to and self.stream:
+            folder, self._record_to = self._record_to, None
+            self._open_recorder(folder)
+            return
+        if not self.recorder:
+            return
+        s = self.stream
+        if not self.recorder.segment(s.sample_format, s.sample_rate, s.center_frequency, s.sample_index):
+            self.recording_ended = (f"recording stopped: the session changed settings more than "
+                                    f"{limits.SEGMENT_RATE:g} times a second")
+            self.log(logging.WARNING, "agent %s: %s", self.agent_id, self.recording_ended)
+            self._end_recording()
+
+    def flush_recording(self):
+        if self.recorder:
+            self.recorder.flush_meta()
 
     def _end_recording(self):
         if self.recorder:
             self.recorder.close()
-            self.recordings.extend(self.recorder.files)
+            self.recordings = (self.recordings + self.recorder.files)[-1000:]
             self.recorder = None
 
     def stop_recording(self):
@@ -277,4 +386,5 @@ class AgentLink:
                 "hardware": self.hardware, "last_heartbeat": self.last_heartbeat, "interval": round(self.interval, 2),
                 "stats": self.stats, "agent": self.agent_info, "connected_at": self.connected_at,
                 "stream": self.stream.as_dict() if self.stream else None, "last_error": self.last_error,
-                "recording": self.recorder.meta_path if self.recorder else None}
+                "recording": self.recorder.meta_path if self.recorder else None,
+                "recording_ended": self.recording_ended}

@@ -21,9 +21,10 @@ def digest(secret):
 
 
 def bearer(request):
-    """The token of an `Authorization: Bearer <token>` header, or ""."""
-    header = request.headers.get("Authorization", "")
-    return header[7:].strip() if header.startswith("Bearer ") else ""
+    """The token of an `Authorization: Bearer <token>` header, or "" (the scheme is case-insensitive,
+    RFC 9110 section 11.1)."""
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def new_id(prefix, nbytes=6):

@@ -3,13 +3,19 @@
 A capture segment starts at every stream_info (new center frequency) and after every gap,
 with core:global_index holding the agent's sample index, so lost samples are visible. SigMF
 has one sample rate and one datatype per recording, so a change of either starts a new file.
+
+What an agent can make the recorder do is bounded: segments are rate-limited (a token bucket),
+a file holds at most MAX_CAPTURES_PER_FILE captures, and the meta file of the open recording is
+rewritten at most once per META_WRITE_PERIOD_S (and on close), never once per segment.
 """
 
 import datetime
 import json
 import os
+import time
 
 from ..wire.protocol import BYTES_PER_SAMPLE
+from .limits import MAX_CAPTURES_PER_FILE, META_WRITE_PERIOD_S, SEGMENT_BURST, SEGMENT_RATE, TokenBucket
 
 DATATYPES = {"cf32": "cf32_le", "cs16": "ci16_le", "cs8": "ci8"}
 SIGMF_VERSION = "1.2.0"
@@ -20,7 +26,7 @@ def _utc_now():
 
 
 class SigmfRecorder:
-    def __init__(self, folder, agent_id, agent_name, app_id):
+    def __init__(self, folder, agent_id, agent_name, app_id, clock=time.monotonic):
         self.folder = folder
         self.agent_id, self.agent_name, self.app_id = agent_id, agent_name, app_id
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -31,13 +37,17 @@ class SigmfRecorder:
         self._format = self._rate = None
         self.files = []  # the .sigmf-meta paths written so far
         self.samples_written = 0  # in the current file
+        self._clock = clock
+        self._segments = TokenBucket(SEGMENT_BURST, SEGMENT_RATE, clock)
+        self._meta_due = False
+        self._meta_written = -META_WRITE_PERIOD_S
 
     @property
     def meta_path(self):
         return self.files[-1] if self.files else None
 
     def _open(self, sample_format, sample_rate):
-        self.close()
+        self._close_file()
         self._part += 1
         base = self._base if self._part == 1 else f"{self._base}-{self._part}"
         self._data = open(base + ".sigmf-data", "wb")
@@ -47,8 +57,12 @@ class SigmfRecorder:
         self.files.append(base + ".sigmf-meta")
 
     def segment(self, sample_format, sample_rate, center_frequency, global_index):
-        """A new capture segment from the next frame on (new file if format or rate changed)."""
-        if self._data is None or (sample_format, sample_rate) != (self._format, self._rate):
+        """A new capture segment from the next frame on (new file if format or rate changed, or the
+        file is full). Returns False, and records nothing more, when segments come faster than the limit."""
+        if not self._segments.take():
+            return False
+        if self._data is None or (sample_format, sample_rate) != (self._format, self._rate) \
+                or len(self._captures) >= MAX_CAPTURES_PER_FILE:
             self._open(sample_format, sample_rate)
         capture = {"core:sample_start": self.samples_written, "core:global_index": int(global_index),
                    "core:frequency": float(center_frequency), "core:datetime": _utc_now()}
@@ -56,7 +70,9 @@ class SigmfRecorder:
             self._captures[-1] = capture  # nothing was recorded under the previous one
         else:
             self._captures.append(capture)
-        self._write_meta()
+        self._meta_due = True
+        self.flush_meta(force=len(self._captures) == 1)
+        return True
 
     def gap(self, dropped, reason):
         if self._data is not None:
@@ -70,11 +86,20 @@ class SigmfRecorder:
         self.samples_written += len(payload) // BYTES_PER_SAMPLE[self._format]
 
     def close(self):
+        self._close_file()
+
+    def _close_file(self):
         if self._data is None:
             return
         self._data.close()
         self._data = None
         self._write_meta()
+
+    def flush_meta(self, force=False):
+        """Writes the meta file if it changed and the last write is old enough (or force)."""
+        if self._data is not None and self._meta_due and \
+                (force or self._clock() - self._meta_written >= META_WRITE_PERIOD_S):
+            self._write_meta()
 
     def _write_meta(self):
         meta = {
@@ -89,6 +114,7 @@ class SigmfRecorder:
             "captures": self._captures,
             "annotations": self._annotations,
         }
+        self._meta_due, self._meta_written = False, self._clock()
         tmp = self.meta_path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(meta, f, indent=2)

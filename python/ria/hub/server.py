@@ -8,9 +8,10 @@ import time
 from aiohttp import WSMsgType, web
 
 from ..wire import protocol
-from . import admin_api, credentials
+from . import admin_api, credentials, limits
 from .agent_link import MISSED_HEARTBEATS, AgentLink
 from .access_log import RedactingAccessLogger
+from .listener import ConnectionLimits, GuardedListener, client_address, raise_descriptor_limit
 from .ratelimit import RateLimiter
 from .republisher import Republisher
 from .store import RegistrationRefused, Store
@@ -23,11 +24,13 @@ SAVE_PERIOD = 5.0
 
 class HubConfig:
     def __init__(self, data_dir, host="127.0.0.1", port=8600, zmq_endpoint="", register_limit=20,
-                 register_window=60.0):
+                 register_window=60.0, connection_limits=None, idle_timeout_s=30.0):
         self.data_dir = os.path.abspath(os.path.expanduser(data_dir))
         self.host, self.port = host, port
         self.zmq_endpoint = zmq_endpoint
         self.register_limit, self.register_window = register_limit, register_window
+        self.limits = connection_limits or ConnectionLimits()
+        self.idle_timeout_s = idle_timeout_s  # a kept-alive HTTP connection with no request
 
     @property
     def db_path(self):
@@ -73,7 +76,8 @@ class Hub:
         self.started = time.time()
         self.counters = {"registrations_ok": 0, "registrations_refused": 0, "registrations_limited": 0,
                          "ws_connections": 0, "ws_rejected": 0, "heartbeat_timeouts": 0, "commands": 0,
-                         "iq_frames": 0, "iq_bytes": 0}
+                         "iq_frames": 0, "iq_bytes": 0, "agent_messages_refused": 0, "connections_refused": 0,
+                         "header_timeouts": 0, "bad_requests": 0}
         self._tasks = []
 
     # ---------------------------------------------------------------- application
@@ -110,20 +114,22 @@ class Hub:
     # ---------------------------------------------------------------- registration
 
     async def register(self, request):
-        client = request.remote or "?"
+        client = client_address(request, self.config.limits)
         wait = self.limiter.attempt(client)
         if wait:
             self.counters["registrations_limited"] += 1
             return json_error(429, f"too many registration attempts from {client}; try again in {wait:.0f} s")
         try:
-            body = await request.json()
-        except ValueError:
+            body = limits.parse_json(await request.text())
+        except (ValueError, RecursionError):
             body = None
         if not isinstance(body, dict):
+            self.counters["bad_requests"] += 1
             return json_error(400, "the body must be a JSON object such as {\"name\": \"bench-3\"}")
         name = body.get("name") or "agent"
-        if not isinstance(name, str) or len(name) > 100:
-            return json_error(400, "name must be a string of at most 100 characters")
+        if not limits.is_printable_name(name):
+            self.counters["bad_requests"] += 1
+            return json_error(400, f"name must be printable text of 1 to {limits.MAX_NAME_CHARS} characters")
         try:
             agent_id, token = self.store.register(request.headers.get("X-API-Key", ""), name)
         except RegistrationRefused as refused:
@@ -143,7 +149,8 @@ class Hub:
         if agent is None or (claimed and claimed != agent["agent_id"]):
             self.counters["ws_rejected"] += 1
             reason = "unknown or missing agent token" if agent is None else "the token belongs to another agent_id"
-            self.log.info("agent connection refused from %s: %s", request.remote, reason)
+            self.log.info("agent connection refused from %s: %s", client_address(request, self.config.limits),
+                          reason)
             return json_error(401, reason)
         ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_FRAME_BYTES, autoping=True)
         await ws.prepare(request)
@@ -154,7 +161,8 @@ class Hub:
         link = AgentLink(agent_id, agent["name"], ws, self)
         self.links[agent_id] = link
         self.counters["ws_connections"] += 1
-        self.log.info("agent %s (%s) connected from %s", agent_id, agent["name"], request.remote)
+        self.log.info("agent %s (%s) connected from %s", agent_id, limits.printable(agent["name"]),
+                      client_address(request, self.config.limits))
         counters = self.counters
         try:
             async for msg in ws:
@@ -182,9 +190,17 @@ class Hub:
                     self.log.info("agent %s missed %d heartbeats; dropping its connection", link.agent_id, MISSED_HEARTBEATS)
                     link.online = False
                     await link.ws.close(code=1001, message=b"missed heartbeats")
+            for link in list(self.links.values()):
+                link.flush_recording()
             if time.monotonic() >= next_save:
                 self._save_seen()
                 next_save = time.monotonic() + SAVE_PERIOD
+
+    async def disconnect(self, agent_id, reason):
+        """Closes an agent's live connection at once (its token or record is gone)."""
+        link = self.links.get(agent_id)
+        if link is not None:
+            await link.ws.close(code=4001, message=reason.encode()[:120])
 
     def _save_seen(self):
         self.store.save_seen({a: (link.last_heartbeat, link.hardware) for a, link in self.links.items()
@@ -231,17 +247,20 @@ class Hub:
 
 
 async def serve(config, ready=None, log=None):
-    """Runs the hub until cancelled; `ready(url)` is called once it listens."""
+    """Runs the hub until cancelled; `ready(hub, url)` is called once it listens."""
     hub = Hub(config, log)
-    runner = web.AppRunner(hub.app(), access_log_class=RedactingAccessLogger)
+    # Each connection is one descriptor; leave room for the database, recordings and logs.
+    raise_descriptor_limit(config.limits.max_connections + 256)
+    runner = web.AppRunner(hub.app(), access_log_class=RedactingAccessLogger, keepalive_timeout=config.idle_timeout_s)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
-    await site.start()
-    port = runner.addresses[0][1]
-    url = f"http://{config.host}:{port}"
-    if ready:
-        ready(hub, url)
+    listener = GuardedListener(runner.server, config.limits, hub.counters)
     try:
+        port = await listener.start(config.host, config.port)
+        url = f"http://{config.host}:{port}"
+        if ready:
+            ready(hub, url)
         await asyncio.Event().wait()
     finally:
+        listener.stop_listening()
         await runner.cleanup()
+        await listener.wait_closed()

@@ -1,10 +1,15 @@
 """The hub's SQLite database: registration keys and agents (secrets stored as digests only)."""
 
 import json
+import math
 import sqlite3
 import time
 
 from . import credentials
+
+MAX_KEY_USES = 100000
+MAX_KEY_TTL_S = 366 * 86400
+MAX_LABEL_CHARS = 200
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS registration_keys (
@@ -55,11 +60,18 @@ class Store:
     # ---------------------------------------------------------------- registration keys
 
     def create_key(self, uses=1, ttl_s=None, label="", now=None):
-        """A new registration key; returns (key_id, key). uses=None makes it reusable without limit."""
-        if uses is not None and uses < 1:
-            raise ValueError(f"uses must be at least 1 (or unlimited), got {uses}")
-        if ttl_s is not None and ttl_s <= 0:
-            raise ValueError(f"time to live must be positive, got {ttl_s} s")
+        """A new registration key; returns (key_id, key). uses=None makes it reusable without limit.
+
+        Raises ValueError naming the parameter that is not a whole number of uses from 1 to
+        MAX_KEY_USES, a finite time to live up to MAX_KEY_TTL_S, or printable label text."""
+        if uses is not None and (isinstance(uses, bool) or not isinstance(uses, int) or not 1 <= uses <= MAX_KEY_USES):
+            raise ValueError(f"uses must be a whole number from 1 to {MAX_KEY_USES} (or null: unlimited), got {uses!r}")
+        if ttl_s is not None and (isinstance(ttl_s, bool) or not isinstance(ttl_s, (int, float))
+                                  or not math.isfinite(ttl_s) or not 0 < ttl_s <= MAX_KEY_TTL_S):
+            raise ValueError(f"ttl_s must be a number of seconds above 0 and at most {MAX_KEY_TTL_S} "
+                             f"(or null: no expiry), got {ttl_s!r}")
+        if not isinstance(label, str) or len(label) > MAX_LABEL_CHARS or not label.isprintable():
+            raise ValueError(f"label must be printable text of at most {MAX_LABEL_CHARS} characters")
         now = time.time() if now is None else now
         key = credentials.new_secret(credentials.KEY_PREFIX)
         key_id = credentials.new_id("key-")
@@ -98,24 +110,29 @@ class Store:
         Raises RegistrationRefused with the protocol reason.
         """
         now = time.time() if now is None else now
-        row = self._db.execute("SELECT * FROM registration_keys WHERE digest = ?",
-                               (credentials.digest(key or ""),)).fetchone()
+        try:
+            key_digest = credentials.digest(key or "")
+        except UnicodeEncodeError:  # text no client could have been given: not one of our keys
+            raise RegistrationRefused("invalid_key") from None
+        row = self._db.execute("SELECT * FROM registration_keys WHERE digest = ?", (key_digest,)).fetchone()
         if row is None:
             raise RegistrationRefused("invalid_key")
         state = self._key_state(row, now)
         if state != "valid":
             raise RegistrationRefused(state)
-        # The use count is checked again inside the UPDATE, so two racing registrations cannot both
-        # take the last use.
-        cur = self._db.execute("UPDATE registration_keys SET uses = uses + 1 WHERE key_id = ?"
-                               " AND (max_uses IS NULL OR uses < max_uses)", (row["key_id"],))
-        if cur.rowcount == 0:
-            raise RegistrationRefused("already_consumed")
         agent_id = credentials.new_id("agent-")
         token = credentials.new_secret(credentials.TOKEN_PREFIX)
-        self._db.execute("INSERT INTO agents (agent_id, name, token_digest, key_id, created_at)"
-                         " VALUES (?, ?, ?, ?, ?)",
-                         (agent_id, name, credentials.digest(token), row["key_id"], now))
+        # One transaction: a use is taken only together with the agent it made. The use count is
+        # checked again inside the UPDATE, so two racing registrations cannot both take the last use.
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            cur = self._db.execute("UPDATE registration_keys SET uses = uses + 1 WHERE key_id = ?"
+                                   " AND (max_uses IS NULL OR uses < max_uses)", (row["key_id"],))
+            if cur.rowcount == 0:
+                raise RegistrationRefused("already_consumed")
+            self._db.execute("INSERT INTO agents (agent_id, name, token_digest, key_id, created_at)"
+                             " VALUES (?, ?, ?, ?, ?)",
+                             (agent_id, name, credentials.digest(token), row["key_id"], now))
         return agent_id, token
 
     # ---------------------------------------------------------------- agents
@@ -127,6 +144,22 @@ class Store:
         row = self._db.execute("SELECT agent_id, name FROM agents WHERE token_digest = ?",
                                (credentials.digest(token),)).fetchone()
         return dict(row) if row else None
+
+    def revoke_token(self, agent_id):
+        """The agent's token stops working; the agent stays listed (register it again for a new token)."""
+        cur = self._db.execute("UPDATE agents SET token_digest = ? WHERE agent_id = ?",
+                               ("revoked:" + credentials.new_id(""), agent_id))
+        if cur.rowcount == 0:
+            raise KeyError(f"no agent {agent_id}")
+
+    def token_revoked(self, agent_id):
+        row = self._db.execute("SELECT token_digest FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
+        return row is not None and row[0].startswith("revoked:")
+
+    def delete_agent(self, agent_id):
+        cur = self._db.execute("DELETE FROM agents WHERE agent_id = ?", (agent_id,))
+        if cur.rowcount == 0:
+            raise KeyError(f"no agent {agent_id}")
 
     def agent_exists(self, agent_id):
         return self._db.execute("SELECT 1 FROM agents WHERE agent_id = ?", (agent_id,)).fetchone() is not None
