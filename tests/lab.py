@@ -1,8 +1,10 @@
 """A lab on this machine for the end-to-end tests: a hub process, agent processes, and the hub's API."""
 
+import json
 import os
 import re
 import time
+import urllib.request
 
 from gnuradio.ria.hub.client import HubClient
 from processes import AGENT_APP, HUB_APP, WAIT, Process, python, run_app
@@ -24,17 +26,19 @@ def peak_near(view, hz):
 
 
 class Lab:
-    def __init__(self, folder, port=0, register_limit=20):
+    def __init__(self, folder, port=0, register_limit=20, serve_flags=()):
         self.folder = folder
         self.data_dir = os.path.join(folder, "hub")
         self.register_limit = register_limit
+        self.serve_flags = list(serve_flags)
         self.processes = []
         self.hub = None
         self.start_hub(port)
 
     def start_hub(self, port=0):
         self.hub = Process(python(HUB_APP, "--data-dir", self.data_dir, "serve", "--port", str(port),
-                                  "--zmq", "tcp://127.0.0.1:*", "--register-limit", str(self.register_limit)))
+                                  "--zmq", "tcp://127.0.0.1:*", "--register-limit", str(self.register_limit),
+                                  *self.serve_flags))
         self.processes.append(self.hub)
         m = self.hub.wait_line(r"listening on (http://\S+); IQ republished on (\S+)")
         self.url, self.zmq_endpoint = m.group(1), m.group(2)
@@ -63,6 +67,16 @@ class Lab:
         result = run_app(AGENT_APP, "--config", config, "register", "--hub", self.url, "--api-key", key,
                          "--name", name)
         return config, result
+
+    def register_api(self, name, key=None):
+        """Registers straight over HTTP (no agent process); returns (agent_id, token)."""
+        key = key or self.create_key()[1]
+        request = urllib.request.Request(self.url + "/screens/agents/register", method="POST",
+                                         data=json.dumps({"name": name}).encode(),
+                                         headers={"X-API-Key": key, "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer = json.loads(response.read())
+        return answer["agent_id"], answer["token"]
 
     def start_agent(self, name, *extra):
         config, result = self.register(name)

@@ -79,6 +79,7 @@ class Hub:
                          "iq_frames": 0, "iq_bytes": 0, "agent_messages_refused": 0, "connections_refused": 0,
                          "header_timeouts": 0, "bad_requests": 0}
         self._tasks = []
+        self.listener = None  # set by serve()
 
     # ---------------------------------------------------------------- application
 
@@ -208,6 +209,9 @@ class Hub:
 
     # ---------------------------------------------------------------- the hub's own health
 
+    def connections_open(self):
+        return self.listener.open if self.listener else 0
+
     def online_count(self):
         return sum(1 for link in self.links.values() if link.online)
 
@@ -241,6 +245,14 @@ class Hub:
         metric("commands_total", "counter", "Commands sent to agents.", [("", c["commands"])])
         metric("iq_frames_total", "counter", "Binary IQ frames received.", [("", c["iq_frames"])])
         metric("iq_bytes_total", "counter", "IQ bytes received.", [("", c["iq_bytes"])])
+        metric("agent_messages_refused_total", "counter", "Agent text messages refused (too big, not JSON, bad values).",
+               [("", c["agent_messages_refused"])])
+        metric("connections_refused_total", "counter", "Connections answered 503 at the connection caps.",
+               [("", c["connections_refused"])])
+        metric("header_timeouts_total", "counter", "Connections closed for not sending request headers in time.",
+               [("", c["header_timeouts"])])
+        metric("bad_requests_total", "counter", "Registration requests refused as malformed.", [("", c["bad_requests"])])
+        metric("connections_open", "gauge", "TCP connections open now.", [("", self.connections_open())])
         metric("uptime_seconds", "gauge", "Seconds since the hub started.", [("", round(time.time() - self.started, 1))])
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})
@@ -253,7 +265,7 @@ async def serve(config, ready=None, log=None):
     raise_descriptor_limit(config.limits.max_connections + 256)
     runner = web.AppRunner(hub.app(), access_log_class=RedactingAccessLogger, keepalive_timeout=config.idle_timeout_s)
     await runner.setup()
-    listener = GuardedListener(runner.server, config.limits, hub.counters)
+    listener = hub.listener = GuardedListener(runner.server, config.limits, hub.counters)
     try:
         port = await listener.start(config.host, config.port)
         url = f"http://{config.host}:{port}"
