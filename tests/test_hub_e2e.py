@@ -54,6 +54,11 @@ def test_agent_comes_back_after_hub_restart_and_describes_its_session(lab, seria
     # the new hub learns rate and frequency from a fresh stream_info, and measures the emitter again
     view = lab.wait_spectrum(agent_id, lambda v: v["stream"]["sample_rate"] == RATE)
     assert peak_near(view, EMITTER)
+    # The new hub's commands are new to the agent: a hub that counted its ids from 1 again had its first
+    # commands acknowledged and dropped as repeats (a stop that timed out while the agent kept streaming).
+    assert lab.api.stop(agent_id)["status"] == "idle"
+    assert start_session(lab, agent_id, serial, freq=100.05e6)["status"] == "streaming"
+    assert lab.wait_agent(agent_id, lambda a: a["stream"]["center_frequency"] == 100.05e6)
 
 
 def test_unplug_shows_the_error_and_streaming_resumes(lab, serial):
