@@ -150,7 +150,7 @@ def cmd_api(args):
                 return 0
             print(f"{'AGENT':<20} {'NAME':<16} {'STATE':<10} {'HARDWARE':<16} LAST HEARTBEAT")
             for a in agents:
-                state = a["status"] if a["online"] else "offline"
+                state = a["status"] if a["online"] or a["status"] == "revoked" else "offline"
                 seen = time.strftime("%H:%M:%S", time.localtime(a["last_heartbeat"])) if a["last_heartbeat"] else "-"
                 name, hardware = printable(a["name"], 16), printable(",".join(a["hardware"]), 16)
                 print(f"{printable(a['agent_id'], 20):<20} {name:<16} {state:<10} {hardware:<16} {seen}")

@@ -198,8 +198,9 @@ def test_deleting_or_revoking_an_agent_closes_its_live_connection(lab):
         for token in (deleted_token, revoked_token):
             with pytest.raises(Exception, match="401"):
                 ScriptedAgent(lab.url, token)
-        ids = [a["agent_id"] for a in lab.api.agents()]
-        assert deleted_id not in ids and revoked_id in ids
+        states = {a["agent_id"]: a["status"] for a in lab.api.agents()}
+        assert deleted_id not in states and states[revoked_id] == "revoked"
+        assert "revoked" in lab.hub_cli("agents").stdout
         with pytest.raises(HubError) as missing:
             lab.api.request("DELETE", f"/api/agents/{deleted_id}")
         assert missing.value.status == 404

@@ -47,3 +47,31 @@ def test_page_without_token_asks_for_it(lab, tmp_path):
         assert browser.evaluate("document.getElementById('main').hidden")
     finally:
         browser.close()
+
+
+def test_page_keeps_updating_whatever_another_agent_sends(lab, serial, tmp_path):
+    from scripted_agent import ScriptedAgent
+
+    agent_id, _ = lab.start_agent("page-2")
+    hostile_id, token = lab.register_api("hostile")
+    hostile = ScriptedAgent(lab.url, token, hostile_id)
+    browser = None
+    try:
+        hostile.heartbeat(hardware=["<img src=x onerror=alert(1)>"], stats={"frames_sent": float("nan")},
+                          agent={"name": "x", "version": "1"})
+        hostile.send('{"type":"status","status":"streaming","app_id":"h"}')
+        hostile.send('{"type":"stream_info","app_id":"h","sample_rate":1e6,"center_frequency":1e8,"gain":NaN,'
+                     '"sample_format":"cf32","sample_index":0}')
+        lab.wait_agent(agent_id, lambda a: a["online"])
+        start_session(lab, agent_id, serial)
+        browser = Browser(f"{lab.url}/#token={lab.api._token}", str(tmp_path / "profile"))
+        row = f"document.querySelector('tr[data-agent-id=\"{agent_id}\"]')"
+        assert browser.wait_for(f"{row} && {row}.querySelector('.state').textContent") == "streaming"
+        assert browser.wait_for("window.riaView.spectraDrawn >= 5")  # the page goes on drawing
+        hostile_row = f"document.querySelector('tr[data-agent-id=\"{hostile_id}\"]')"
+        assert "<img" in browser.wait_for(f"{hostile_row} && {hostile_row}.textContent")  # shown as text
+        assert browser.evaluate("document.querySelectorAll('img').length") == 0
+    finally:
+        if browser:
+            browser.close()
+        hostile.close()

@@ -93,7 +93,8 @@ class AdminApi:
             if link:
                 out.append(link.summary())
             else:
-                out.append({"agent_id": row["agent_id"], "name": row["name"], "online": False, "status": "offline",
+                out.append({"agent_id": row["agent_id"], "name": row["name"], "online": False,
+                            "status": "revoked" if row["token_revoked"] else "offline",
                             "hardware": row["hardware"], "last_heartbeat": row["last_seen"], "stream": None})
         return _json({"agents": out})
 

@@ -168,9 +168,11 @@ class Store:
         return self._db.execute("SELECT COUNT(*) FROM agents").fetchone()[0]
 
     def list_agents(self):
-        rows = self._db.execute("SELECT agent_id, name, key_id, created_at, last_seen, hardware FROM agents"
+        rows = self._db.execute("SELECT agent_id, name, key_id, created_at, last_seen, hardware,"
+                                " token_digest LIKE 'revoked:%' AS token_revoked FROM agents"
                                 " ORDER BY created_at").fetchall()
-        return [dict(row, hardware=json.loads(row["hardware"])) for row in rows]
+        return [dict(row, hardware=json.loads(row["hardware"]), token_revoked=bool(row["token_revoked"]))
+                for row in rows]
 
     def save_seen(self, seen):
         """Stores {agent_id: (last_seen, hardware)} in one transaction."""
