@@ -128,7 +128,7 @@ def test_rate_changes_while_recording_are_limited_and_the_hub_stays_responsive(l
 
 def test_half_sent_requests_cannot_exhaust_the_hub(tmp_path):
     lab = Lab(str(tmp_path), serve_flags=["--max-per-client", "20", "--max-connections", "30",
-                                          "--header-timeout", "2"])
+                                          "--header-timeout", "2", "--idle-timeout", "2"])
     port = int(lab.url.rsplit(":", 1)[1])
     held = []
     try:
@@ -147,6 +147,13 @@ def test_half_sent_requests_cannot_exhaust_the_hub(tmp_path):
         for s in held:  # the header deadline closes every half-sent request
             assert s.recv(100) == b""
         assert raw_get(lab.url, "/health")[0] == 200
+        idle = socket.create_connection(("127.0.0.1", port), timeout=10)  # one request, then silence
+        idle.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while chunk := idle.recv(4096):  # the answer, then the close when the idle timeout ends
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200")
+        idle.close()
         status, raw = raw_get(lab.url, "/metrics")
         assert b"ria_hub_header_timeouts_total 20" in raw and b"ria_hub_connections_refused_total 1" in raw
     finally:
