@@ -50,21 +50,31 @@ class _Guarded(asyncio.Protocol):
     def connection_made(self, transport):
         self._transport = transport
         self._timer = asyncio.get_running_loop().call_later(self._listener.limits.header_timeout_s, self._expire)
+        self._listener.waiting_for_headers[self] = None
         self._inner.connection_made(transport)
 
     def data_received(self, data):
         if self._timer is not None:
             seen = self._tail + data
             if b"\r\n\r\n" in seen:
-                self._timer.cancel()
-                self._timer = None
+                self._headers_done()
             else:
                 self._tail = seen[-3:]
         self._inner.data_received(data)
 
+    def _headers_done(self):
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._listener.waiting_for_headers.pop(self, None)
+
     def _expire(self):
-        self._timer = None
         self._listener.counters["header_timeouts"] += 1
+        self.evict()
+
+    def evict(self):
+        """Closes a connection that has not sent its request headers yet."""
+        self._headers_done()
         self._transport.abort()
 
     def eof_received(self):
@@ -77,9 +87,7 @@ class _Guarded(asyncio.Protocol):
         self._inner.resume_writing()
 
     def connection_lost(self, exc):
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._headers_done()
         self._listener.closed(self._client)
         self._inner.connection_lost(exc)
 
@@ -91,6 +99,7 @@ class GuardedListener:
         self.server, self.limits, self.counters = server, limits, counters
         self.open = 0
         self.per_client = collections.Counter()
+        self.waiting_for_headers = {}  # _Guarded -> None, oldest first
         self._asyncio_server = None
 
     async def start(self, host, port):
@@ -102,11 +111,18 @@ class GuardedListener:
         return _Pending(self)
 
     def admitted(self, client):
-        """Whether one more connection from `client` fits; counts it when it does."""
-        if self.open >= self.limits.max_connections or (
-                self.per_client[client] >= self.limits.max_per_client and not is_trusted(client, self.limits)):
+        """Whether one more connection from `client` fits; counts it when it does. At the total cap the oldest
+        connection still sending its headers makes room (a slow-headers flood from many addresses cannot
+        lock out the class); only when every connection is a working one is the new one refused."""
+        if self.per_client[client] >= self.limits.max_per_client and not is_trusted(client, self.limits):
             self.counters["connections_refused"] += 1
             return False
+        if self.open >= self.limits.max_connections:
+            if not self.waiting_for_headers:
+                self.counters["connections_refused"] += 1
+                return False
+            self.counters["header_evictions"] += 1
+            next(iter(self.waiting_for_headers)).evict()
         self.open += 1
         self.per_client[client] += 1
         return True

@@ -77,7 +77,7 @@ class Hub:
         self.counters = {"registrations_ok": 0, "registrations_refused": 0, "registrations_limited": 0,
                          "ws_connections": 0, "ws_rejected": 0, "heartbeat_timeouts": 0, "commands": 0,
                          "iq_frames": 0, "iq_bytes": 0, "agent_messages_refused": 0, "connections_refused": 0,
-                         "header_timeouts": 0, "bad_requests": 0}
+                         "header_timeouts": 0, "header_evictions": 0, "bad_requests": 0}
         self._tasks = []
         self.listener = None  # set by serve()
 
@@ -251,6 +251,8 @@ class Hub:
                [("", c["connections_refused"])])
         metric("header_timeouts_total", "counter", "Connections closed for not sending request headers in time.",
                [("", c["header_timeouts"])])
+        metric("header_evictions_total", "counter", "Connections still sending headers closed to make room at the cap.",
+               [("", c["header_evictions"])])
         metric("bad_requests_total", "counter", "Registration requests refused as malformed.", [("", c["bad_requests"])])
         metric("connections_open", "gauge", "TCP connections open now.", [("", self.connections_open())])
         metric("uptime_seconds", "gauge", "Seconds since the hub started.", [("", round(time.time() - self.started, 1))])
