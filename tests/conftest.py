@@ -47,6 +47,20 @@ def lab(tmp_path):
     lab.close()
 
 
+@pytest.fixture
+def peer(lab):
+    """An agent scripted over a real WebSocket (tests/scripted_agent.py), registered with the lab hub and
+    online: (agent_id, ScriptedAgent, token)."""
+    from scripted_agent import ScriptedAgent
+
+    agent_id, token = lab.register_api("peer-1")
+    agent = ScriptedAgent(lab.url, token, agent_id)
+    agent.heartbeat()
+    lab.wait_agent(agent_id, lambda a: a["online"])
+    yield agent_id, agent, token
+    agent.close()
+
+
 @pytest.fixture(scope="session")
 def repo_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

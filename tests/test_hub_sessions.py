@@ -8,20 +8,8 @@ import threading
 import pytest
 
 from gnuradio.ria.hub.client import HubError
-from scripted_agent import ScriptedAgent
 
 FRAME = bytes(4096 * 8)  # one cf32 frame of 4096 samples
-
-
-@pytest.fixture
-def peer(lab):
-    """A registered, online scripted agent: (agent_id, ScriptedAgent)."""
-    agent_id, token = lab.register_api("peer-1")
-    agent = ScriptedAgent(lab.url, token, agent_id)
-    agent.heartbeat()
-    lab.wait_agent(agent_id, lambda a: a["online"])
-    yield agent_id, agent
-    agent.close()
 
 
 def answer_in_background(agent, kind, reply, count=1):
@@ -41,7 +29,7 @@ def streaming(msg):
 
 
 def test_a_refused_start_leaves_the_session_and_the_recordings_as_they_were(lab, peer):
-    agent_id, agent = peer
+    agent_id, agent, _ = peer
     answer_in_background(agent, "start", lambda m: [{"type": "error", "app_id": m["app_id"],
                                                      "message": "sample_rate 2.048 S/s is outside the device range"}])
     with pytest.raises(HubError) as refused:
@@ -54,7 +42,7 @@ def test_a_refused_start_leaves_the_session_and_the_recordings_as_they_were(lab,
 
 
 def test_a_start_without_device_picks_a_real_radio_before_the_simulator(lab, peer):
-    agent_id, agent = peer
+    agent_id, agent, _ = peer
     for count, (hardware, expected) in enumerate(((["mock", "rtlsdr"], "rtlsdr"), (["mock"], "mock"), ([], None)), 1):
         agent.heartbeat(hardware=hardware)
         lab.wait_agent(agent_id, lambda a: a["hardware"] == hardware)
@@ -67,14 +55,14 @@ def test_a_start_without_device_picks_a_real_radio_before_the_simulator(lab, pee
 
 
 def test_stopping_an_idle_agent_that_does_not_answer_idle_stops_returns_at_once(lab, peer):
-    agent_id, agent = peer
+    agent_id, agent, _ = peer
     answer = lab.api.stop(agent_id)  # the old hub waited 10 s for a reply that never came, then said 504
     assert answer["status"] == "idle" and answer["error"] is None
     assert agent.wait_message("stop") is not None  # the agent was still told
 
 
 def test_a_start_while_streaming_is_refused_and_the_session_keeps_its_settings(lab, peer):
-    agent_id, agent = peer
+    agent_id, agent, _ = peer
     answer_in_background(agent, "start", streaming)
     lab.api.start(agent_id, {"device": "mock", "center_frequency": 100e6, "sample_rate": 1e6})
     with pytest.raises(HubError) as refused:
@@ -86,7 +74,7 @@ def test_a_start_while_streaming_is_refused_and_the_session_keeps_its_settings(l
 
 
 def test_a_configure_starts_a_new_capture_even_without_stream_info(lab, peer):
-    agent_id, agent = peer
+    agent_id, agent, _ = peer
     answer_in_background(agent, "start", streaming)
     lab.api.start(agent_id, {"device": "mock", "center_frequency": 100e6, "sample_rate": 1e6}, record=True)
     for _ in range(3):
@@ -106,7 +94,7 @@ def test_a_configure_starts_a_new_capture_even_without_stream_info(lab, peer):
 
 
 def test_a_radio_that_is_back_clears_the_error(lab, peer):
-    agent_id, agent = peer
+    agent_id, agent, _ = peer
     answer_in_background(agent, "start", streaming)
     lab.api.start(agent_id, {"device": "mock", "center_frequency": 100e6, "sample_rate": 1e6})
     agent.send({"type": "error", "app_id": "x", "message": "SDR disconnected: the device is gone"})

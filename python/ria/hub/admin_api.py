@@ -103,27 +103,25 @@ class AdminApi:
         link = self._link(request)
         return _json(dict(link.summary(), errors=link.errors, recordings=link.recordings))
 
-    @_admin
-    async def delete_agent(self, request):
+    async def _lock_out(self, request, change, done, reason):
         agent_id = request.match_info["agent_id"]
         try:
-            self.hub.store.delete_agent(agent_id)
+            change(agent_id)
         except KeyError as e:
             return _error(404, e.args[0])
-        await self.hub.disconnect(agent_id, "agent deleted by the hub's operator")
-        self.hub.log.info("agent %s deleted", agent_id)
-        return _json({"deleted": agent_id})
+        await self.hub.disconnect(agent_id, reason)
+        self.hub.log.info("agent %s: %s", agent_id, reason)
+        return _json({done: agent_id})
+
+    @_admin
+    async def delete_agent(self, request):
+        return await self._lock_out(request, self.hub.store.delete_agent, "deleted",
+                                    "agent deleted by the hub's operator")
 
     @_admin
     async def revoke_token(self, request):
-        agent_id = request.match_info["agent_id"]
-        try:
-            self.hub.store.revoke_token(agent_id)
-        except KeyError as e:
-            return _error(404, e.args[0])
-        await self.hub.disconnect(agent_id, "token revoked by the hub's operator")
-        self.hub.log.info("agent %s: token revoked", agent_id)
-        return _json({"revoked": agent_id})
+        return await self._lock_out(request, self.hub.store.revoke_token, "revoked",
+                                    "token revoked by the hub's operator")
 
     async def _command(self, link, msg, record_to=None):
         self.hub.counters["commands"] += 1
