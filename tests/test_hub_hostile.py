@@ -129,9 +129,10 @@ def test_half_sent_requests_cannot_exhaust_the_hub(tmp_path):
     port = int(lab.url.rsplit(":", 1)[1])
     held = []
     try:
-        for _ in range(20):
+        for i in range(20):
             s = socket.create_connection(("127.0.0.1", port), timeout=10)
-            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+            # never the blank line; or only blank lines, which come before a request line and end no headers
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n" if i % 2 else b"\r\n\r\n\r\n")
             held.append(s)
         extra = socket.create_connection(("127.0.0.1", port), timeout=10)
         assert extra.recv(200).startswith(b"HTTP/1.1 503")  # one address holds at most 20
@@ -173,7 +174,7 @@ def test_malformed_bodies_get_400_and_a_key_is_used_only_by_a_registration_that_
     assert status == 200 and answer["agent_id"].startswith("agent-")  # the key was not burnt by the bad ones
 
 
-@pytest.mark.parametrize("params", [{"uses": float("nan")}, {"uses": 1.5}, {"uses": True}, {"uses": 0},
+@pytest.mark.parametrize("params", [{"uses": float("nan")}, {"uses": 1.5}, {"uses": True}, {"uses": "3"},
                                     {"uses": 10 ** 9}, {"ttl_s": float("nan")}, {"ttl_s": float("inf")},
                                     {"ttl_s": -5}, {"ttl_s": "2h"}, {"label": "a\nb"}])
 def test_key_parameters_are_checked(lab, params):
@@ -268,3 +269,16 @@ def test_at_the_connection_cap_a_slow_header_makes_room_for_a_working_client(tmp
         for s in held:
             s.close()
         lab.close()
+
+
+def test_frames_that_are_not_whole_samples_are_refused_and_the_agent_stays(lab, peer):
+    agent_id, agent, _ = peer
+    agent.send('{"type":"status","status":"streaming","app_id":"s"}')
+    for _ in range(30):
+        agent.send(b"")
+        agent.send(bytes(7))
+    agent.send(bytes(8 * 16))
+    agent.heartbeat(status="streaming", app_id="s")
+    view = lab.wait_agent(agent_id, lambda a: (a["stream"] or {}).get("frames") == 1)
+    assert view["online"] and view["stream"]["samples"] == 16
+    assert b"ria_hub_agent_messages_refused_total 60" in raw_get(lab.url, "/metrics")[1]

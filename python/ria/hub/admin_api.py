@@ -3,7 +3,6 @@
 Every /api route needs `Authorization: Bearer <admin token>` (the token is in the hub's data folder).
 """
 
-import hmac
 import itertools
 import json
 import os
@@ -51,7 +50,7 @@ def _failure(exception_class, message):
 
 def _admin(handler):
     async def checked(self, request):
-        if not hmac.compare_digest(credentials.bearer(request).encode(), self.hub.admin_token.encode()):
+        if not credentials.same_secret(credentials.bearer(request), self.hub.admin_token):
             return _error(401, "this API needs 'Authorization: Bearer <admin token>'; the token is in the file "
                                "admin_token in the hub's data folder")
         return await handler(self, request)
@@ -62,8 +61,8 @@ async def _body(request):
     if not request.can_read_body:
         return {}
     try:
-        body = limits.parse_json(await request.text())
-    except (ValueError, RecursionError) as e:
+        body = await limits.json_body(request)
+    except ValueError as e:
         raise _failure(web.HTTPBadRequest, f"the body is not JSON the hub accepts: {limits.printable(e, 120)}")
     if not isinstance(body, dict):
         raise _failure(web.HTTPBadRequest, "the body must be a JSON object")
@@ -126,6 +125,9 @@ class AdminApi:
     async def _command(self, link, msg, record_to=None):
         self.hub.counters["commands"] += 1
         result = await link.command(msg, COMMAND_TIMEOUT, record_to)
+        if result["error"] is None and result["disconnected"]:
+            result["error"] = f"agent {link.agent_id} disconnected before it answered {msg['type']}"
+        del result["disconnected"]
         status = 502 if result["error"] else 200
         if result["acked"] is False or (msg["type"] in ("start", "stop") and result["status"] is None
                                          and not result["error"]):
@@ -149,24 +151,27 @@ class AdminApi:
         app_id = body.get("app_id") or f"lab-{next(_app_ids)}"
         if not limits.is_printable_name(app_id):
             return _error(400, f"app_id must be printable text of 1 to {limits.MAX_NAME_CHARS} characters")
-        if link.status == "streaming":
-            return _error(409, f"agent {link.agent_id} is streaming session {link.stream.app_id if link.stream else '?'}"
-                               f"; stop it first (ria_hub.py stop {link.agent_id}), then start the new session")
         rc = dict(body.get("radio_config") or {})
         if "device" not in rc and self._default_device(link):
             rc["device"] = self._default_device(link)
         record_to = self.hub.config.recordings_dir if body.get("record") else None
-        return await self._command(link, {"type": "start", "app_id": app_id, "radio_config": rc}, record_to)
+        async with link.busy:  # one command at a time per agent: overlapping starts cannot cross
+            if link.status == "streaming":
+                return _error(409, f"agent {link.agent_id} is streaming session "
+                                   f"{link.stream.app_id if link.stream else '?'}; stop it first "
+                                   f"(ria_hub.py stop {link.agent_id}), then start the new session")
+            return await self._command(link, {"type": "start", "app_id": app_id, "radio_config": rc}, record_to)
 
     @_admin
     async def stop(self, request):
         link = self._link(request)
-        app_id = link.stream.app_id if link.stream else ""
-        if link.status != "streaming" and not link.acknowledges:
-            # The RIA agent does not answer a stop while idle; there is nothing to wait for.
-            await link.ws.send_str(protocol.encode({"type": "stop", "app_id": app_id}))
-            return _json({"id": None, "acked": None, "status": "idle", "error": None})
-        return await self._command(link, {"type": "stop", "app_id": app_id})
+        async with link.busy:
+            app_id = link.stream.app_id if link.stream else ""
+            if link.status != "streaming" and not link.acknowledges:
+                # The RIA agent does not answer a stop while idle; there is nothing to wait for.
+                await link.ws.send_str(protocol.encode({"type": "stop", "app_id": app_id}))
+                return _json({"id": None, "acked": None, "status": "idle", "error": None})
+            return await self._command(link, {"type": "stop", "app_id": app_id})
 
     @_admin
     async def configure(self, request):
@@ -178,8 +183,9 @@ class AdminApi:
         unknown = sorted(set(rc) - set(protocol.RADIO_CONFIG_KEYS) - set(protocol.KEY_ALIASES))
         if unknown:
             return _error(400, f"unknown radio_config keys: {', '.join(unknown)}")
-        app_id = link.stream.app_id if link.stream else str(body.get("app_id", ""))
-        return await self._command(link, {"type": "configure", "app_id": app_id, "radio_config": rc})
+        async with link.busy:
+            app_id = link.stream.app_id if link.stream else str(body.get("app_id", ""))
+            return await self._command(link, {"type": "configure", "app_id": app_id, "radio_config": rc})
 
     @_admin
     async def spectrum(self, request):

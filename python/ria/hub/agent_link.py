@@ -28,6 +28,11 @@ def new_command_id():
     return f"hub-{_HUB_RUN}-{next(_command_numbers)}"
 
 
+def _session_id(value):
+    """An app_id from the wire as the hub keeps it: printable text, "" when absent."""
+    return "" if value is None else limits.printable(value)
+
+
 class StreamState:
     """What the hub knows about the running session (from stream_info, or from a confirmed start)."""
 
@@ -65,7 +70,7 @@ class PendingStart:
 
 
 class AgentLink:
-    def __init__(self, agent_id, name, ws, hub, clock=time.monotonic):
+    def __init__(self, agent_id, name, ws, hub, clock=time.monotonic, log=None):
         self.agent_id, self.name, self.ws, self.hub = agent_id, name, ws, hub
         self._clock = clock
         self.connected_at = time.time()
@@ -89,7 +94,8 @@ class AgentLink:
         self.recording_ended = None  # why the last recording ended early, if it did
         self.recordings = []
         self._waiters = []  # (predicate, future)
-        self.log = limits.LogLimiter(hub.log if hub else logging.getLogger("ria_hub"), clock)
+        self.log = log or limits.LogLimiter(hub.log if hub else logging.getLogger("ria_hub"), clock)
+        self.busy = asyncio.Lock()  # one command at a time
 
     # ---------------------------------------------------------------- liveness
 
@@ -162,7 +168,7 @@ class AgentLink:
     def _on_status(self, msg):
         state = msg.get("status")
         if state == "streaming":
-            app_id = msg.get("app_id")
+            app_id = _session_id(msg.get("app_id"))
             if self.status != "streaming" or (self.pending and app_id == self.pending.app_id):
                 self._confirm_start(app_id)
                 self._segment()
@@ -187,7 +193,7 @@ class AgentLink:
             return self._refuse("a stream_info without a positive finite sample_rate, a finite center_frequency "
                                 "and gain, and a known sample_format")
         self.speaks_stream_info = True
-        app_id = msg.get("app_id")
+        app_id = _session_id(msg.get("app_id"))
         if self.status != "streaming" or self.stream.app_id != app_id:
             self._confirm_start(app_id)
         s = self.stream
@@ -217,6 +223,9 @@ class AgentLink:
             self._segment()
 
     def on_binary(self, payload):
+        size = protocol.BYTES_PER_SAMPLE[self.stream.sample_format if self.stream else "cf32"]
+        if not payload or len(payload) % size:
+            return self._refuse(f"a binary frame of {len(payload)} bytes (not whole {size}-byte samples)")
         if self.status != "streaming" and self.pending and not self.speaks_stream_info:
             self._confirm_start(self.pending.app_id)  # IQ after a start: this agent streams
             self._segment()
@@ -230,7 +239,7 @@ class AgentLink:
         s.sample_index += n
         self.meter.feed(payload, s.sample_format)
         if self.recorder:
-            self.recorder.write(payload)
+            self._record(payload)
         if self.hub.republisher:
             self.hub.republisher.publish(self.agent_id, payload, s.sample_format)
 
@@ -239,7 +248,7 @@ class AgentLink:
     def _confirm_start(self, app_id):
         """The agent streams session `app_id`: the hub's session becomes it. The caller sets what it
         knows of the stream, then calls _segment(), which opens a recording the start asked for."""
-        app_id = "" if app_id is None else limits.printable(app_id)
+        app_id = _session_id(app_id)
         pending = self.pending if self.pending and self.pending.app_id == app_id else None
         self._end_recording()
         self.stream = StreamState(app_id)
@@ -275,12 +284,14 @@ class AgentLink:
             if self.acknowledges else None
         status = self._expect(lambda m: m.get("type") == "status" and m.get("status") == want_status) \
             if want_status else None
-        error = self._expect(lambda m: m.get("type") == "error")
+        # An error answers this command when it names the command's session, or none.
+        error = self._expect(lambda m: m.get("type") == "error" and _session_id(m.get("app_id")) in
+                             (_session_id(msg.get("app_id")), ""))
         if kind == "start":
             self.pending = PendingStart(msg["app_id"], msg.get("radio_config", {}), record_to)
             self.last_error = None
         await self.ws.send_str(protocol.encode(msg))
-        result = {"id": msg["id"], "acked": None, "status": None, "error": None}
+        result = {"id": msg["id"], "acked": None, "status": None, "error": None, "disconnected": False}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
@@ -291,13 +302,17 @@ class AgentLink:
                 result["status"] = want_status if got else None
             if kind == "configure":  # a rejected value comes back as an error right after the ack
                 await self._until(None, min(deadline, loop.time() + 0.3), error)
-            if error.done():
-                result["error"] = error.result()["message"] if "message" in error.result() else "error"
-                result["error"] = limits.printable(result["error"], limits.MAX_ERROR_CHARS)
+            if error.done() and not error.cancelled():
+                result["error"] = limits.printable(error.result().get("message", "error"), limits.MAX_ERROR_CHARS)
+        except asyncio.CancelledError:
+            if not self.ws.closed:
+                raise  # the request itself was cancelled
+            result["disconnected"] = True  # closed() cancelled the waiters
         finally:
             self._cancel(acked, status, error)
-        if kind == "start" and result["error"] and self.pending:
-            self.pending.record_to = None  # a refused session is never recorded
+        if kind == "start" and (result["error"] or result["disconnected"] or result["status"] is None) \
+                and self.pending:
+            self.pending.record_to = None  # a session the teacher was told failed is never recorded
         if kind == "configure" and not result["error"] and not self.speaks_stream_info and self.stream:
             self.stream.apply(msg.get("radio_config", {}))  # this agent will not describe the change
             self.meter.reset()
@@ -351,19 +366,42 @@ class AgentLink:
         if not self.recorder:
             return
         s = self.stream
-        if not self.recorder.segment(s.sample_format, s.sample_rate, s.center_frequency, s.sample_index):
-            self.recording_ended = (f"recording stopped: the session changed settings more than "
-                                    f"{limits.SEGMENT_RATE:g} times a second")
-            self.log(logging.WARNING, "agent %s: %s", self.agent_id, self.recording_ended)
-            self._end_recording()
+        try:
+            if not self.recorder.segment(s.sample_format, s.sample_rate, s.center_frequency, s.sample_index):
+                self._recording_failed(f"the session changed settings more than {limits.SEGMENT_RATE:g} times a second")
+        except OSError as e:
+            self._recording_failed(e)
+
+    def _recording_failed(self, why):
+        self.recording_ended = limits.printable(f"recording stopped: {why}", limits.MAX_ERROR_CHARS)
+        self.log(logging.WARNING, "agent %s: %s", self.agent_id, self.recording_ended)
+        recorder, self.recorder = self.recorder, None
+        self.recordings = (self.recordings + recorder.files)[-1000:]
+        try:
+            recorder.close()
+        except OSError:
+            pass
+
+    def _record(self, payload):
+        try:
+            self.recorder.write(payload)
+        except OSError as e:
+            self._recording_failed(e)
 
     def flush_recording(self):
         if self.recorder:
-            self.recorder.flush_meta()
+            try:
+                self.recorder.flush_meta()
+            except OSError as e:
+                self._recording_failed(e)
 
     def _end_recording(self):
         if self.recorder:
-            self.recorder.close()
+            try:
+                self.recorder.close()
+            except OSError as e:
+                self._recording_failed(e)
+                return
             self.recordings = (self.recordings + self.recorder.files)[-1000:]
             self.recorder = None
 

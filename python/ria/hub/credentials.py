@@ -5,6 +5,7 @@ nothing to brute-force that a slow password hash would protect. Only the digest 
 """
 
 import hashlib
+import hmac
 import secrets
 
 KEY_PREFIX = "ria_reg_"
@@ -17,7 +18,13 @@ def new_secret(prefix):
 
 
 def digest(secret):
-    return hashlib.sha256(secret.encode()).hexdigest()
+    # surrogateescape: header bytes that are not UTF-8 arrive as surrogates; they hash, and match nothing
+    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def same_secret(given, expected):
+    """Constant-time comparison that takes any header text."""
+    return hmac.compare_digest(digest(given), digest(expected))
 
 
 def bearer(request):

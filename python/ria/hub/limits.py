@@ -3,6 +3,7 @@
 Every figure here is in docs/security.md with the reason for it.
 """
 
+import asyncio
 import json
 import math
 
@@ -13,6 +14,8 @@ MAX_HARDWARE = 32  # device names in a heartbeat
 MAX_STATS = 32  # entries of a heartbeat's stats object
 MAX_ERRORS_KEPT = 20  # an agent's recent errors
 MAX_JSON_DEPTH = 32  # nesting of any JSON the hub parses
+MAX_REFUSED_MESSAGES = 100  # refused text messages on one connection before the hub closes it
+BODY_TIMEOUT_S = 10.0  # a request body must arrive within this
 LOG_BURST, LOG_WINDOW_S = 10, 10.0  # log lines per agent per window; more are counted, not written
 SEGMENT_BURST, SEGMENT_RATE = 50, 5.0  # recording segments: a burst, then this many per second
 MAX_CAPTURES_PER_FILE = 1000  # captures of one SigMF file before the next file starts
@@ -65,6 +68,8 @@ def dumps(value):
 def within_depth(text, limit=MAX_JSON_DEPTH):
     """False when JSON text nests deeper than `limit` (counted over brackets outside strings),
     so that the parser's recursion never meets a hostile depth."""
+    if text.count("[") + text.count("{") <= limit:
+        return True  # the common case, at C speed
     depth, in_string, escaped = 0, False, False
     for c in text:
         if in_string:
@@ -90,6 +95,23 @@ def parse_json(text, limit=MAX_JSON_DEPTH):
     if not within_depth(text, limit):
         raise ValueError(f"JSON nested deeper than {limit} levels")
     return json.loads(text)
+
+
+async def json_body(request, timeout_s=BODY_TIMEOUT_S):
+    """A request's body as JSON; ValueError says what was wrong (slow, not UTF-8, not JSON, too deep).
+    The charset the client names is not trusted: JSON is UTF-8 (RFC 8259)."""
+    try:
+        raw = await asyncio.wait_for(request.read(), timeout_s)
+    except asyncio.TimeoutError:
+        raise ValueError(f"the body did not arrive within {timeout_s:g} s") from None
+    except ConnectionError:
+        raise ValueError("the client went away before the body arrived") from None
+    try:
+        return parse_json(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("the body is not UTF-8") from None
+    except RecursionError:
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
 
 
 class TokenBucket:

@@ -56,9 +56,11 @@ class _Guarded(asyncio.Protocol):
     def data_received(self, data):
         if self._timer is not None:
             seen = self._tail + data
+            if not self._tail:
+                seen = seen.lstrip(b"\r\n")  # empty lines before a request line are allowed, and not headers
             if b"\r\n\r\n" in seen:
                 self._headers_done()
-            else:
+            elif seen:
                 self._tail = seen[-3:]
         self._inner.data_received(data)
 
@@ -192,6 +194,12 @@ def parse_proxies(text):
 
 
 def _address(text):
+    """An IP address from '1.2.3.4', '1.2.3.4:5678', '[2001:db8::1]:443' or '2001:db8::1'; None if none."""
+    text = text.strip()
+    if text.startswith("[") and "]" in text:
+        text = text[1:text.index("]")]
+    elif text.count(":") == 1:
+        text = text.split(":")[0]
     try:
         return ipaddress.ip_address(text)
     except ValueError:
@@ -214,5 +222,5 @@ def client_address(request, limits):
         if _address(hop) is None:
             return peer  # a forged or broken header: the proxy itself is all we know
         if not is_trusted(hop, limits):
-            return hop
+            return str(_address(hop))
     return peer

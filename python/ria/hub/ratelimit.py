@@ -19,7 +19,7 @@ class RateLimiter:
         if len(seen) >= self.limit:
             return max(self.window - (now - seen[0]), 1.0)
         seen.append(now)
-        if len(self._attempts) > 10000:  # forget idle clients so the table cannot grow without bound
-            for key in [k for k, v in self._attempts.items() if not v]:
+        if len(self._attempts) > 10000:  # forget clients idle for a window, so the table cannot grow without bound
+            for key in [k for k, v in self._attempts.items() if not v or now - v[-1] >= self.window]:
                 del self._attempts[key]
         return 0

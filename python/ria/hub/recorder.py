@@ -50,7 +50,12 @@ class SigmfRecorder:
         self._close_file()
         self._part += 1
         base = self._base if self._part == 1 else f"{self._base}-{self._part}"
-        self._data = open(base + ".sigmf-data", "wb")
+        for n in range(2, 10000):  # never over a file of an earlier recording in the same second
+            try:
+                self._data = open(base + ".sigmf-data", "xb")
+                break
+            except FileExistsError:
+                base = f"{self._base}-{self._part}.{n}"
         self._format, self._rate = sample_format, sample_rate
         self._captures, self._annotations = [], []
         self.samples_written = 0
@@ -62,7 +67,7 @@ class SigmfRecorder:
         if not self._segments.take():
             return False
         if self._data is None or (sample_format, sample_rate) != (self._format, self._rate) \
-                or len(self._captures) >= MAX_CAPTURES_PER_FILE:
+                or len(self._captures) + len(self._annotations) >= MAX_CAPTURES_PER_FILE:
             self._open(sample_format, sample_rate)
         capture = {"core:sample_start": self.samples_written, "core:global_index": int(global_index),
                    "core:frequency": float(center_frequency), "core:datetime": _utc_now()}

@@ -80,6 +80,7 @@ class Hub:
                          "header_timeouts": 0, "header_evictions": 0, "bad_requests": 0}
         self._tasks = []
         self.listener = None  # set by serve()
+        self._agent_logs = {}
 
     # ---------------------------------------------------------------- application
 
@@ -120,9 +121,12 @@ class Hub:
         if wait:
             self.counters["registrations_limited"] += 1
             return json_error(429, f"too many registration attempts from {client}; try again in {wait:.0f} s")
+        if not request.headers.get("X-API-Key"):  # refused before the body is waited for
+            self.counters["registrations_refused"] += 1
+            return web.json_response({"detail": {"reason": "invalid_key"}}, status=401)
         try:
-            body = limits.parse_json(await request.text())
-        except (ValueError, RecursionError):
+            body = await limits.json_body(request)
+        except ValueError:
             body = None
         if not isinstance(body, dict):
             self.counters["bad_requests"] += 1
@@ -156,46 +160,69 @@ class Hub:
         ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_FRAME_BYTES, autoping=True)
         await ws.prepare(request)
         agent_id = agent["agent_id"]
-        old = self.links.get(agent_id)
+        log = self.agent_log(agent_id)
+        link = AgentLink(agent_id, agent["name"], ws, self, log=log)
+        old, self.links[agent_id] = self.links.get(agent_id), link
+        self.counters["ws_connections"] += 1
+        log(logging.INFO, "agent %s (%s) connected from %s", agent_id, limits.printable(agent["name"]),
+            client_address(request, self.config.limits))
         if old is not None:  # the agent reconnected before we noticed the old connection die
             await old.ws.close(code=1000, message=b"replaced by a new connection")
-        link = AgentLink(agent_id, agent["name"], ws, self)
-        self.links[agent_id] = link
-        self.counters["ws_connections"] += 1
-        self.log.info("agent %s (%s) connected from %s", agent_id, limits.printable(agent["name"]),
-                      client_address(request, self.config.limits))
         counters = self.counters
         try:
             async for msg in ws:
-                if msg.type == WSMsgType.BINARY:
-                    counters["iq_frames"] += 1
-                    counters["iq_bytes"] += len(msg.data)
-                    link.on_binary(msg.data)
-                elif msg.type == WSMsgType.TEXT:
-                    link.on_text(msg.data)
+                try:
+                    if msg.type == WSMsgType.BINARY:
+                        counters["iq_frames"] += 1
+                        counters["iq_bytes"] += len(msg.data)
+                        link.on_binary(msg.data)
+                    elif msg.type == WSMsgType.TEXT:
+                        link.on_text(msg.data)
+                except Exception as e:  # a bug meeting odd input must not drop the agent or flood the log
+                    counters["agent_messages_refused"] += 1
+                    log(logging.ERROR, "agent %s: a message failed: %s", agent_id, limits.printable(repr(e), 200))
+                if link.refused_messages > limits.MAX_REFUSED_MESSAGES:
+                    log(logging.WARNING, "agent %s: over %d refused messages; closing its connection", agent_id,
+                        limits.MAX_REFUSED_MESSAGES)
+                    await ws.close(code=1008, message=b"too many refused messages")
         finally:
             link.closed()
             if self.links.get(agent_id) is link:
                 del self.links[agent_id]
                 self.store.save_seen({agent_id: (link.last_heartbeat or time.time(), link.hardware)})
-            self.log.info("agent %s disconnected", agent_id)
+            log(logging.INFO, "agent %s disconnected", agent_id)
         return ws
+
+    def agent_log(self, agent_id):
+        """One log limiter per agent id, kept across its reconnects (bounded: ids come from the database)."""
+        limiter = self._agent_logs.get(agent_id)
+        if limiter is None:
+            if len(self._agent_logs) > 10000:
+                self._agent_logs.clear()
+            limiter = self._agent_logs[agent_id] = limits.LogLimiter(self.log, time.monotonic)
+        return limiter
 
     async def _watch_liveness(self):
         next_save = time.monotonic() + SAVE_PERIOD
         while True:
             await asyncio.sleep(LIVENESS_PERIOD)
-            for link in list(self.links.values()):
-                if link.heartbeat_overdue():
-                    self.counters["heartbeat_timeouts"] += 1
-                    self.log.info("agent %s missed %d heartbeats; dropping its connection", link.agent_id, MISSED_HEARTBEATS)
-                    link.online = False
-                    await link.ws.close(code=1001, message=b"missed heartbeats")
-            for link in list(self.links.values()):
-                link.flush_recording()
+            try:
+                await self._check_links()
+            except Exception:  # the watcher must outlive anything one link does
+                self.log.exception("liveness check failed; it goes on")
             if time.monotonic() >= next_save:
                 self._save_seen()
                 next_save = time.monotonic() + SAVE_PERIOD
+
+    async def _check_links(self):
+        for link in list(self.links.values()):
+            if link.heartbeat_overdue():
+                self.counters["heartbeat_timeouts"] += 1
+                link.log(logging.INFO, "agent %s missed %d heartbeats; dropping its connection", link.agent_id,
+                         MISSED_HEARTBEATS)
+                link.online = False
+                await link.ws.close(code=1001, message=b"missed heartbeats")
+            link.flush_recording()
 
     async def disconnect(self, agent_id, reason):
         """Closes an agent's live connection at once (its token or record is gone)."""
