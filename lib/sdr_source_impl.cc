@@ -27,7 +27,7 @@ constexpr long read_timeout_us = 100000;
 constexpr double idle_poll_s = 0.05;
 constexpr double fast_error_backoff_s = 0.01;
 
-const char* const known_keys = "freq, rate, gain, bandwidth, antenna, agc, open, close, chan";
+const char* const known_keys = "freq, rate, gain, bandwidth, antenna, agc, open, seq, close, chan";
 
 // The smallest [min, max] that holds every range of a non-empty list.
 std::pair<double, double> overall_range(const SoapySDR::RangeList& ranges)
@@ -200,7 +200,8 @@ void sdr_source_impl::report_error(const std::string& key,
                                    const std::string& message)
 {
     d_logger->warn("{}", message);
-    publish(error_status(key, value, message));
+    pmt::pmt_t error = error_status(key, value, message);
+    publish(d_open_pending ? with_open_seq(error) : error);
 }
 
 pmt::pmt_t sdr_source_impl::settings_fields(pmt::pmt_t d) const
@@ -224,6 +225,11 @@ pmt::pmt_t sdr_source_impl::settings_fields(pmt::pmt_t d) const
     d = with_field(d, "bandwidth", pmt::from_double(bandwidth));
     d = with_field(d, "antenna", pmt::mp(antenna));
     return d;
+}
+
+pmt::pmt_t sdr_source_impl::with_open_seq(pmt::pmt_t d) const
+{
+    return pmt::is_null(d_open_seq) ? d : with_field(d, "seq", d_open_seq);
 }
 
 void sdr_source_impl::idle_wait(double seconds, std::unique_lock<std::mutex>& lock)
@@ -286,16 +292,17 @@ sdr_source_impl::open_result sdr_source_impl::try_open()
             const std::string msg = "cannot open device '" + d_args + "': " + e.what();
             d_logger->warn("{}; retrying every {} s", msg, d_reopen_interval);
             if (!reopening)
-                publish(status_dict("error",
-                                    { { "key", pmt::mp("open") },
-                                      { "value", pmt::mp(d_args) },
-                                      { "message", pmt::mp(msg) } }));
+                publish(with_open_seq(status_dict("error",
+                                                  { { "key", pmt::mp("open") },
+                                                    { "value", pmt::mp(d_args) },
+                                                    { "message", pmt::mp(msg) } })));
         }
         return open_result::failed;
     }
 
     d_open_failure_reported = false;
     d_open_keys.clear();
+    d_open_pending = false;
     d_state = state_t::streaming;
     d_awaiting_first_samples = true;
     d_tags_pending = true;
@@ -327,7 +334,7 @@ sdr_source_impl::open_result sdr_source_impl::try_open()
                                       { "gain_range", range_pmt(gain_range.minimum(), gain_range.maximum()) },
                                       { "agc_supported", pmt::from_bool(d_dev->hasGainMode(SOAPY_SDR_RX, ch)) },
                                       { "antennas", antennas } });
-    publish(settings_fields(opened));
+    publish(with_open_seq(settings_fields(opened)));
     if (reopening)
         d_logger->info("device '{}' is back; streaming again", d_args);
     else
@@ -374,9 +381,10 @@ void sdr_source_impl::refuse_open()
     close_device();
     d_set = d_before_open;
     d_open_keys.clear();
+    d_open_pending = false;
     d_state = state_t::closed;
     d_logger->warn("did not open device '{}': a setting of the open command was refused", d_args);
-    publish(status_dict("refused", { { "device", pmt::mp(d_args) } }));
+    publish(with_open_seq(status_dict("refused", { { "device", pmt::mp(d_args) } })));
 }
 
 void sdr_source_impl::lose_device(const std::string& reason)
@@ -557,6 +565,7 @@ void sdr_source_impl::apply_cmd(const pmt::pmt_t& raw)
     if (pmt::dict_has_key(msg, pmt::mp("close"))) {
         close_device();
         d_open_keys.clear();
+        d_open_pending = false;
         d_state = state_t::closed;
         d_logger->info("device closed by command");
         publish(status_dict("closed", { { "device", pmt::mp(d_args) } }));
@@ -574,6 +583,8 @@ void sdr_source_impl::apply_cmd(const pmt::pmt_t& raw)
             d_open_failure_reported = false;
             d_before_open = d_set;
             d_open_keys.clear();
+            d_open_seq = pmt::dict_ref(msg, pmt::mp("seq"), pmt::PMT_NIL);
+            d_open_pending = true;
             open_requested = true;
         }
     }
@@ -584,7 +595,7 @@ void sdr_source_impl::apply_cmd(const pmt::pmt_t& raw)
         const pmt::pmt_t item = pmt::nth(i, items);
         const pmt::pmt_t name = pmt::car(item);
         const std::string key = pmt::is_symbol(name) ? pmt::symbol_to_string(name) : pmt::write_string(name);
-        if (key == "open" || key == "close" || key == "chan")
+        if (key == "open" || key == "close" || key == "chan" || key == "seq")
             continue;
         const bool taken = apply(key, pmt::cdr(item));
         changed |= taken;
@@ -713,7 +724,7 @@ int sdr_source_impl::work(int noutput_items,
     case read_verdict::samples:
         if (d_awaiting_first_samples) {
             d_awaiting_first_samples = false;
-            publish(settings_fields(status_dict("streaming", {})));
+            publish(with_open_seq(settings_fields(status_dict("streaming", {}))));
         }
         add_change_tags(nitems_written(0), flags, time_ns);
         return ret;

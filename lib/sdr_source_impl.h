@@ -73,6 +73,8 @@ private:
     void close_device();
     void lose_device(const std::string& reason);
     pmt::pmt_t settings_fields(pmt::pmt_t dict) const;
+    //! Adds the `seq` of the last `open` command, if it had one (events that command caused carry it).
+    pmt::pmt_t with_open_seq(pmt::pmt_t dict) const;
 
     void publish(const pmt::pmt_t& msg);
     void report_error(const std::string& key, const pmt::pmt_t& value, const std::string& message);
@@ -103,6 +105,8 @@ private:
     // refused if the device refuses one of them) and the settings from before it (restored on a refusal).
     std::vector<std::string> d_open_keys;
     settings d_before_open{};
+    pmt::pmt_t d_open_seq = pmt::PMT_NIL;
+    bool d_open_pending = false; // until that command's device streams (or is refused or closed): errors carry its seq
     bool d_time_tag_pending = false;
 
     uint64_t d_overflows = 0;

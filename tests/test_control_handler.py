@@ -96,6 +96,16 @@ def test_a_start_the_radio_refuses_is_refused_and_the_radio_closed_again(hub, ag
     assert len(hub.texts("error")) == 1
 
 
+def test_a_refusal_is_told_apart_from_the_start_after_it(hub, agent, serial):
+    """Two starts back to back, the radio refusing the first: its refusal arrives while the second is opening and
+    must not end that one (the source's events carry the seq of the open they are about)."""
+    start(hub, serial, app_id="far", center_frequency=1e12)
+    start(hub, serial, app_id="near")
+    assert hub.wait_text("status") == {"type": "status", "status": "streaming", "app_id": "near"}
+    assert hub.wait_text("stream_info")["app_id"] == "near"
+    assert [e["app_id"] for e in hub.texts("error")] == ["far"]
+
+
 def test_a_start_with_any_bad_key_is_refused_as_a_whole(hub, agent, serial):
     """An error per bad key, and nothing opens: not the default device in place of a misspelt one, not the radio
     with the good keys only."""

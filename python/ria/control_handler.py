@@ -29,6 +29,8 @@ class control_handler(gr.basic_block):
         self.app_id = None
         self.session = "idle"  # idle, starting, streaming, stopping
         self.replaced = None  # app_id of a streaming session that a start ended, until that start streams
+        self.open_seq = 0  # of the last start's open command: the source's events about it carry it
+        self.started = {}  # seq -> app_id of the recent starts, for the source's errors about their opens
         self.pending_config = {}
         self.ranges = {}  # of the device open now
         self.known_ranges = {}  # device args -> ranges, from every device that opened
@@ -115,8 +117,11 @@ class control_handler(gr.basic_block):
         self.app_id = app_id
         self.session = "starting"
         self.frame = self._frame_settings(clean)
+        self.open_seq += 1
+        self.started = {seq: app for seq, app in self.started.items() if seq > self.open_seq - 16}
+        self.started[self.open_seq] = app_id
         cmd = self._source_cmd(clean)
-        cmd["open"] = device
+        cmd.update(open=device, seq=self.open_seq)
         self._send("cmd", cmd)
 
     def _device_errors(self, device):
@@ -192,6 +197,8 @@ class control_handler(gr.basic_block):
             self._unforeseen("radio status", e)
 
     def _on_event(self, name, event):
+        if name in ("streaming", "refused") and event.get("seq", self.open_seq) != self.open_seq:
+            return  # about the open of a start that a later start replaced
         if name in ("opened", "reconnected"):
             self.ranges = {field: event[field] for field, _ in RANGE_FIELDS.values() if event.get(field)}
             if isinstance(event.get("device"), str):
@@ -224,4 +231,4 @@ class control_handler(gr.basic_block):
             key = PROTOCOL_KEY.get(event.get("key"))
             if key:  # speak the hub's names: "cmd freq: ..." -> "center_frequency: ..."
                 message = message.replace(f"cmd {event['key']}:", f"{key}:")
-            self._error(message)
+            self._error(message, self.started.get(event.get("seq")))  # (about a start's open: that start's)

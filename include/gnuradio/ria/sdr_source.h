@@ -34,6 +34,8 @@ namespace ria {
  * Bad values are reported on `status` and leave the stream untouched. A command with `open`
  * is all or nothing: if a setting it carries is refused (a bad value, or one outside the
  * range the opened radio reports), the radio is closed again and `refused` is published.
+ * `seq` (any value, with `open`) comes back in the events about that open (opened,
+ * streaming, refused, and its errors), so a sender can tell them from those of an earlier one.
  *
  * Message output `status`: one dict per event, `event` being one of opened, streaming,
  * settings, overflow (summary, at most once a second), disconnected, reconnected,
