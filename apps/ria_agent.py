@@ -9,6 +9,9 @@ Then, as a service (see docs/operations.md for a systemd unit):
 The hub decides what the radio does: it starts a session (device, frequency, rate, gain), retunes it and stops it.
 
   ria_agent.py demo        # everything on this machine: a lab hub, an agent on the simulated radio, a retune
+
+The agent offers the radios attached, real ones first: a start that names no device opens the first.
+The simulated radio (riasim, "mock" to the hub) is offered only with --simulator (run, detect).
 """
 
 import argparse
@@ -36,7 +39,7 @@ def cmd_detect(args):
 
     from gnuradio.ria.agent import hardware
 
-    found = hardware.detect(network=args.network)
+    found = hardware.detect(network=args.network, simulator=args.simulator)
     if found:
         print(f"{'DEVICE':<10} {'DRIVER':<10} {'SERIAL / URI':<24} LABEL")
         for d in found:
@@ -48,6 +51,8 @@ def cmd_detect(args):
     names = [m[3:] if m.startswith("lib") else m for m in modules]
     names = [n[:-len("Support.so")] if n.endswith("Support.so") else n.rsplit(".so", 1)[0] for n in names]
     print(f"SoapySDR drivers installed: {', '.join(names) or 'none'}")
+    if not args.simulator and "riasim" in names:
+        print("the simulated radio (riasim) is installed but not offered: add --simulator to offer it")
     return 0
 
 
@@ -97,14 +102,18 @@ def main(argv=None):
     p = sub.add_parser("detect", help="radios attached now and SoapySDR drivers installed")
     p.add_argument("--network", action="store_true", help="also look for network radios (USRP, Pluto, LimeSDR); "
                    "this broadcasts on the local network")
+    p.add_argument("--simulator", action="store_true", help="also list the simulated radio (riasim, 'mock')")
     p.set_defaults(run=cmd_detect)
 
     p = sub.add_parser("run", help="run the agent until SIGINT/SIGTERM")
     p.add_argument("--url", default="", help="agent WebSocket URL (default: from the credentials file)")
     p.add_argument("--token", default="", help="agent token (default: from the credentials file)")
-    p.add_argument("--device", default="driver=riasim", help="device when the hub's start names none")
+    p.add_argument("--device", default="", help="SoapySDR args of the device a start that names none opens "
+                   "(default: the first radio advertised)")
     p.add_argument("--hardware", default="", help="device names for the heartbeat, comma separated "
-                   "(default: what detect finds)")
+                   "(default: the radios detect finds, real ones first)")
+    p.add_argument("--simulator", action="store_true", help="offer the simulated radio (riasim, 'mock' to the hub) "
+                   "after any real radio; without it a start on the simulator is refused")
     p.add_argument("--buffer-size", type=positive(int), default=1024, dest="buffer_size",
                    help="samples per frame until the hub asks for another size")
     p.add_argument("--sample-format", choices=("cf32", "cs16", "cs8"), default="cf32", dest="sample_format")

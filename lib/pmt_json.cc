@@ -1,5 +1,6 @@
 #include "pmt_json.h"
 
+#include "hub_json.h"
 #include <complex>
 
 namespace gr {
@@ -36,6 +37,11 @@ pmt::pmt_t json_to_pmt(const json& value)
     }
     case json::value_t::number_float:
         return pmt::from_double(value.get<double>());
+    case json::value_t::binary: // JSON text has none; hub_json marks a value it could not read this way
+        if (hub_json::is_unreadable(value))
+            return pmt::make_tuple(pmt::string_to_symbol(UNREADABLE_TAG),
+                                   pmt::string_to_symbol(hub_json::unreadable_text(value)));
+        return pmt::PMT_NIL;
     default:
         return pmt::PMT_NIL;
     }

@@ -5,6 +5,7 @@
 #include <gnuradio/io_signature.h>
 #include <SoapySDR/Errors.hpp>
 #include <SoapySDR/Formats.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <sstream>
@@ -18,6 +19,7 @@ const pmt::pmt_t port_cmd = pmt::mp("cmd");
 const pmt::pmt_t port_status = pmt::mp("status");
 const pmt::pmt_t tag_freq = pmt::mp("rx_freq");
 const pmt::pmt_t tag_rate = pmt::mp("rx_rate");
+const pmt::pmt_t tag_gain = pmt::mp("rx_gain");
 const pmt::pmt_t tag_time = pmt::mp("rx_time");
 
 // Long enough not to spin, short enough that stop() and commands are never kept waiting.
@@ -25,7 +27,7 @@ constexpr long read_timeout_us = 100000;
 constexpr double idle_poll_s = 0.05;
 constexpr double fast_error_backoff_s = 0.01;
 
-const char* const known_keys = "freq, rate, gain, bandwidth, antenna, agc, open, close, chan";
+const char* const known_keys = "freq, rate, gain, bandwidth, antenna, agc, open, seq, close, chan";
 
 // The smallest [min, max] that holds every range of a non-empty list.
 std::pair<double, double> overall_range(const SoapySDR::RangeList& ranges)
@@ -198,19 +200,36 @@ void sdr_source_impl::report_error(const std::string& key,
                                    const std::string& message)
 {
     d_logger->warn("{}", message);
-    publish(error_status(key, value, message));
+    pmt::pmt_t error = error_status(key, value, message);
+    publish(d_open_pending ? with_open_seq(error) : error);
 }
 
 pmt::pmt_t sdr_source_impl::settings_fields(pmt::pmt_t d) const
 {
+    // With a device open, d_set's frequency, rate, gain and agc are what it reported back; the filter
+    // and the antenna are asked for here (the settings may say 0 and "": the driver's choice).
+    double bandwidth = d_set.bandwidth;
+    std::string antenna = d_set.antenna;
+    if (d_dev) {
+        try {
+            bandwidth = d_dev->getBandwidth(SOAPY_SDR_RX, d_channel);
+            antenna = d_dev->getAntenna(SOAPY_SDR_RX, d_channel);
+        } catch (const std::exception&) { // a radio going away: the next read says so
+        }
+    }
     d = with_field(d, "device", pmt::mp(d_args));
     d = with_field(d, "freq", pmt::from_double(d_set.freq));
     d = with_field(d, "rate", pmt::from_double(d_set.rate));
     d = with_field(d, "gain", pmt::from_double(d_set.gain));
     d = with_field(d, "agc", pmt::from_bool(d_set.agc));
-    d = with_field(d, "bandwidth", pmt::from_double(d_set.bandwidth));
-    d = with_field(d, "antenna", pmt::mp(d_set.antenna));
+    d = with_field(d, "bandwidth", pmt::from_double(bandwidth));
+    d = with_field(d, "antenna", pmt::mp(antenna));
     return d;
+}
+
+pmt::pmt_t sdr_source_impl::with_open_seq(pmt::pmt_t d) const
+{
+    return pmt::is_null(d_open_seq) ? d : with_field(d, "seq", d_open_seq);
 }
 
 void sdr_source_impl::idle_wait(double seconds, std::unique_lock<std::mutex>& lock)
@@ -245,7 +264,7 @@ void sdr_source_impl::close_device()
     d_dev = nullptr;
 }
 
-bool sdr_source_impl::try_open()
+sdr_source_impl::open_result sdr_source_impl::try_open()
 {
     const bool reopening = d_ever_opened && d_state == state_t::disconnected;
     try {
@@ -255,7 +274,13 @@ bool sdr_source_impl::try_open()
                                         " does not exist (the device has " +
                                         std::to_string(d_dev->getNumChannels(SOAPY_SDR_RX)) +
                                         " RX channels)");
-        apply_all_settings();
+        // Each refusal is reported; one of a setting the `open` command carried refuses the open.
+        for (const auto& key : apply_all_settings())
+            if (std::find(d_open_keys.begin(), d_open_keys.end(), key) != d_open_keys.end()) {
+                close_device();
+                return open_result::refused;
+            }
+        read_back();
         d_stream = d_dev->setupStream(SOAPY_SDR_RX, SOAPY_SDR_CF32, { d_channel });
         const int rc = d_dev->activateStream(d_stream);
         if (rc != 0)
@@ -267,15 +292,17 @@ bool sdr_source_impl::try_open()
             const std::string msg = "cannot open device '" + d_args + "': " + e.what();
             d_logger->warn("{}; retrying every {} s", msg, d_reopen_interval);
             if (!reopening)
-                publish(status_dict("error",
-                                    { { "key", pmt::mp("open") },
-                                      { "value", pmt::mp(d_args) },
-                                      { "message", pmt::mp(msg) } }));
+                publish(with_open_seq(status_dict("error",
+                                                  { { "key", pmt::mp("open") },
+                                                    { "value", pmt::mp(d_args) },
+                                                    { "message", pmt::mp(msg) } })));
         }
-        return false;
+        return open_result::failed;
     }
 
     d_open_failure_reported = false;
+    d_open_keys.clear();
+    d_open_pending = false;
     d_state = state_t::streaming;
     d_awaiting_first_samples = true;
     d_tags_pending = true;
@@ -307,30 +334,57 @@ bool sdr_source_impl::try_open()
                                       { "gain_range", range_pmt(gain_range.minimum(), gain_range.maximum()) },
                                       { "agc_supported", pmt::from_bool(d_dev->hasGainMode(SOAPY_SDR_RX, ch)) },
                                       { "antennas", antennas } });
-    publish(settings_fields(opened));
+    publish(with_open_seq(settings_fields(opened)));
     if (reopening)
         d_logger->info("device '{}' is back; streaming again", d_args);
     else
         d_logger->info("opened device '{}'", d_args);
     d_ever_opened = true;
-    return true;
+    return open_result::opened;
 }
 
-void sdr_source_impl::apply_all_settings()
+std::vector<std::string> sdr_source_impl::apply_all_settings()
 {
     // Applied in this order so that the frequency and filter follow the rate.
-    apply("rate", pmt::from_double(d_set.rate));
+    std::vector<std::string> refused;
+    auto one = [&](const char* key, const pmt::pmt_t& value) {
+        if (!apply(key, value))
+            refused.push_back(key);
+    };
+    one("rate", pmt::from_double(d_set.rate));
     if (d_set.bandwidth > 0)
-        apply("bandwidth", pmt::from_double(d_set.bandwidth));
-    apply("freq", pmt::from_double(d_set.freq));
+        one("bandwidth", pmt::from_double(d_set.bandwidth));
+    one("freq", pmt::from_double(d_set.freq));
     if (!d_set.antenna.empty())
-        apply("antenna", pmt::mp(d_set.antenna));
+        one("antenna", pmt::mp(d_set.antenna));
     if (d_dev->hasGainMode(SOAPY_SDR_RX, d_channel))
-        apply("agc", pmt::from_bool(d_set.agc));
+        one("agc", pmt::from_bool(d_set.agc));
     if (!d_set.agc)
-        apply("gain", pmt::from_double(d_set.gain));
-    else
-        d_set.gain = d_dev->getGain(SOAPY_SDR_RX, d_channel);
+        one("gain", pmt::from_double(d_set.gain));
+    return refused;
+}
+
+void sdr_source_impl::read_back()
+{
+    // What the radio has, not what was asked: a refused or rounded value never reaches a tag or a status.
+    d_set.freq = d_dev->getFrequency(SOAPY_SDR_RX, d_channel);
+    d_set.rate = d_dev->getSampleRate(SOAPY_SDR_RX, d_channel);
+    d_set.gain = d_dev->getGain(SOAPY_SDR_RX, d_channel);
+    if (d_dev->hasGainMode(SOAPY_SDR_RX, d_channel))
+        d_set.agc = d_dev->getGainMode(SOAPY_SDR_RX, d_channel);
+}
+
+void sdr_source_impl::refuse_open()
+{
+    // The radio refused a setting of the `open` command (reported as an error each): nothing streams,
+    // and the settings are those from before the command.
+    close_device();
+    d_set = d_before_open;
+    d_open_keys.clear();
+    d_open_pending = false;
+    d_state = state_t::closed;
+    d_logger->warn("did not open device '{}': a setting of the open command was refused", d_args);
+    publish(with_open_seq(status_dict("refused", { { "device", pmt::mp(d_args) } })));
 }
 
 void sdr_source_impl::lose_device(const std::string& reason)
@@ -483,6 +537,15 @@ bool sdr_source_impl::apply(const std::string& key, const pmt::pmt_t& value)
 void sdr_source_impl::handle_cmd(const pmt::pmt_t& raw)
 {
     std::unique_lock<std::mutex> lock(d_mutex);
+    try {
+        apply_cmd(raw);
+    } catch (const std::exception& e) { // never out of a handler: that would end the block's thread
+        report_error("cmd", raw, std::string("cmd: not handled: ") + e.what());
+    }
+}
+
+void sdr_source_impl::apply_cmd(const pmt::pmt_t& raw)
+{
     pmt::pmt_t msg = raw;
     if (pmt::is_pair(msg) && !pmt::is_dict(msg) && pmt::is_symbol(pmt::car(msg)))
         msg = pmt::dict_add(pmt::make_dict(), pmt::car(msg), pmt::cdr(msg)); // ("freq" . 1e8) style
@@ -498,9 +561,11 @@ void sdr_source_impl::handle_cmd(const pmt::pmt_t& raw)
         return;
     }
 
-    // close, then open, then settings: "open X with these settings" is one message.
+    // close, then open, then settings: "open X with these settings" is one message, all or nothing.
     if (pmt::dict_has_key(msg, pmt::mp("close"))) {
         close_device();
+        d_open_keys.clear();
+        d_open_pending = false;
         d_state = state_t::closed;
         d_logger->info("device closed by command");
         publish(status_dict("closed", { { "device", pmt::mp(d_args) } }));
@@ -516,25 +581,45 @@ void sdr_source_impl::handle_cmd(const pmt::pmt_t& raw)
             d_args = pmt::symbol_to_string(open);
             d_ever_opened = false;
             d_open_failure_reported = false;
+            d_before_open = d_set;
+            d_open_keys.clear();
+            d_open_seq = pmt::dict_ref(msg, pmt::mp("seq"), pmt::PMT_NIL);
+            d_open_pending = true;
             open_requested = true;
         }
     }
 
-    bool changed = false;
+    bool changed = false, all_taken = true;
     pmt::pmt_t items = pmt::dict_items(msg);
     for (size_t i = 0; i < pmt::length(items); i++) {
         const pmt::pmt_t item = pmt::nth(i, items);
-        const std::string key = pmt::symbol_to_string(pmt::car(item));
-        if (key == "open" || key == "close" || key == "chan")
+        const pmt::pmt_t name = pmt::car(item);
+        const std::string key = pmt::is_symbol(name) ? pmt::symbol_to_string(name) : pmt::write_string(name);
+        if (key == "open" || key == "close" || key == "chan" || key == "seq")
             continue;
-        changed |= apply(key, pmt::cdr(item));
+        const bool taken = apply(key, pmt::cdr(item));
+        changed |= taken;
+        all_taken &= taken;
+        if (open_requested)
+            d_open_keys.push_back(key);
     }
 
     if (open_requested) {
+        if (!all_taken) { // a bad value or key: the device is not even tried
+            refuse_open();
+            return;
+        }
         d_state = state_t::opening;
-        if (!try_open()) {
+        switch (try_open()) {
+        case open_result::opened:
+            break;
+        case open_result::refused:
+            refuse_open();
+            break;
+        case open_result::failed: // not there (yet): tried again every reopen_interval, with these settings
             d_state = state_t::disconnected;
             d_next_open_s = monotonic_s() + d_reopen_interval;
+            break;
         }
     } else if (changed && d_dev) {
         publish(settings_fields(status_dict("settings", {})));
@@ -548,6 +633,7 @@ void sdr_source_impl::add_change_tags(uint64_t offset, int flags, long long time
     if (d_tags_pending) {
         add_item_tag(0, offset, tag_freq, pmt::from_double(d_set.freq));
         add_item_tag(0, offset, tag_rate, pmt::from_double(d_set.rate));
+        add_item_tag(0, offset, tag_gain, pmt::from_double(d_set.gain));
         d_tags_pending = false;
         d_time_tag_pending = true;
     }
@@ -594,8 +680,13 @@ int sdr_source_impl::work(int noutput_items,
         idle_wait(idle_poll_s, lock);
         return 0;
     case state_t::opening:
-    case state_t::disconnected:
-        if (now >= d_next_open_s && !try_open()) {
+    case state_t::disconnected: {
+        const open_result result = now >= d_next_open_s ? try_open() : open_result::failed;
+        if (result == open_result::refused) {
+            refuse_open();
+            return 0;
+        }
+        if (result == open_result::failed && now >= d_next_open_s) {
             if (d_stop_on_disconnect) {
                 d_state = state_t::stopped;
                 publish(status_dict("stopped", { { "reason", pmt::mp("cannot open device '" + d_args + "'") } }));
@@ -609,6 +700,7 @@ int sdr_source_impl::work(int noutput_items,
             return 0;
         }
         break;
+    }
     case state_t::streaming:
         break;
     }
@@ -632,7 +724,7 @@ int sdr_source_impl::work(int noutput_items,
     case read_verdict::samples:
         if (d_awaiting_first_samples) {
             d_awaiting_first_samples = false;
-            publish(settings_fields(status_dict("streaming", {})));
+            publish(with_open_seq(settings_fields(status_dict("streaming", {}))));
         }
         add_change_tags(nitems_written(0), flags, time_ns);
         return ret;

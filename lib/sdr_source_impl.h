@@ -6,6 +6,8 @@
 #include <SoapySDR/Device.hpp>
 #include <condition_variable>
 #include <mutex>
+#include <string>
+#include <vector>
 
 namespace gr {
 namespace ria {
@@ -54,17 +56,25 @@ private:
         std::string antenna;
     };
 
+    //! What an open attempt came to: streaming, not there (retry), or a setting of the `open` command refused.
+    enum class open_result { opened, failed, refused };
+
     void handle_cmd(const pmt::pmt_t& msg);
+    void apply_cmd(const pmt::pmt_t& msg);
     void post_cmd(const char* key, const pmt::pmt_t& value);
     bool apply(const std::string& key, const pmt::pmt_t& value);
     bool number_arg(const std::string& key, const pmt::pmt_t& value, double& out);
     bool check_range(const std::string& key, double v, const SoapySDR::RangeList& ranges, const char* unit);
 
-    bool try_open();
-    void apply_all_settings();
+    open_result try_open();
+    std::vector<std::string> apply_all_settings();
+    void read_back();
+    void refuse_open();
     void close_device();
     void lose_device(const std::string& reason);
     pmt::pmt_t settings_fields(pmt::pmt_t dict) const;
+    //! Adds the `seq` of the last `open` command, if it had one (events that command caused carry it).
+    pmt::pmt_t with_open_seq(pmt::pmt_t dict) const;
 
     void publish(const pmt::pmt_t& msg);
     void report_error(const std::string& key, const pmt::pmt_t& value, const std::string& message);
@@ -91,6 +101,12 @@ private:
     bool d_awaiting_first_samples = false;
     double d_next_open_s = 0.0;
     bool d_tags_pending = false;
+    // While an `open` command's device is not yet streaming: the settings that command carried (the open is
+    // refused if the device refuses one of them) and the settings from before it (restored on a refusal).
+    std::vector<std::string> d_open_keys;
+    settings d_before_open{};
+    pmt::pmt_t d_open_seq = pmt::PMT_NIL;
+    bool d_open_pending = false; // until that command's device streams (or is refused or closed): errors carry its seq
     bool d_time_tag_pending = false;
 
     uint64_t d_overflows = 0;

@@ -17,6 +17,7 @@ namespace {
 const char* VERSION = "0.1.0";
 const pmt::pmt_t RX_FREQ = pmt::mp("rx_freq");
 const pmt::pmt_t RX_RATE = pmt::mp("rx_rate");
+const pmt::pmt_t RX_GAIN = pmt::mp("rx_gain");
 constexpr double DRAIN_ON_STOP_S = 0.5;
 constexpr double ROOM_WAIT_S = 0.1; // every wait in work() is short, so tb.stop() stays prompt
 constexpr unsigned HISTORY = 1 << 16;
@@ -422,7 +423,8 @@ int websocket_iq_sink_impl::work(int noutput_items,
     tags.erase(std::remove_if(tags.begin(),
                               tags.end(),
                               [](const gr::tag_t& tag) {
-                                  return !(pmt::eqv(tag.key, RX_FREQ) || pmt::eqv(tag.key, RX_RATE)) ||
+                                  return !(pmt::eqv(tag.key, RX_FREQ) || pmt::eqv(tag.key, RX_RATE) ||
+                                           pmt::eqv(tag.key, RX_GAIN)) ||
                                          !(pmt::is_real(tag.value) || pmt::is_integer(tag.value));
                               }),
                tags.end());
@@ -435,12 +437,12 @@ int websocket_iq_sink_impl::work(int noutput_items,
     while (i < tags.size()) {
         const uint64_t at = tags[i].offset - start;
         d_assembler->push(in + pos * d_values, at - pos, d_batch);
-        double rate = d_rate, freq = d_freq;
+        double rate = d_rate, freq = d_freq, gain = d_gain;
         for (; i < tags.size() && tags[i].offset - start == at; i++) {
             const double v = pmt::to_double(tags[i].value);
-            (pmt::eqv(tags[i].key, RX_FREQ) ? freq : rate) = v;
+            (pmt::eqv(tags[i].key, RX_FREQ) ? freq : pmt::eqv(tags[i].key, RX_RATE) ? rate : gain) = v;
         }
-        change_stream(rate, freq, d_gain);
+        change_stream(rate, freq, gain);
         pos = at;
     }
     d_assembler->push(in + pos * d_values, n - pos, d_batch);

@@ -1,5 +1,6 @@
 #include "wire.h"
 
+#include "hub_json.h"
 #include <volk/volk.h>
 #include <algorithm>
 #include <cstring>
@@ -23,6 +24,8 @@ const char* type_name(const json& v)
         return "object";
     case json::value_t::string:
         return "string";
+    case json::value_t::binary:
+        return "unreadable value";
     default:
         return "number";
     }
@@ -108,12 +111,9 @@ json decode_hub_message(const std::string& text, size_t max_chars)
     json msg;
     try {
         // Nesting is bounded before anything recursive (PMT conversion, a block) sees the message.
-        msg = json::parse(text, [](int depth, json::parse_event_t event, json&) {
-            if (depth > MAX_DEPTH && (event == json::parse_event_t::object_start ||
-                                      event == json::parse_event_t::array_start))
-                throw protocol_error("message nests deeper than " + std::to_string(MAX_DEPTH) + " levels");
-            return true;
-        });
+        msg = hub_json::parse(text, MAX_DEPTH);
+    } catch (const std::length_error& e) {
+        throw protocol_error(e.what());
     } catch (const json::exception& e) {
         std::string why = e.what();
         // nlohmann prefixes "[json.exception.parse_error.101] "; the rest says where and what.
@@ -136,13 +136,15 @@ json decode_hub_message(const std::string& text, size_t max_chars)
     }
     auto id = msg.find("id");
     if (id != msg.end() && !id->is_string() && !is_integer(*id))
-        throw protocol_error("message id must be a string or integer, got " + encode(*id).substr(0, 80));
+        throw protocol_error("message id must be a string or integer (of at most 64 bits), got " +
+                             hub_json::describe(*id));
     if (id != msg.end() && id->is_string() && id->get_ref<const std::string&>().size() > MAX_ID_CHARS)
         throw protocol_error("message id is longer than " + std::to_string(MAX_ID_CHARS) + " characters");
     if (type == "start" || type == "stop" || type == "configure") {
         auto app = msg.find("app_id");
         if (app == msg.end() || !(app->is_string() || is_integer(*app)))
-            throw protocol_error(type + " needs an 'app_id' (string)");
+            throw protocol_error(type + " needs an 'app_id' (a string or an integer of at most 64 bits)" +
+                                 (app == msg.end() ? std::string() : ", got " + hub_json::describe(*app)));
     }
     if (type == "start" || type == "configure") {
         auto rc = msg.find("radio_config");

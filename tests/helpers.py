@@ -72,3 +72,41 @@ def wait_until(predicate, timeout, poll=0.01):
             return False
         time.sleep(poll)
     return True
+
+
+# One clean, strong tone 200 kHz above 100 MHz over a negligible noise floor: a level that is exact per sample.
+AGENT_TONE = "emitters=100.2e6:-30,noise=-140"
+
+
+def running_agent(hub, serial, flowgraphs, **kwargs):
+    """ria.iq_agent (riasim serial `serial` with AGENT_TONE by default) on the test hub, its first heartbeat in."""
+    from gnuradio import ria
+    from hub_server import TOKEN
+
+    settings = dict(device=f"driver=riasim,serial={serial},{AGENT_TONE}", buffer_size=4096, hardware_names="mock",
+                    reopen_interval=0.1, disconnect_timeout=0.5)
+    settings.update(kwargs)
+    tb = gr.top_block()
+    agent = ria.iq_agent(url=hub.url(), token=TOKEN, **settings)
+    tb.connect(agent)  # a hier block without stream ports
+    tb.agent = agent  # GNU Radio does not own Python blocks: the flowgraph keeps it alive
+    flowgraphs(tb)
+    assert hub.wait_text("heartbeat")
+    return agent
+
+
+def stream_record(hub):
+    """The session as the hub saw it, in arrival order: (stream_infos, frame sizes, IQ) with every stream_info
+    checked to sit exactly at the index it claims (a gap fails: these tests stream slowly enough for none)."""
+    infos, sizes, chunks, index = [], [], [], 0
+    for kind, item in list(hub.received):
+        if kind == "binary":
+            sizes.append(len(item) // 8)
+            chunks.append(item)
+            index += len(item) // 8
+        elif item.get("type") == "stream_info":
+            assert item["sample_index"] == index, (item, index)
+            infos.append(item)
+        else:
+            assert item.get("type") != "gap", item
+    return infos, sizes, np.frombuffer(b"".join(chunks), np.complex64)

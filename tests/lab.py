@@ -81,8 +81,8 @@ class Lab:
     def start_agent(self, name, *extra):
         config, result = self.register(name)
         assert result.returncode == 0, result.stderr
-        agent = Process(python(AGENT_APP, "--config", config, "run", "--heartbeat-interval", "1", "--hardware",
-                               "mock", *extra))
+        agent = Process(python(AGENT_APP, "--config", config, "run", "--heartbeat-interval", "1", "--simulator",
+                               "--hardware", "mock", *extra))
         self.processes.append(agent)
         agent_id = re.search(r"registered as (agent-\w+)", result.stdout).group(1)
         return agent_id, agent

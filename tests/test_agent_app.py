@@ -6,8 +6,9 @@ import shutil
 
 import pytest
 
+from hub_server import TOKEN
 from lab import Lab
-from processes import AGENT_APP, REPO, Process, run_app
+from processes import AGENT_APP, REPO, WAIT, Process, python, run_app
 
 RIA_AGENT = os.path.join(REPO, ".venv-ria-agent", "bin", "ria-agent")
 
@@ -24,10 +25,73 @@ def test_demo_exits_cleanly_and_shows_the_emitter_move(serial):
 
 
 def test_detect_lists_riasim_and_the_installed_drivers():
-    result = run_app(AGENT_APP, "detect")
+    result = run_app(AGENT_APP, "detect", "--simulator")
     assert result.returncode == 0, result.stderr
     assert re.search(r"^mock\s+riasim\s+", result.stdout, re.M)
     assert "SoapySDR drivers installed:" in result.stdout and "riasim" in result.stdout
+
+
+def soapy_alone(tmp_path, alias=""):
+    """An environment in which SoapySDR loads riasim and no other driver (SOAPY_SDR_ROOT points elsewhere), so this
+    machine has no real radio; with `alias`, riasim also enumerates and opens as that real driver (RIASIM_ALIAS)."""
+    root = tmp_path / "soapy-root"
+    root.mkdir(exist_ok=True)
+    return {"SOAPY_SDR_ROOT": str(root), "RIASIM_ALIAS": alias}
+
+
+def detected(stdout):
+    return re.findall(r"^(\S+)\s+(\S+)\s+\S+\s+RIA simulated radio", stdout, re.M)
+
+
+def test_detect_lists_real_radios_first_and_the_simulator_only_when_asked(tmp_path):
+    env = soapy_alone(tmp_path, alias="rtlsdr")
+    plain = run_app(AGENT_APP, "detect", env=env)
+    assert plain.returncode == 0, plain.stderr
+    assert detected(plain.stdout) == [("rtlsdr", "rtlsdr")], plain.stdout
+    assert "add --simulator to offer it" in plain.stdout
+    offered = run_app(AGENT_APP, "detect", "--simulator", env=env)
+    assert detected(offered.stdout) == [("rtlsdr", "rtlsdr"), ("mock", "riasim")], offered.stdout
+
+
+def run_agent(hub, tmp_path, env, *flags):
+    return Process(python(AGENT_APP, "--config", str(tmp_path / "no-credentials.json"), "run", "--url", hub.url(),
+                          "--token", TOKEN, "--heartbeat-interval", "1", *flags), env=env)
+
+
+def test_run_offers_real_radios_first_and_a_start_without_device_opens_the_first(hub, tmp_path, serial):
+    agent = run_agent(hub, tmp_path, soapy_alone(tmp_path, alias="rtlsdr"), "--simulator")
+    try:
+        assert hub.wait_text("heartbeat", WAIT)["hardware"] == ["rtlsdr", "mock"]
+        hub.send({"type": "start", "app_id": "a", "radio_config": {"sample_rate": 1e6}})
+        assert hub.wait_text("status", WAIT) == {"type": "status", "status": "streaming", "app_id": "a"}
+        agent.wait_line(r"opened device 'driver=rtlsdr,serial=rtlsdr0'")
+    finally:
+        agent.stop()
+
+
+def test_run_without_a_radio_offers_nothing_and_never_the_simulator_unasked(hub, tmp_path, serial):
+    agent = run_agent(hub, tmp_path, soapy_alone(tmp_path))
+    try:
+        assert hub.wait_text("heartbeat", WAIT)["hardware"] == []
+        agent.wait_line(r"no radio attached")
+        hub.send({"type": "start", "app_id": "a", "radio_config": {"sample_rate": 1e6}})
+        assert hub.wait_text("error", WAIT)["message"].startswith("no radio attached: the start names no device")
+        for device in ("mock", f"driver=riasim,serial={serial}"):
+            hub.send({"type": "start", "app_id": "b", "radio_config": {"device": device}})
+        assert hub.wait_text("error", WAIT, count=3)
+        assert all("is the simulated radio, which this agent does not offer" in e["message"]
+                   for e in hub.texts("error")[1:])
+        beats = len(hub.texts("heartbeat"))
+        assert hub.wait_for(lambda s: len(s.texts("heartbeat")) > beats, WAIT)  # still up, and idle
+        assert hub.texts("status") == [] and hub.texts("heartbeat")[-1]["status"] == "idle"
+    finally:
+        agent.stop()
+
+
+def test_run_names_the_simulator_only_with_simulator():
+    result = run_app(AGENT_APP, "--config", "/nonexistent/agent.json", "run", "--url", "ws://127.0.0.1:9/x",
+                     "--token", "t", "--hardware", "mock")
+    assert result.returncode == 2 and "add --simulator to offer it" in result.stderr, result.stderr
 
 
 def test_help_teaches_the_first_steps():

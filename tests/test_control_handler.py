@@ -2,25 +2,17 @@
 
 import numpy as np
 import pytest
-from gnuradio import gr, ria
 
 from gnuradio.ria import riasim_control
-from helpers import instantaneous_hz
-from hub_server import TOKEN
+from helpers import AGENT_TONE as TONE, instantaneous_hz, running_agent, stream_record
+from hub_server import HubServer
 
 WAIT = 10.0
-TONE = "emitters=100.2e6:-30,noise=-140"
 
 
 @pytest.fixture
 def agent(hub, serial, flowgraphs):
-    tb = gr.top_block()
-    a = ria.iq_agent(url=hub.url(), token=TOKEN, device=f"driver=riasim,serial={serial},{TONE}",
-                     buffer_size=4096, hardware_names="mock", reopen_interval=0.1, disconnect_timeout=0.5)
-    tb.connect(a)  # a hier block without stream ports
-    flowgraphs(tb)
-    assert hub.wait_text("heartbeat")
-    return a
+    return running_agent(hub, serial, flowgraphs)
 
 
 def start(hub, serial, app_id="app-1", **radio_config):
@@ -90,11 +82,90 @@ def test_bad_configure_gets_an_error_and_the_stream_goes_on(hub, agent, serial, 
     assert len(hub.texts("stream_info")) == 1
 
 
-def test_start_with_an_out_of_range_value_names_the_protocol_key(hub, agent, serial):
-    start(hub, serial, center_frequency=9e9)
-    err = hub.wait_text("error")
-    assert err["message"].startswith("center_frequency: 9e+09 Hz is outside the device range")
-    assert hub.wait_text("status")["status"] == "streaming"  # the rest of the config still applies
+def test_a_start_the_radio_refuses_is_refused_and_the_radio_closed_again(hub, agent, serial):
+    """The range is known once the radio is open: it refuses the start then, closes again, and says why. Nothing
+    streams, so no stream_info can carry the value the radio did not take."""
+    start(hub, serial, app_id="far", center_frequency=1e12)
+    assert hub.wait_text("error") == {"type": "error", "app_id": "far", "message":
+                                      "center_frequency: 1e+12 Hz is outside the device range 1e+06 to 6e+09 Hz"}
+    assert agent.source.state() == "closed"  # (closed before the error went out)
+    start(hub, serial, app_id="near")
+    assert hub.wait_text("status") == {"type": "status", "status": "streaming", "app_id": "near"}
+    assert hub.wait_text("stream_info")
+    assert [(i["app_id"], i["center_frequency"]) for i in hub.texts("stream_info")] == [("near", 100e6)]
+    assert len(hub.texts("error")) == 1
+
+
+def test_a_refusal_is_told_apart_from_the_start_after_it(hub, agent, serial):
+    """Two starts back to back, the radio refusing the first: its refusal arrives while the second is opening and
+    must not end that one (the source's events carry the seq of the open they are about)."""
+    start(hub, serial, app_id="far", center_frequency=1e12)
+    start(hub, serial, app_id="near")
+    assert hub.wait_text("status") == {"type": "status", "status": "streaming", "app_id": "near"}
+    assert hub.wait_text("stream_info")["app_id"] == "near"
+    assert [e["app_id"] for e in hub.texts("error")] == ["far"]
+
+
+def test_a_start_with_any_bad_key_is_refused_as_a_whole(hub, agent, serial):
+    """An error per bad key, and nothing opens: not the default device in place of a misspelt one, not the radio
+    with the good keys only."""
+    riasim_control.unplug(serial)  # the agent's default device: opening it would be reported
+    start(hub, serial, app_id="bad", device="rtl-sdr-typo", gain="loud", warp=9)
+    start(hub, serial + "b", app_id="good")
+    assert hub.wait_text("status") == {"type": "status", "status": "streaming", "app_id": "good"}
+    errors = hub.texts("error")
+    assert [e["app_id"] for e in errors] == ["bad"] * 3, errors
+    messages = " | ".join(e["message"] for e in errors)
+    for says in ("device 'rtl-sdr-typo' is not one of", "gain must be a finite number, got 'loud'",
+                 "unknown radio_config key 'warp'"):
+        assert says in messages
+    assert hub.wait_text("stream_info")["app_id"] == "good"
+
+
+@pytest.mark.parametrize("rc,says", [
+    ({"gain": 99}, "gain 99 dB is outside the device range 0 to 70 dB"),  # the open radio's range is known
+    ({"gain": "loud"}, "gain must be a finite number, got 'loud'"),
+    ({"device": "rtl-sdr-typo"}, "device 'rtl-sdr-typo' is not one of"),
+])
+def test_a_refused_start_leaves_the_running_session_untouched(hub, agent, serial, rc, says):
+    start(hub, serial, app_id="one")
+    assert hub.wait_text("status")["status"] == "streaming"
+    assert hub.wait_for(lambda s: len(s.binary()) >= 3, WAIT)
+    start(hub, serial, app_id="two", **rc)
+    hub.send({"type": "configure", "app_id": "one", "radio_config": {"center_frequency": 100.1e6}})
+    assert hub.wait_text("stream_info", count=2)  # the configure went after the refused start, to the same session
+    assert [(i["app_id"], i["center_frequency"]) for i in hub.texts("stream_info")] == [("one", 100e6),
+                                                                                         ("one", 100.1e6)]
+    assert [(e["app_id"], says in e["message"]) for e in hub.texts("error")] == [("two", True)]
+    assert hub.texts("status") == [{"type": "status", "status": "streaming", "app_id": "one"}]
+    assert agent.sink.app_id() == "one" and agent.source.state() == "streaming"
+
+
+def test_a_gain_change_is_announced_at_the_first_sample_at_the_new_gain(serial, flowgraphs):
+    """riasim applies a gain change from the first sample it reads after the change; the stream_info of the new
+    gain sits exactly there, and every frame is whole except the one that ends at the change. The radio runs
+    unpaced into a lossless sink with a short queue behind a hub that reads slowly, so the sink mostly waits, far
+    behind the radio: the change must be placed where it happened, not where the sink was when it heard of it."""
+    hub = HubServer(read_delay=0.005).start()
+    try:
+        running_agent(hub, serial, flowgraphs, overflow="block", queue_seconds=0.01)
+        start(hub, serial, gain=10, device=f"driver=riasim,serial={serial},{TONE},pace=false")  # amplitude 0.1
+        assert hub.wait_for(lambda s: len(s.binary()) >= 3, WAIT)
+        hub.send({"type": "configure", "app_id": "app-1", "radio_config": {"gain": 20}})  # amplitude 0.316
+        info = hub.wait_text("stream_info", count=2)
+        assert info["gain"] == 20 and info["center_frequency"] == 100e6
+        k = info["sample_index"]
+        assert hub.wait_for(lambda s: sum(len(b) for b in s.binary()) // 8 >= k + 3 * 4096, WAIT)
+        infos, sizes, iq = stream_record(hub)
+    finally:
+        hub.stop()
+    assert [i["gain"] for i in infos] == [10, 20]
+    level = np.abs(iq)
+    assert np.allclose(level[:k], 0.1, rtol=1e-3) and np.allclose(level[k:], 10 ** -0.5, rtol=1e-3)
+    ends = np.cumsum(sizes)
+    cut = int(np.searchsorted(ends, k))  # the frame that ends at the change
+    assert ends[cut] == k
+    assert all(n == 4096 for i, n in enumerate(sizes) if i != cut), sizes
 
 
 def test_configure_before_start_is_remembered(hub, agent, serial):

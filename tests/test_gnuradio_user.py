@@ -410,7 +410,7 @@ def test_field_agent_registers_and_detects_under_debian_python(installed, lab, t
     home = tmp_path / "home"
     agent_id = register(installed, lab, home, "field-detect")
     assert any(a["agent_id"] == agent_id for a in lab.api.agents())
-    result = run_system_python([installed.agent_app, "detect"], installed.env(home=home))
+    result = run_system_python([installed.agent_app, "detect", "--simulator"], installed.env(home=home))
     assert result.returncode == 0, result.stderr
     assert re.search(r"^mock\s+riasim\s+sim0\s+", result.stdout, re.M), result.stdout
     drivers = re.search(r"^SoapySDR drivers installed: (.*)$", result.stdout, re.M)
@@ -460,6 +460,7 @@ def test_systemd_unit_runs_the_agent_and_stops_on_sigterm(installed, lab, tmp_pa
     argv[1] = installed.agent_app
     assert "--health-port" in argv, "the unit should serve /health (docs/operations.md points checks at it)"
     argv[argv.index("--health-port") + 1] = "0"
+    argv.append("--simulator")  # this machine has no radio: the lab session runs on the simulated one
     kill_signal = getattr(signal, unit.get("KillSignal", "SIGTERM"))
     stop_timeout = float(unit.get("TimeoutStopSec", "90"))
 

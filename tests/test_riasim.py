@@ -89,6 +89,28 @@ def test_retune_moves_the_tone_by_the_step(serial):
     assert offsets[1] - offsets[2] == pytest.approx(270e3, abs=2 * bin_hz)
 
 
+def test_a_gain_change_applies_from_the_first_sample_read_after_it(serial):
+    """What ria.sdr_source's rx_gain tag relies on: no sample read after setGain is at the old gain, none before
+    at the new one."""
+    dev = open_device(serial, "emitters=100.2e6:-30,noise=-140,pace=false")
+    dev.setSampleRate(SOAPY_SDR_RX, 0, 1e6)
+    dev.setGain(SOAPY_SDR_RX, 0, 10)
+    stream = dev.setupStream(SOAPY_SDR_RX, SOAPY_SDR_CF32, [0])
+    dev.activateStream(stream)
+    try:
+        levels = []
+        for gain in (20, 30, 0):
+            buf = np.zeros(4000, np.complex64)
+            assert dev.readStream(stream, [buf], len(buf)).ret == len(buf)
+            levels.append(np.abs(buf))
+            dev.setGain(SOAPY_SDR_RX, 0, gain)
+    finally:
+        dev.deactivateStream(stream)
+        dev.closeStream(stream)
+    for level, gain in zip(levels, (10, 20, 30)):
+        assert np.allclose(level, 10 ** ((gain - 30) / 20), rtol=1e-3), gain
+
+
 def test_emitter_outside_the_band_is_not_seen(serial):
     dev = open_device(serial, TONE_ARGS + ",pace=false")
     dev.setSampleRate(SOAPY_SDR_RX, 0, 1e6)

@@ -91,6 +91,56 @@ def test_rate_and_gain_commands(serial, flowgraphs):
     assert tags and tags[0][1] == 2e6
 
 
+def test_a_gain_change_is_tagged_on_the_first_sample_at_the_new_gain(serial, flowgraphs):
+    """rx_gain, like rx_freq: the sink cuts its frames there, so a hub knows the gain of every sample."""
+    tb, src, rec, status = started_receiver(flowgraphs, f"driver=riasim,serial={serial},{CLEAN_TONE}", gain=10.0)
+    assert rec.wait_count(50000, WAIT)
+    post(src, gain=20.0)
+    assert status.wait_for(is_event("settings"), WAIT)["gain"] == 20.0
+    done = rec.count
+    assert rec.wait_count(done + 50000, WAIT)
+    tb.stop()
+    tb.wait()
+
+    assert rec.tags_named("rx_gain")[0] == (0, 10.0)
+    changes = [(o, v) for o, v in rec.tags_named("rx_gain") if o > 0]
+    assert len(changes) == 1 and changes[0][1] == 20.0
+    k = changes[0][0]
+    level = np.abs(rec.samples())  # the tone alone: -30 dBm + gain, 0.1 then 0.316
+    assert np.allclose(level[:k], 0.1, rtol=1e-3) and np.allclose(level[k:k + 50000], 10 ** -0.5, rtol=1e-3)
+
+
+def test_an_open_with_a_setting_the_radio_refuses_is_refused(serial, flowgraphs):
+    """`open` with settings is one command, all or nothing: the radio's range is known only once it is open, so it
+    is opened, refuses, and is closed again without a sample; the settings are those from before the command."""
+    tb, src, rec, status = started_receiver(flowgraphs, "")
+    device = f"driver=riasim,serial={serial},{CLEAN_TONE}"
+    post(src, open=device, freq=1e12, gain=25.0)
+    assert status.wait_for(is_event("refused"), WAIT)["device"] == device
+    errors = status.events("error")
+    assert [e["key"] for e in errors] == ["freq"], errors
+    assert "1e+12 Hz is outside the device range 1e+06 to 6e+09 Hz" in errors[0]["message"]
+    assert src.state() == "closed" and not status.events("opened")
+    post(src, open=device)
+    opened = status.wait_for(is_event("opened"), WAIT)
+    assert (opened["freq"], opened["gain"]) == (100e6, 20.0)  # the constructor's, not the refused command's
+    assert rec.wait_count(10000, WAIT)
+    assert rec.tags_named("rx_freq")[0] == (0, 100e6)
+
+
+def test_what_the_radio_refuses_at_start_is_reported_and_never_claimed(serial, flowgraphs):
+    """A device in the block's own arguments opens when the flowgraph starts (GRC): a setting it refuses is
+    reported, and the status messages and tags then say what the radio has (read back), not what was asked."""
+    tb, src, rec, status = started_receiver(flowgraphs, f"driver=riasim,serial={serial},{CLEAN_TONE},freq=100.1e6",
+                                            freq=7e9)
+    streaming = status.wait_for(is_event("streaming"), WAIT)
+    assert [e["key"] for e in status.events("error")] == ["freq"]
+    assert streaming["freq"] == 100.1e6 and status.events("opened")[0]["freq"] == 100.1e6
+    assert rec.wait_count(1 << 16, WAIT)
+    assert rec.tags_named("rx_freq")[0] == (0, 100.1e6)
+    assert abs(peak_offset_hz(rec.samples()[: 1 << 16], RATE) - 100e3) < 2 * RATE / (1 << 16)
+
+
 @pytest.mark.parametrize("style", ["error", "nodev", "eio", "timeout"])
 def test_unplug_gives_one_disconnect_then_reconnects(serial, flowgraphs, style):
     tb, src, rec, status = started_receiver(flowgraphs, f"driver=riasim,serial={serial}")

@@ -108,6 +108,24 @@ def test_frame_is_cut_at_a_retune_tag_with_stream_info(hub):
     assert sizes == [("info", 0.0, 0), 1000, 1000, 500, ("info", 101.5e6, 2500), 1000, 1000, 500]
 
 
+def test_frame_is_cut_at_a_gain_tag_with_stream_info(hub):
+    """A gain change (rx_gain, as ria.sdr_source tags it) is announced where it happens, like a retune."""
+    tags = []
+    for offset, key, value in ((0, "rx_gain", 10.0), (1800, "rx_gain", 10.0), (2500, "rx_gain", 20.0)):
+        tag = gr.tag_t()
+        tag.offset, tag.key, tag.value = offset, pmt.intern(key), pmt.from_double(value)
+        tags.append(tag)
+    run_vector(hub, known_samples(5000), tags=tags, buffer_size=1000)
+    sizes = []
+    for kind, item in hub.received:
+        if kind == "binary":
+            sizes.append(len(item) // 8)
+        elif item["type"] == "stream_info":
+            sizes.append(("info", item["gain"], item["sample_index"]))
+    # (the first tag comes before any frame; a tag that repeats the gain cuts nothing)
+    assert sizes == [("info", 10.0, 0), 1000, 1000, 500, ("info", 20.0, 2500), 1000, 1000, 500]
+
+
 def test_drop_policy_accounts_for_every_sample(flowgraphs):
     hub = HubServer(token=TOKEN, read_delay=0.002).start()
     try:

@@ -50,7 +50,8 @@ void check_in_range(const char* what, double value, double lo, double hi)
 } // namespace
 
 device::device(const SoapySDR::Kwargs& args)
-    : d_serial(arg_string(args, "serial", "sim0")),
+    : d_driver(arg_string(args, "driver", "riasim")),
+      d_serial(arg_string(args, "serial", "sim0")),
       d_faults(faults_for(d_serial, arg_string(args, "faults", ""))),
       d_world(args.count("emitters") ? parse_emitters(args.at("emitters")) : default_emitters(),
               arg_double(args, "noise", -100.0),

@@ -27,7 +27,8 @@ class device : public SoapySDR::Device
 public:
     explicit device(const SoapySDR::Kwargs& args);
 
-    std::string getDriverKey() const override { return "riasim"; }
+    //! "riasim", or the driver it was opened as (RIASIM_ALIAS, see riasim_registration.cc)
+    std::string getDriverKey() const override { return d_driver; }
     std::string getHardwareKey() const override { return "riasim"; }
     SoapySDR::Kwargs getHardwareInfo() const override;
 
@@ -104,6 +105,7 @@ private:
     int fail_unplugged(unplug_style style, long timeout_us);
 
     mutable std::mutex d_mutex;
+    std::string d_driver;
     std::string d_serial;
     std::shared_ptr<unit_faults> d_faults;
     world d_world;

@@ -4,6 +4,7 @@ import pmt
 from gnuradio import gr
 
 from . import pmt_json
+from .agent.hardware import is_simulator
 from .wire import protocol
 
 # radio_config key -> (status field of ria.sdr_source's "opened" message, unit)
@@ -11,6 +12,8 @@ RANGE_FIELDS = {"center_frequency": ("freq_range", "Hz"), "sample_rate": ("rate_
                 "gain": ("gain_range", "dB"), "bandwidth": ("bandwidth_range", "Hz")}
 # radio_config keys that are the sink's business, not the radio's
 FRAME_KEYS = ("buffer_size", "sample_format")
+NO_RADIO = ("no radio attached: the start names no device and this agent has no default one (attach a radio, "
+            "name a device in radio_config, or run ria_agent.py with --simulator to offer the simulated radio)")
 
 
 PROTOCOL_KEY = {v: k for k, v in protocol.SOURCE_KEYS.items()}
@@ -19,13 +22,18 @@ PROTOCOL_KEY = {v: k for k, v in protocol.SOURCE_KEYS.items()}
 class control_handler(gr.basic_block):
     """See grc/ria_control_handler.block.yml for the user documentation."""
 
-    def __init__(self, default_device="driver=riasim"):
+    def __init__(self, default_device="driver=riasim", offer_simulator=True):
         gr.basic_block.__init__(self, name="ria_control_handler", in_sig=None, out_sig=None)
         self.default_device = default_device
+        self.offer_simulator = bool(offer_simulator)
         self.app_id = None
         self.session = "idle"  # idle, starting, streaming, stopping
+        self.replaced = None  # app_id of a streaming session that a start ended, until that start streams
+        self.open_seq = 0  # of the last start's open command: the source's events about it carry it
+        self.started = {}  # seq -> app_id of the recent starts, for the source's errors about their opens
         self.pending_config = {}
-        self.ranges = {}
+        self.ranges = {}  # of the device open now
+        self.known_ranges = {}  # device args -> ranges, from every device that opened
         self.frame = {}  # buffer_size / sample_format for the sink
         for port in ("ctrl", "status"):
             self.message_port_register_in(pmt.intern(port))
@@ -46,10 +54,24 @@ class control_handler(gr.basic_block):
         self.logger.warn(message)
         self._hub(protocol.error(self.app_id if app_id is None else app_id, message))
 
+    def _unforeseen(self, what, e):
+        """Catch-all at the message-port boundary: an exception out of a handler would end this block's thread
+        (and with it every later command), so it becomes one log line and, where possible, an error to the hub."""
+        message = f"{what} not handled: {type(e).__name__}: {e}"
+        try:
+            self._error(message)
+        except Exception:  # the error itself cannot go out (an app_id PMT cannot hold): the log line is all
+            self.logger.error(message)
+
     # ---------------------------------------------------------------- hub -> agent
 
     def _on_ctrl(self, msg):
-        value = pmt_json.to_python(msg)
+        try:
+            self._dispatch(pmt_json.to_python(msg))
+        except Exception as e:
+            self._unforeseen("control message", e)
+
+    def _dispatch(self, value):
         kind = value.get("type") if isinstance(value, dict) else None
         handler = {"start": self._start, "stop": self._stop, "configure": self._configure}.get(kind)
         if kind in protocol.TX_TYPES:
@@ -73,16 +95,42 @@ class control_handler(gr.basic_block):
         return clean
 
     def _start(self, app_id, rc):
-        clean = self._clean({**self.pending_config, **rc}, app_id)
+        """All or nothing: any bad key refuses the start (an error per key) and leaves the session as it was."""
+        merged = {**self.pending_config, **rc}
+        clean, errors = protocol.normalize_radio_config(merged)
+        device = clean.get("device_args", self.default_device)
+        if "device_args" in clean or not {"device", "identifier"} & merged.keys():  # (else: already an error)
+            errors += self._device_errors(device)
+        errors += [e for e in (self._range_error(k, v, self.known_ranges.get(device, {})) for k, v in clean.items()
+                               if k in RANGE_FIELDS) if e]
+        if errors:
+            for message in errors:
+                self._error(message, app_id)
+            return
         self.pending_config = {}
+        if self.session == "streaming":
+            self.replaced = self.app_id
+        elif self.session != "starting":
+            self.replaced = None
         if self.session in ("starting", "streaming"):
             self._send("sink", {"stream": False})
         self.app_id = app_id
         self.session = "starting"
         self.frame = self._frame_settings(clean)
+        self.open_seq += 1
+        self.started = {seq: app for seq, app in self.started.items() if seq > self.open_seq - 16}
+        self.started[self.open_seq] = app_id
         cmd = self._source_cmd(clean)
-        cmd["open"] = clean.get("device_args", self.default_device)
+        cmd.update(open=device, seq=self.open_seq)
         self._send("cmd", cmd)
+
+    def _device_errors(self, device):
+        if not device:
+            return [NO_RADIO]
+        if not self.offer_simulator and is_simulator(device):
+            return [f"device {device!r} is the simulated radio, which this agent does not offer "
+                    "(ria_agent.py run --simulator offers it)"]
+        return []
 
     def _stop(self, app_id, rc):
         if self.session == "idle":
@@ -93,34 +141,42 @@ class control_handler(gr.basic_block):
         self._send("cmd", {"close": True})
 
     def _configure(self, app_id, rc):
+        """Key by key: a bad key gets an error naming it, the good ones still apply."""
         if self.session == "idle":
             self._clean(rc, app_id)  # report bad keys now ...
-            self.pending_config.update(rc)  # ... and apply the rest at the next start
+            # ... and remember the good ones for the next start
+            self.pending_config.update({k: v for k, v in rc.items() if not protocol.normalize_radio_config({k: v})[1]})
             return
         clean = self._clean(rc, app_id)
         for key in list(clean):
-            if key in RANGE_FIELDS and not self._in_range(key, clean[key], app_id):
+            error = self._range_error(key, clean[key], self.ranges) if key in RANGE_FIELDS else None
+            if error:
+                self._error(error, app_id)
                 del clean[key]
+        for error in self._device_errors(clean["device_args"]) if "device_args" in clean else ():
+            self._error(error, app_id)
+            del clean["device_args"]
         sink = self._frame_settings(clean)
         if sink:
             self.frame.update(sink)
             self._send("sink", sink)
+        if "device_args" in clean:  # another radio, opened as it is; then this configure's keys, each on its own
+            self._send("cmd", {"open": clean["device_args"]})
         cmd = self._source_cmd(clean)
-        if "device_args" in clean:
-            cmd["open"] = clean["device_args"]
         if cmd:
             self._send("cmd", cmd)
 
-    def _in_range(self, key, value, app_id):
+    @staticmethod
+    def _range_error(key, value, ranges):
+        """The error for a value outside the device's range (None when inside, or when the range is unknown)."""
         field, unit = RANGE_FIELDS[key]
-        span = self.ranges.get(field)
+        span = ranges.get(field)
         if not span or (key == "bandwidth" and value == 0):
-            return True
+            return None
         lo, hi = span
         if lo <= value <= hi:
-            return True
-        self._error(f"{key} {value:g} {unit} is outside the device range {lo:g} to {hi:g} {unit}", app_id)
-        return False
+            return None
+        return f"{key} {value:g} {unit} is outside the device range {lo:g} to {hi:g} {unit}"
 
     @staticmethod
     def _frame_settings(clean):
@@ -133,20 +189,34 @@ class control_handler(gr.basic_block):
     # ---------------------------------------------------------------- radio -> hub
 
     def _on_status(self, msg):
-        event = pmt_json.to_python(msg)
-        if not isinstance(event, dict):
-            return
-        name = event.get("event")
+        try:
+            event = pmt_json.to_python(msg)
+            if isinstance(event, dict):
+                self._on_event(event.get("event"), event)
+        except Exception as e:
+            self._unforeseen("radio status", e)
+
+    def _on_event(self, name, event):
+        if name in ("streaming", "refused") and event.get("seq", self.open_seq) != self.open_seq:
+            return  # about the open of a start that a later start replaced
         if name in ("opened", "reconnected"):
             self.ranges = {field: event[field] for field, _ in RANGE_FIELDS.values() if event.get(field)}
+            if isinstance(event.get("device"), str):
+                self.known_ranges[event["device"]] = self.ranges
         if name == "streaming" and self.session == "starting":
             self.session = "streaming"
+            self.replaced = None
+            # The source's values are what the radio took (read back); later changes come as stream tags.
             self._send("sink", {"stream": True, "app_id": self.app_id, **self.frame,
                                 "sample_rate": event["rate"], "center_frequency": event["freq"],
                                 "gain": event["gain"]})
             self._hub(protocol.status("streaming", self.app_id))
-        elif name == "settings" and self.session == "streaming":
-            self._send("sink", {"gain": event["gain"]})
+        elif name == "refused" and self.session == "starting":
+            # The radio refused a value of the start (each refusal came as an error) and is closed again.
+            self.session = "idle"
+            if self.replaced is not None:  # the session the start ended is over too
+                self._hub(protocol.status("idle", self.replaced))
+                self.replaced = None
         elif name == "closed" and self.session == "stopping":
             self.session = "idle"
             self._hub(protocol.status("idle", self.app_id))
@@ -161,4 +231,4 @@ class control_handler(gr.basic_block):
             key = PROTOCOL_KEY.get(event.get("key"))
             if key:  # speak the hub's names: "cmd freq: ..." -> "center_frequency: ..."
                 message = message.replace(f"cmd {event['key']}:", f"{key}:")
-            self._error(message)
+            self._error(message, self.started.get(event.get("seq")))  # (about a start's open: that start's)

@@ -55,8 +55,8 @@ def run(args):
             print(f"  IQ republished on ZeroMQ {background.hub.republisher.endpoint}, topic {agent_id}")
             url, token, _ = service.resolve(config_file=os.path.join(folder, "agent.json"))
             tb = service.build(url, token, device="driver=riasim", buffer_size=16384, sample_format="cf32",
-                               overflow="drop", heartbeat_interval=2.0, hardware_names="mock", ca_file="",
-                               insecure=False, name="demo-agent")
+                               overflow="drop", heartbeat_interval=2.0, hardware_names=["mock"], ca_file="",
+                               insecure=False, name="demo-agent", simulator=True)
             tb.start()
             if not wait_for(lambda: any(a["online"] for a in hub.agents()), stop, 10):
                 print("ria demo: the agent did not come online", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from gnuradio import gr
 
+from .agent import hardware
 from .control_handler import control_handler
 from .ria_python import sdr_source
 from .websocket_iq_sink import websocket_iq_sink
@@ -13,12 +14,18 @@ class iq_agent(gr.hier_block2):
     def __init__(self, url="", token="", device="driver=riasim", buffer_size=1024, sample_format="cf32",
                  overflow="drop", queue_seconds=0.5, heartbeat_interval=30.0, hardware_names="", ca_file="",
                  insecure=False, on_disconnect="reconnect", reopen_interval=1.0, disconnect_timeout=2.0,
-                 agent_name="gr-ria"):
+                 agent_name="gr-ria", offer_simulator=True):
         gr.hier_block2.__init__(self, "ria_iq_agent", gr.io_signature(0, 0, 0), gr.io_signature(0, 0, 0))
         # Closed until the hub says start; the start message names the device.
         self.source = sdr_source("", 0, 2.048e6, 100e6, 30.0, False, 0.0, "", on_disconnect,
                                  reopen_interval, disconnect_timeout)
-        self.handler = control_handler(default_device=device)
+        if hardware_names in ("", None) or device in ("", None):
+            found = hardware.detect(simulator=offer_simulator)  # real radios first; the simulator if offered
+            if hardware_names in ("", None):
+                hardware_names = hardware.names(found)
+            if device in ("", None):  # the first radio advertised, if any
+                device = hardware.device_args(found[0]) if found else ""
+        self.handler = control_handler(default_device=device, offer_simulator=offer_simulator)
         self.sink = websocket_iq_sink(url=url, token=token, buffer_size=buffer_size, sample_format=sample_format,
                                       overflow=overflow, queue_seconds=queue_seconds,
                                       heartbeat_interval=heartbeat_interval, hardware_names=hardware_names,

@@ -19,9 +19,9 @@ def websocket_iq_sink(url="", token="", input_type="complex", buffer_size=1024, 
             raise ValueError(f"url is empty and {config.path()} has no hub_url: give a URL or register first")
         url = config.ws_url(saved["hub_url"], saved.get("agent_id", ""))
         token = token or saved.get("token", "")
-    if isinstance(hardware_names, str):
-        names = [h.strip() for h in hardware_names.split(",") if h.strip()]
-    else:
+    if isinstance(hardware_names, str):  # GRC: comma separated, empty for the radios attached now
+        names = [h.strip() for h in hardware_names.split(",") if h.strip()] or hardware.hardware_names()
+    else:  # Python: exactly these, none included
         names = [str(h) for h in hardware_names]
     if not isinstance(buffer_size, int) or isinstance(buffer_size, bool):
         raise ValueError(f"buffer_size must be a positive integer, got {buffer_size!r}")
@@ -29,6 +29,6 @@ def websocket_iq_sink(url="", token="", input_type="complex", buffer_size=1024, 
                                    sample_format=sample_format, overflow=overflow, queue_seconds=float(queue_seconds),
                                    sample_rate=float(sample_rate),
                                    heartbeat_interval=float(heartbeat_interval), autostart=bool(autostart),
-                                   app_id=str(app_id), hardware_names=names or hardware.hardware_names(),
+                                   app_id=str(app_id), hardware_names=names,
                                    ca_file=ca_file, insecure=bool(insecure), token_in_query=bool(token_in_query),
                                    agent_name=agent_name)

@@ -20,7 +20,8 @@ namespace ria {
  * \details
  * Opens the device named by \p device_args (empty: start closed and wait for an `open`
  * command), applies the settings and streams CF32 samples. Every change is tagged on
- * the first sample it affects with `rx_freq`, `rx_rate` and `rx_time`.
+ * the first sample it affects with `rx_freq`, `rx_rate`, `rx_gain` and `rx_time`. The tags
+ * and the status messages carry what the radio reports back, never a value it refused.
  *
  * When the driver reports that the radio is gone (ENODEV/EIO errors, repeated stream
  * errors, or no samples for \p disconnect_timeout seconds) the block publishes one
@@ -30,11 +31,15 @@ namespace ria {
  *
  * Message input `cmd`: a dict with any of `freq`, `rate`, `gain`, `bandwidth` (Hz, dB),
  * `antenna` (string), `agc` (bool), `open` (device args), `close` (any value), `chan`.
- * Bad values are reported on `status` and leave the stream untouched.
+ * Bad values are reported on `status` and leave the stream untouched. A command with `open`
+ * is all or nothing: if a setting it carries is refused (a bad value, or one outside the
+ * range the opened radio reports), the radio is closed again and `refused` is published.
+ * `seq` (any value, with `open`) comes back in the events about that open (opened,
+ * streaming, refused, and its errors), so a sender can tell them from those of an earlier one.
  *
  * Message output `status`: one dict per event, `event` being one of opened, streaming,
  * settings, overflow (summary, at most once a second), disconnected, reconnected,
- * closed, stopped, error.
+ * closed, stopped, error, refused.
  */
 class RIA_API sdr_source : virtual public gr::sync_block
 {

@@ -24,8 +24,9 @@ namespace ria {
  * with full-jitter backoff, acks and de-duplication of message ids, TLS with verification.
  *
  * While a session streams, every binary frame holds exactly \p buffer_size samples in
- * cf32, cs16 or cs8; a frame is cut at an `rx_freq` / `rx_rate` tag, and a `stream_info`
- * goes before the first frame after every change and after every reconnect.
+ * cf32, cs16 or cs8; a frame is cut at an `rx_freq` / `rx_rate` / `rx_gain` tag whose value
+ * changes, and a `stream_info` goes before the first frame after every change and after every
+ * reconnect.
  *
  * \p overflow "drop": a queue of \p queue_seconds of signal; when full, frames are dropped,
  * counted, and a `gap` goes where they were. "block": the flowgraph waits (lossless).

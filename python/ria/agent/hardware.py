@@ -3,24 +3,31 @@
 Only drivers that look on local buses are asked by default. Enumerating everything
 (SoapySDR.Device.enumerate("")) would also run the network finders (SoapyRemote's
 multicast discovery, UHD's broadcast), which an agent must not do unasked.
+
+Real radios come first, in the order found: a hub that starts a session without naming a
+device takes the first one an agent advertises. The simulated radio (riasim, protocol name
+`mock`) is looked for only when asked (`simulator=True`, `ria_agent.py ... --simulator`), and last.
 """
 
 from ..wire import devices
 
-LOCAL_DRIVERS = ("riasim", "rtlsdr", "hackrf", "bladerf", "airspy")
+LOCAL_DRIVERS = ("rtlsdr", "hackrf", "bladerf", "airspy")
 NETWORK_DRIVERS = ("uhd", "plutosdr", "lime")
+SIMULATOR_DRIVER = "riasim"
 
 
-def detect(enumerate_args=None, network=False):
-    """A list of {name, driver, label, serial?, uri?} for the devices found now.
+def detect(enumerate_args=None, network=False, simulator=False):
+    """A list of {name, driver, label, serial?, uri?} for the devices found now, real radios first.
 
     enumerate_args: SoapySDR args to filter with (e.g. "driver=rtlsdr"); by default every
-    local driver in turn, plus the network ones when network=True.
+    local driver in turn, plus the network ones when network=True, plus the simulator when
+    simulator=True.
     """
     import SoapySDR
 
     if enumerate_args is None:
-        queries = [f"driver={d}" for d in LOCAL_DRIVERS + (NETWORK_DRIVERS if network else ())]
+        drivers = LOCAL_DRIVERS + (NETWORK_DRIVERS if network else ()) + ((SIMULATOR_DRIVER,) if simulator else ())
+        queries = [f"driver={d}" for d in drivers]
     else:
         queries = [enumerate_args]
     found = []
@@ -36,6 +43,33 @@ def detect(enumerate_args=None, network=False):
     return found
 
 
-def hardware_names(enumerate_args=None):
-    """Protocol device names for the heartbeat, each once, in a stable order."""
-    return sorted({d["name"] for d in detect(enumerate_args)})
+def names(found):
+    """Protocol device names for the heartbeat, each once, in the order found."""
+    return list(dict.fromkeys(d["name"] for d in found))
+
+
+def hardware_names(enumerate_args=None, simulator=False):
+    """Protocol device names of the devices attached now, each once, real radios first."""
+    return names(detect(enumerate_args, simulator=simulator))
+
+
+def device_args(entry):
+    """SoapySDR args that open exactly this detected device."""
+    args = f"driver={entry['driver']}"
+    for key in ("serial", "uri"):
+        if entry.get(key):
+            return f"{args},{key}={entry[key]}"
+    return args
+
+
+def driver_of(args):
+    """The driver key of SoapySDR args ('driver=rtlsdr,serial=1' -> 'rtlsdr'), or ''."""
+    for part in args.split(","):
+        key, _, value = part.partition("=")
+        if key.strip() == "driver":
+            return value.strip()
+    return ""
+
+
+def is_simulator(args):
+    return driver_of(args) == SIMULATOR_DRIVER

@@ -4,6 +4,7 @@ import logging
 import signal
 import threading
 
+from ..wire import devices
 from . import config, hardware
 from .health import HealthServer, MetricsLine, snapshot
 
@@ -28,16 +29,39 @@ def resolve(url="", token="", config_file=None):
     return url, token, saved
 
 
+def offer(hardware_flag="", device_flag="", simulator=False):
+    """What the agent advertises and opens by default: (heartbeat names, default device args).
+
+    The names are --hardware's, or the radios attached now (real ones first, the simulated radio last and only
+    with --simulator); the default device is --device, or the first of those ("" when there is none: a start
+    must then name its device).
+    """
+    if hardware_flag:
+        names = [h.strip() for h in hardware_flag.split(",") if h.strip()]
+        default = devices.soapy_args(names[0]) if names else ""
+    else:
+        found = hardware.detect(simulator=simulator)
+        names = hardware.names(found)
+        default = hardware.device_args(found[0]) if found else ""
+    device = device_flag or default
+    if not simulator:
+        if any(hardware.is_simulator(devices.soapy_args(n)) for n in names if "=" not in n):
+            raise SettingsError("--hardware names the simulated radio (mock or sim): add --simulator to offer it")
+        if hardware.is_simulator(device):
+            raise SettingsError(f"--device {device} is the simulated radio: add --simulator to offer it")
+    return names, device
+
+
 def build(url, token, device, buffer_size, sample_format, overflow, heartbeat_interval, hardware_names, ca_file,
-          insecure, name):
+          insecure, name, simulator=False):
     from gnuradio import gr
 
     from ..iq_agent import iq_agent
 
     tb = gr.top_block("ria_agent")
     tb.agent = iq_agent(url=url, token=token, device=device, buffer_size=buffer_size, sample_format=sample_format,
-                        overflow=overflow, heartbeat_interval=heartbeat_interval, hardware_names=hardware_names,
-                        ca_file=ca_file, insecure=insecure, agent_name=name)
+                        overflow=overflow, heartbeat_interval=heartbeat_interval, hardware_names=list(hardware_names),
+                        ca_file=ca_file, insecure=insecure, agent_name=name, offer_simulator=simulator)
     tb.connect(tb.agent)
     return tb
 
@@ -45,10 +69,10 @@ def build(url, token, device, buffer_size, sample_format, overflow, heartbeat_in
 def run(args, stop=None):
     """Runs until SIGINT/SIGTERM (or `stop` is set); returns the exit status."""
     url, token, saved = resolve(args.url, args.token, args.config)
-    names = args.hardware or ",".join(hardware.hardware_names()) or "mock"
-    tb = build(url, token, args.device, args.buffer_size, args.sample_format, args.overflow, args.heartbeat_interval,
+    names, device = offer(args.hardware, args.device, args.simulator)
+    tb = build(url, token, device, args.buffer_size, args.sample_format, args.overflow, args.heartbeat_interval,
                names, args.ca_file or saved.get("ca_file", ""), args.insecure or bool(saved.get("insecure")),
-               saved.get("name") or args.name)
+               saved.get("name") or args.name, simulator=args.simulator)
     sink = tb.agent.sink
     stop = stop or threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -58,7 +82,12 @@ def run(args, stop=None):
         log.info("health endpoint on http://%s:%d/health", args.health_host, health.port)
     metrics = MetricsLine()
     tb.start()
-    log.info("agent running (hardware: %s); Ctrl-C or SIGTERM stops it", names)
+    if device:
+        log.info("agent running (hardware: %s; a start that names no device opens %s); Ctrl-C or SIGTERM stops it",
+                 ", ".join(names) or "-", device)
+    else:
+        log.warning("agent running with no radio attached (add --simulator to offer the simulated radio): a start "
+                    "must name its device; Ctrl-C or SIGTERM stops it")
     try:
         while not stop.wait(args.metrics_interval):
             log.info(metrics.format(snapshot(sink)))

@@ -55,8 +55,11 @@ def decode(text, max_chars=1 << 20):
 
 
 def _string_or_integer(value):
-    """JSON types kept apart: true/false are not the integers 1/0."""
-    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+    """JSON types kept apart: true/false are not the integers 1/0. An id is echoed exactly, so it must be text
+    (no lone UTF-16 surrogate) or an integer of at most 64 bits, signed or not."""
+    if isinstance(value, str):
+        return not any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    return isinstance(value, int) and not isinstance(value, bool) and -(1 << 63) <= value < (1 << 64)
 
 
 def encode(msg):
