@@ -202,7 +202,10 @@ class control_handler(gr.basic_block):
         if name in ("opened", "reconnected"):
             self.ranges = {field: event[field] for field, _ in RANGE_FIELDS.values() if event.get(field)}
             if isinstance(event.get("device"), str):
+                self.known_ranges.pop(event["device"], None)
                 self.known_ranges[event["device"]] = self.ranges
+                while len(self.known_ranges) > 16:  # the radios opened lately
+                    del self.known_ranges[next(iter(self.known_ranges))]
         if name == "streaming" and self.session == "starting":
             self.session = "streaming"
             self.replaced = None
