@@ -79,8 +79,8 @@ def test_run_without_a_radio_offers_nothing_and_never_the_simulator_unasked(hub,
         for device in ("mock", f"driver=riasim,serial={serial}"):
             hub.send({"type": "start", "app_id": "b", "radio_config": {"device": device}})
         assert hub.wait_text("error", WAIT, count=3)
-        assert all("is the simulated radio, which this agent does not offer" in e["message"]
-                   for e in hub.texts("error")[1:])
+        assert [e["message"].split(" is the simulated radio, which this agent does not offer")[0]
+                for e in hub.texts("error")[1:]] == ["device 'mock'", f"device 'driver=riasim,serial={serial}'"]
         beats = len(hub.texts("heartbeat"))
         assert hub.wait_for(lambda s: len(s.texts("heartbeat")) > beats, WAIT)  # still up, and idle
         assert hub.texts("status") == [] and hub.texts("heartbeat")[-1]["status"] == "idle"

@@ -61,6 +61,8 @@ public:
     bool hasGainMode(int, size_t) const override { return true; }
     void setGainMode(int direction, size_t channel, bool automatic) override;
     bool getGainMode(int direction, size_t channel) const override;
+    //! Like every setting, applies from the first sample of the next readStream (samples are made there),
+    //! so a change sits exactly where ria.sdr_source tags it.
     void setGain(int direction, size_t channel, double value) override;
     void setGain(int direction, size_t channel, const std::string& name, double value) override;
     double getGain(int direction, size_t channel) const override;

@@ -100,7 +100,7 @@ class control_handler(gr.basic_block):
         clean, errors = protocol.normalize_radio_config(merged)
         device = clean.get("device_args", self.default_device)
         if "device_args" in clean or not {"device", "identifier"} & merged.keys():  # (else: already an error)
-            errors += self._device_errors(device)
+            errors += self._device_errors(device, merged.get("device", device))
         errors += [e for e in (self._range_error(k, v, self.known_ranges.get(device, {})) for k, v in clean.items()
                                if k in RANGE_FIELDS) if e]
         if errors:
@@ -124,11 +124,11 @@ class control_handler(gr.basic_block):
         cmd.update(open=device, seq=self.open_seq)
         self._send("cmd", cmd)
 
-    def _device_errors(self, device):
+    def _device_errors(self, device, named):
         if not device:
             return [NO_RADIO]
         if not self.offer_simulator and is_simulator(device):
-            return [f"device {device!r} is the simulated radio, which this agent does not offer "
+            return [f"device {named!r} is the simulated radio, which this agent does not offer "
                     "(ria_agent.py run --simulator offers it)"]
         return []
 
@@ -153,8 +153,11 @@ class control_handler(gr.basic_block):
             if error:
                 self._error(error, app_id)
                 del clean[key]
-        for error in self._device_errors(clean["device_args"]) if "device_args" in clean else ():
+        refused = self._device_errors(clean["device_args"], rc.get("device", clean["device_args"])) \
+            if "device_args" in clean else []
+        for error in refused:
             self._error(error, app_id)
+        if refused:
             del clean["device_args"]
         sink = self._frame_settings(clean)
         if sink:
@@ -202,7 +205,10 @@ class control_handler(gr.basic_block):
         if name in ("opened", "reconnected"):
             self.ranges = {field: event[field] for field, _ in RANGE_FIELDS.values() if event.get(field)}
             if isinstance(event.get("device"), str):
+                self.known_ranges.pop(event["device"], None)
                 self.known_ranges[event["device"]] = self.ranges
+                while len(self.known_ranges) > 16:  # the radios opened lately
+                    del self.known_ranges[next(iter(self.known_ranges))]
         if name == "streaming" and self.session == "starting":
             self.session = "streaming"
             self.replaced = None
