@@ -74,6 +74,7 @@ def test_unplug_shows_the_error_and_streaming_resumes(lab, serial):
     frames = view["stream"]["frames"]
     riasim_control.replug(serial)
     lab.wait_agent(agent_id, lambda a: a["stream"]["frames"] > frames + 20)
+    lab.wait_agent(agent_id, lambda a: a["last_error"] is None)  # the agent said the radio is back
     assert lab.wait_spectrum(agent_id, lambda v: peak_near(v, EMITTER))
 
 

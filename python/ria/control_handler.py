@@ -223,6 +223,8 @@ class control_handler(gr.basic_block):
             if self.replaced is not None:  # the session the start ended is over too
                 self._hub(protocol.status("idle", self.replaced))
                 self.replaced = None
+        elif name == "reconnected" and self.session == "streaming":
+            self._hub(protocol.status("streaming", self.app_id))  # the lost radio is back: the hub clears its error
         elif name == "closed" and self.session == "stopping":
             self.session = "idle"
             self._hub(protocol.status("idle", self.app_id))
