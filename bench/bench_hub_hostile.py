@@ -34,11 +34,6 @@ def hub_log_bytes(lab):
     return sum(len(line) + 1 for line in lab.hub.output.splitlines() if "aiohttp.access" not in line)
 
 
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
-
-
 class Poller(threading.Thread):
     """Times /health and /api/agents every 50 ms until stopped; keeps the slowest answer (a timeout counts 10 s)."""
 
@@ -142,7 +137,7 @@ def main():
                 agent = ScriptedAgent(lab.url, token, agent_id)
                 agent.heartbeat()
                 lab.wait_agent(agent_id, lambda a: a["online"])
-                rss, log_bytes = rss_mib(lab.hub.proc.pid), hub_log_bytes(lab)
+                rss, log_bytes = lab.hub.rss_mib(), hub_log_bytes(lab)
                 frames = lab.api.agent(real_id)["stream"]["frames"]
                 poller = Poller(lab)
                 poller.start()
@@ -151,7 +146,7 @@ def main():
                 lab.wait_agent(real_id, lambda a: a["stream"]["frames"] > frames + 10)
                 poller.stop()
                 size = len(json.dumps(lab.api.agents()))
-                rows.append((name, rss_mib(lab.hub.proc.pid) - rss, hub_log_bytes(lab) - log_bytes,
+                rows.append((name, lab.hub.rss_mib() - rss, hub_log_bytes(lab) - log_bytes,
                              poller.worst_ms, poller.failures, size, outcome))
                 agent.close()
             print(f"{'attack':<52} {'RSS +MiB':>8} {'log bytes':>10} {'worst ms':>9} {'failed':>6} "

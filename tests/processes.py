@@ -57,6 +57,11 @@ class Process:
         with self._cond:
             return len(self._lines)
 
+    def rss_mib(self):
+        """The process's resident memory now, MiB."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
     def stop(self, sig=signal.SIGTERM, timeout=15.0):
         """Signals the process and waits for it; kills it if it does not exit. Returns the exit status."""
         if self.proc.poll() is None:

@@ -4,8 +4,8 @@ import pmt
 from gnuradio import gr
 
 from . import pmt_json
-from .agent.hardware import is_simulator
 from .wire import protocol
+from .wire.devices import is_simulator
 
 # radio_config key -> (status field of ria.sdr_source's "opened" message, unit)
 RANGE_FIELDS = {"center_frequency": ("freq_range", "Hz"), "sample_rate": ("rate_range", "S/s"),

@@ -13,7 +13,6 @@ from ..wire import devices
 
 LOCAL_DRIVERS = ("rtlsdr", "hackrf", "bladerf", "airspy")
 NETWORK_DRIVERS = ("uhd", "plutosdr", "lime")
-SIMULATOR_DRIVER = "riasim"
 
 
 def detect(enumerate_args=None, network=False, simulator=False):
@@ -26,7 +25,7 @@ def detect(enumerate_args=None, network=False, simulator=False):
     import SoapySDR
 
     if enumerate_args is None:
-        drivers = LOCAL_DRIVERS + (NETWORK_DRIVERS if network else ()) + ((SIMULATOR_DRIVER,) if simulator else ())
+        drivers = LOCAL_DRIVERS + (NETWORK_DRIVERS if network else ()) + ((devices.SIMULATOR_DRIVER,) if simulator else ())
         queries = [f"driver={d}" for d in drivers]
     else:
         queries = [enumerate_args]
@@ -61,15 +60,3 @@ def device_args(entry):
             return f"{args},{key}={entry[key]}"
     return args
 
-
-def driver_of(args):
-    """The driver key of SoapySDR args ('driver=rtlsdr,serial=1' -> 'rtlsdr'), or ''."""
-    for part in args.split(","):
-        key, _, value = part.partition("=")
-        if key.strip() == "driver":
-            return value.strip()
-    return ""
-
-
-def is_simulator(args):
-    return driver_of(args) == SIMULATOR_DRIVER

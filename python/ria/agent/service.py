@@ -45,9 +45,9 @@ def offer(hardware_flag="", device_flag="", simulator=False):
         default = hardware.device_args(found[0]) if found else ""
     device = device_flag or default
     if not simulator:
-        if any(hardware.is_simulator(devices.soapy_args(n)) for n in names if "=" not in n):
+        if any(devices.is_simulator(devices.soapy_args(n)) for n in names if "=" not in n):
             raise SettingsError("--hardware names the simulated radio (mock or sim): add --simulator to offer it")
-        if hardware.is_simulator(device):
+        if devices.is_simulator(device):
             raise SettingsError(f"--device {device} is the simulated radio: add --simulator to offer it")
     return names, device
 

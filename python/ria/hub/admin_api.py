@@ -14,7 +14,6 @@ from . import credentials, limits
 
 COMMAND_TIMEOUT = 10.0
 _app_ids = itertools.count(1)
-SIMULATOR_NAMES = tuple(name for name, driver in devices.DRIVERS.items() if driver == "riasim")
 
 
 def add_routes(app, hub):
@@ -125,9 +124,6 @@ class AdminApi:
     async def _command(self, link, msg, record_to=None):
         self.hub.counters["commands"] += 1
         result = await link.command(msg, COMMAND_TIMEOUT, record_to)
-        if result["error"] is None and result["disconnected"]:
-            result["error"] = f"agent {link.agent_id} disconnected before it answered {msg['type']}"
-        del result["disconnected"]
         status = 502 if result["error"] else 200
         if result["acked"] is False or (msg["type"] in ("start", "stop") and result["status"] is None
                                          and not result["error"]):
@@ -139,7 +135,7 @@ class AdminApi:
     def _default_device(link):
         """The device a start without one opens: the first real radio the agent reports, the simulator
         only when it is all there is, and none (the agent's own choice) when the agent reports nothing."""
-        real = [name for name in link.hardware if name not in SIMULATOR_NAMES]
+        real = [name for name in link.hardware if name not in devices.SIMULATOR_NAMES]
         return (real or link.hardware or [None])[0]
 
     @_admin
@@ -152,8 +148,10 @@ class AdminApi:
         if not limits.is_printable_name(app_id):
             return _error(400, f"app_id must be printable text of 1 to {limits.MAX_NAME_CHARS} characters")
         rc = dict(body.get("radio_config") or {})
-        if "device" not in rc and self._default_device(link):
-            rc["device"] = self._default_device(link)
+        if "device" not in rc:
+            device = self._default_device(link)
+            if device:
+                rc["device"] = device
         record_to = self.hub.config.recordings_dir if body.get("record") else None
         async with link.busy:  # one command at a time per agent: overlapping starts cannot cross
             if link.status == "streaming":

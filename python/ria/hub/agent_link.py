@@ -5,6 +5,7 @@ or IQ after a start), never what the hub asked for: a refused start or configure
 """
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import secrets
@@ -239,7 +240,8 @@ class AgentLink:
         s.sample_index += n
         self.meter.feed(payload, s.sample_format)
         if self.recorder:
-            self._record(payload)
+            with self._recorder_io():
+                self.recorder.write(payload)
         if self.hub.republisher:
             self.hub.republisher.publish(self.agent_id, payload, s.sample_format)
 
@@ -291,7 +293,7 @@ class AgentLink:
             self.pending = PendingStart(msg["app_id"], msg.get("radio_config", {}), record_to)
             self.last_error = None
         await self.ws.send_str(protocol.encode(msg))
-        result = {"id": msg["id"], "acked": None, "status": None, "error": None, "disconnected": False}
+        result = {"id": msg["id"], "acked": None, "status": None, "error": None}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
@@ -307,11 +309,10 @@ class AgentLink:
         except asyncio.CancelledError:
             if not self.ws.closed:
                 raise  # the request itself was cancelled
-            result["disconnected"] = True  # closed() cancelled the waiters
+            result["error"] = f"agent {self.agent_id} disconnected before it answered {kind}"  # closed() cancelled
         finally:
             self._cancel(acked, status, error)
-        if kind == "start" and (result["error"] or result["disconnected"] or result["status"] is None) \
-                and self.pending:
+        if kind == "start" and (result["error"] or result["status"] is None) and self.pending:
             self.pending.record_to = None  # a session the teacher was told failed is never recorded
         if kind == "configure" and not result["error"] and not self.speaks_stream_info and self.stream:
             self.stream.apply(msg.get("radio_config", {}))  # this agent will not describe the change
@@ -366,44 +367,36 @@ class AgentLink:
         if not self.recorder:
             return
         s = self.stream
-        try:
+        with self._recorder_io():
             if not self.recorder.segment(s.sample_format, s.sample_rate, s.center_frequency, s.sample_index):
-                self._recording_failed(f"the session changed settings more than {limits.SEGMENT_RATE:g} times a second")
-        except OSError as e:
-            self._recording_failed(e)
+                self._end_recording(f"the session changed settings more than {limits.SEGMENT_RATE:g} times a second")
 
-    def _recording_failed(self, why):
-        self.recording_ended = limits.printable(f"recording stopped: {why}", limits.MAX_ERROR_CHARS)
-        self.log(logging.WARNING, "agent %s: %s", self.agent_id, self.recording_ended)
-        recorder, self.recorder = self.recorder, None
-        self.recordings = (self.recordings + recorder.files)[-1000:]
+    @contextlib.contextmanager
+    def _recorder_io(self):
+        """An I/O error of the recorder (disk full, folder gone) ends the recording with its reason."""
         try:
-            recorder.close()
-        except OSError:
-            pass
-
-    def _record(self, payload):
-        try:
-            self.recorder.write(payload)
+            yield
         except OSError as e:
-            self._recording_failed(e)
+            self._end_recording(e)
 
     def flush_recording(self):
         if self.recorder:
-            try:
+            with self._recorder_io():
                 self.recorder.flush_meta()
-            except OSError as e:
-                self._recording_failed(e)
 
-    def _end_recording(self):
-        if self.recorder:
-            try:
-                self.recorder.close()
-            except OSError as e:
-                self._recording_failed(e)
-                return
-            self.recordings = (self.recordings + self.recorder.files)[-1000:]
-            self.recorder = None
+    def _end_recording(self, why=None):
+        """Closes the recording and lists its files; `why`, when it ends early, goes to recording_ended."""
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return
+        self.recordings = (self.recordings + recorder.files)[-1000:]
+        try:
+            recorder.close()
+        except OSError as e:
+            why = why or e
+        if why is not None:
+            self.recording_ended = limits.printable(f"recording stopped: {why}", limits.MAX_ERROR_CHARS)
+            self.log(logging.WARNING, "agent %s: %s", self.agent_id, self.recording_ended)
 
     def stop_recording(self):
         files = self.recorder.files if self.recorder else []

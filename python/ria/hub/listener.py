@@ -32,6 +32,8 @@ def raise_descriptor_limit(wanted):
 
 
 class _Refused(asyncio.Protocol):
+    """Answers 503 and closes; every other event is asyncio.Protocol's no-op."""
+
     def connection_made(self, transport):
         transport.write(BUSY_RESPONSE)
         transport.close()
@@ -163,23 +165,19 @@ class _Pending(asyncio.Protocol):
         self._actual.connection_made(transport)
 
     def data_received(self, data):
-        if isinstance(self._actual, _Guarded):
-            self._actual.data_received(data)
+        self._actual.data_received(data)
 
     def eof_received(self):
-        return self._actual.eof_received() if isinstance(self._actual, _Guarded) else None
+        return self._actual.eof_received()
 
     def pause_writing(self):
-        if isinstance(self._actual, _Guarded):
-            self._actual.pause_writing()
+        self._actual.pause_writing()
 
     def resume_writing(self):
-        if isinstance(self._actual, _Guarded):
-            self._actual.resume_writing()
+        self._actual.resume_writing()
 
     def connection_lost(self, exc):
-        if isinstance(self._actual, _Guarded):
-            self._actual.connection_lost(exc)
+        self._actual.connection_lost(exc)
 
 
 def parse_proxies(text):

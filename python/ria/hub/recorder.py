@@ -47,7 +47,7 @@ class SigmfRecorder:
         return self.files[-1] if self.files else None
 
     def _open(self, sample_format, sample_rate):
-        self._close_file()
+        self.close()
         self._part += 1
         base = self._base if self._part == 1 else f"{self._base}-{self._part}"
         for n in range(2, 10000):  # never over a file of an earlier recording in the same second
@@ -91,9 +91,6 @@ class SigmfRecorder:
         self.samples_written += len(payload) // BYTES_PER_SAMPLE[self._format]
 
     def close(self):
-        self._close_file()
-
-    def _close_file(self):
         if self._data is None:
             return
         self._data.close()

@@ -152,10 +152,6 @@ class Store:
         if cur.rowcount == 0:
             raise KeyError(f"no agent {agent_id}")
 
-    def token_revoked(self, agent_id):
-        row = self._db.execute("SELECT token_digest FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
-        return row is not None and row[0].startswith("revoked:")
-
     def delete_agent(self, agent_id):
         cur = self._db.execute("DELETE FROM agents WHERE agent_id = ?", (agent_id,))
         if cur.rowcount == 0:

@@ -15,6 +15,8 @@ DRIVERS = {
 ALIASES = {"blade": "bladerf"}
 # SoapySDR driver key -> the protocol name a heartbeat reports
 NAMES = {driver: name for name, driver in DRIVERS.items() if name != "sim"}
+SIMULATOR_DRIVER = "riasim"
+SIMULATOR_NAMES = tuple(name for name, driver in DRIVERS.items() if driver == SIMULATOR_DRIVER)
 
 
 def soapy_args(device, identifier=""):
@@ -44,3 +46,17 @@ def soapy_args(device, identifier=""):
 def protocol_name(driver):
     """The protocol device name for a SoapySDR driver key (the key itself when unknown)."""
     return NAMES.get(driver, driver)
+
+
+def driver_of(args):
+    """The driver key of SoapySDR args ('driver=rtlsdr,serial=1' -> 'rtlsdr'), or ''."""
+    for part in args.split(","):
+        key, _, value = part.partition("=")
+        if key.strip() == "driver":
+            return value.strip()
+    return ""
+
+
+def is_simulator(args):
+    """Whether SoapySDR args open the simulated radio."""
+    return driver_of(args) == SIMULATOR_DRIVER
