@@ -40,6 +40,35 @@ std::map<std::string, std::weak_ptr<agent_transport>> g_registry;
 
 double transport_settings::dead_link_timeout() const { return std::min(2.0 * heartbeat_interval, 15.0); }
 
+transport_settings transport_settings::checked(const std::string& url,
+                                               const std::string& token,
+                                               bool token_in_query,
+                                               const std::string& ca_file,
+                                               bool insecure,
+                                               double heartbeat_interval)
+{
+    transport_settings ts;
+    ts.url = url;
+    ts.token = token;
+    ts.token_in_query = token_in_query;
+    ts.ca_file = ca_file;
+    ts.insecure = insecure;
+    ts.heartbeat_interval = heartbeat_interval;
+    agent_transport::validate(ts);
+    return ts;
+}
+
+std::string require_choice(const std::string& name, const std::string& value, std::initializer_list<const char*> ok)
+{
+    std::string list;
+    for (const char* o : ok) {
+        if (value == o)
+            return value;
+        list += (list.empty() ? "'" : ", '") + std::string(o) + "'";
+    }
+    throw std::invalid_argument(name + " must be one of " + list + ", got '" + value + "'");
+}
+
 struct agent_transport::data_item {
     enum kind_t { FRAME, TEXT, GAP } kind = TEXT;
     frame fr;
@@ -242,16 +271,27 @@ void agent_transport::finish_close()
 json agent_transport::build_heartbeat()
 {
     std::lock_guard<std::mutex> calls(d_callback_mutex);
+    json hb;
     for (auto& [handle, u] : d_users) // d_users changes only under d_callback_mutex too
         if (u.heartbeat) {
             try {
-                return u.heartbeat();
+                hb = u.heartbeat();
             } catch (const std::exception& e) {
                 d_logger.error("heartbeat: {}", e.what());
             }
             break;
         }
-    return wire::heartbeat({}, false, nullptr, nullptr, nullptr);
+    if (!hb.is_object())
+        hb = wire::heartbeat({}, false, nullptr, nullptr, nullptr);
+    for (auto& [handle, u] : d_users)
+        if (u.annotate) {
+            try {
+                u.annotate(hb);
+            } catch (const std::exception& e) {
+                d_logger.error("heartbeat: {}", e.what());
+            }
+        }
+    return hb;
 }
 
 void agent_transport::deliver(const json& msg)
@@ -265,6 +305,20 @@ void agent_transport::deliver(const json& msg)
                 d_logger.error("a block could not take a hub message: {}", e.what());
             }
         }
+}
+
+void agent_transport::send_heartbeat()
+{
+    push_control(json()); // built when sent
+    net::post(d_io->ioc, [this] { kick(); });
+}
+
+void agent_transport::resume_reading()
+{
+    net::post(d_io->ioc, [this] {
+        if (d_link)
+            d_link->conn->resume_reading();
+    });
 }
 
 void agent_transport::push_control(json msg)
@@ -435,9 +489,9 @@ void agent_transport::connect()
         if (auto l = weak.lock())
             on_text(l, std::move(text));
     };
-    ev.binary = [this, weak](size_t) {
-        if (auto l = weak.lock(); l && l == d_link)
-            reply_error("binary frames from the hub are not understood by this agent");
+    ev.binary = [this, weak](const void* data, size_t bytes) {
+        auto l = weak.lock();
+        return l && l == d_link ? on_binary(l, data, bytes) : true;
     };
     ev.ended = [this, weak](const std::string& why, bool quiet) {
         if (auto l = weak.lock())
@@ -591,8 +645,29 @@ void agent_transport::on_text(const std::shared_ptr<link>& l, std::string&& text
     if (!repeated && msg["type"] == "ping")
         push_control(wire::pong(msg.contains("id") ? msg["id"] : json()));
     kick();
-    if (!repeated && msg["type"] != "ping")
-        deliver(msg);
+    if (repeated || msg["type"] == "ping")
+        return;
+    if (wire::is_tx_message(msg))
+        msg["_seq"] = ++d_tx_messages;
+    deliver(msg);
+}
+
+bool agent_transport::on_binary(const std::shared_ptr<link>&, const void* data, size_t bytes)
+{
+    {
+        std::lock_guard<std::mutex> calls(d_callback_mutex);
+        for (auto& [handle, u] : d_users)
+            if (u.binary) {
+                try {
+                    return u.binary(data, bytes);
+                } catch (const std::exception& e) {
+                    d_logger.error("a block could not take a binary message: {}", e.what());
+                    return true;
+                }
+            }
+    }
+    reply_error("binary frames from the hub are not understood by this agent (it has no TX)");
+    return true;
 }
 
 void agent_transport::reply_error(const std::string& message)

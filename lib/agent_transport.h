@@ -34,7 +34,18 @@ struct transport_settings {
 
     //! The dead-link timeout: two heartbeat intervals or 15 s, whichever is less.
     double dead_link_timeout() const;
+
+    //! A block's connection arguments, checked (throws std::invalid_argument naming the bad one).
+    static transport_settings checked(const std::string& url,
+                                      const std::string& token,
+                                      bool token_in_query,
+                                      const std::string& ca_file,
+                                      bool insecure,
+                                      double heartbeat_interval);
 };
+
+//! `value` if it is one of `ok`, else std::invalid_argument naming the argument and the choices.
+std::string require_choice(const std::string& name, const std::string& value, std::initializer_list<const char*> ok);
 
 struct transport_counters {
     uint64_t frames_sent = 0, samples_sent = 0, bytes_sent = 0;
@@ -52,8 +63,15 @@ public:
     struct user {
         //! Builds the heartbeat; the first user that has one speaks for the agent.
         std::function<json()> heartbeat;
-        //! Every valid hub message that is not a ping or a repeated id.
+        //! Every valid hub message that is not a ping or a repeated id. TX messages (tx_start,
+        //! tx_stop, tx_configure) carry "_seq": their place among the hub's messages, so a block
+        //! that sees them here and a block that is told about them later agree on which is which.
         std::function<void(const json&)> receiver;
+        //! Binary messages from the hub go to the first user that has this; false pauses reading
+        //! until resume_reading() (the message itself was taken).
+        std::function<bool(const void* data, size_t bytes)> binary;
+        //! Adds this user's fields to every heartbeat (after the speaking user built it).
+        std::function<void(json& heartbeat)> annotate;
     };
 
     //! Checks the settings (throws std::invalid_argument naming the bad one); no network.
@@ -77,6 +95,10 @@ public:
     //! `drop` set, a frame that finds the queue full is dropped instead (counted, and a gap goes out
     //! in its place). Empties `frames`; returns the samples they held.
     uint64_t send_frames(std::vector<frame>& frames, uint64_t first_index, const json& app_id, bool drop);
+    //! A heartbeat now (something it reports has changed), ahead of all data.
+    void send_heartbeat();
+    //! Reads the hub's messages again after a `binary` callback paused them. Any thread.
+    void resume_reading();
     //! Waits up to timeout_s until the data queue is below its limit (the lossless policy).
     bool wait_for_room(double timeout_s);
     //! True once nothing is queued or being written.
@@ -108,6 +130,7 @@ private:
     void schedule_reconnect();
     void on_open(const std::shared_ptr<link>& l);
     void on_text(const std::shared_ptr<link>& l, std::string&& text);
+    bool on_binary(const std::shared_ptr<link>& l, const void* data, size_t bytes);
     void on_ended(const std::shared_ptr<link>& l, const std::string& why, bool quiet);
     void arm_heartbeat(const std::shared_ptr<link>& l);
     void arm_watchdog(const std::shared_ptr<link>& l);
@@ -153,6 +176,7 @@ private:
     std::unique_ptr<data_item> d_in_flight; // the item being written, whichever link writes it
     origin d_in_flight_origin = origin::generated;
     double d_last_reply_log = -1e9;
+    uint64_t d_tx_messages = 0; // the "_seq" of the last TX message delivered
     json d_current_info; // the stream_info that describes the data at the head of the queue
     unsigned d_attempt = 0;
     bool d_stopping = false;

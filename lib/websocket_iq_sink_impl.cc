@@ -22,17 +22,6 @@ constexpr double DRAIN_ON_STOP_S = 0.5;
 constexpr double ROOM_WAIT_S = 0.1; // every wait in work() is short, so tb.stop() stays prompt
 constexpr unsigned HISTORY = 1 << 16;
 
-std::string require_choice(const std::string& name, const std::string& value, std::initializer_list<const char*> ok)
-{
-    std::string list;
-    for (const char* o : ok) {
-        if (value == o)
-            return value;
-        list += (list.empty() ? "'" : ", '") + std::string(o) + "'";
-    }
-    throw std::invalid_argument(name + " must be one of " + list + ", got '" + value + "'");
-}
-
 double finite_number(const json& cmd, const char* key)
 {
     const json& v = cmd.at(key);
@@ -70,14 +59,7 @@ websocket_iq_sink::sptr websocket_iq_sink::make(const std::string& url,
         throw std::invalid_argument("sample_rate must be >= 0 (0: unknown), got " + std::to_string(sample_rate));
     if (autostart && app_id.empty())
         throw std::invalid_argument("autostart needs an app_id");
-    transport_settings ts;
-    ts.url = url;
-    ts.token = token;
-    ts.token_in_query = token_in_query;
-    ts.ca_file = ca_file;
-    ts.insecure = insecure;
-    ts.heartbeat_interval = heartbeat_interval;
-    agent_transport::validate(ts);
+    const auto ts = transport_settings::checked(url, token, token_in_query, ca_file, insecure, heartbeat_interval);
     return gnuradio::make_block_sptr<websocket_iq_sink_impl>(ts,
                                                              input_type == "complex",
                                                              buffer_size,
@@ -231,12 +213,16 @@ json websocket_iq_sink_impl::stats() const
 
 json websocket_iq_sink_impl::heartbeat() const
 {
-    json app;
+    json app, fields;
     {
         std::lock_guard<std::mutex> lk(d_mutex);
         app = d_app_id;
+        fields = d_heartbeat_fields;
     }
-    return wire::heartbeat(d_hardware, d_streaming, app, d_agent, stats());
+    json hb = wire::heartbeat(d_hardware, d_streaming, app, d_agent, stats());
+    if (!fields.is_null())
+        hb.update(fields);
+    return hb;
 }
 
 // ------------------------------------------------------------------ messages
@@ -281,11 +267,13 @@ void websocket_iq_sink_impl::handle_cmd(const pmt::pmt_t& msg)
 
 void websocket_iq_sink_impl::apply_cmd(const json& cmd)
 {
-    static const char* known[] = { "stream",         "app_id",           "buffer_size", "sample_format",
-                                   "sample_rate",    "center_frequency", "gain",        "sdr_overflows" };
+    static const char* known[] = { "stream",      "app_id", "buffer_size",   "sample_format", "sample_rate",
+                                   "center_frequency", "gain", "sdr_overflows", "heartbeat" };
     for (const auto& item : cmd.items())
         if (std::none_of(std::begin(known), std::end(known), [&](const char* k) { return item.key() == k; }))
             throw std::invalid_argument("unknown cmd key '" + item.key() + "'");
+    if (cmd.contains("heartbeat"))
+        set_heartbeat_fields(cmd["heartbeat"]);
     if (cmd.contains("sdr_overflows") && cmd["sdr_overflows"].is_number())
         d_sdr_overflows = cmd["sdr_overflows"].get<int64_t>();
 
@@ -333,6 +321,29 @@ void websocket_iq_sink_impl::apply_cmd(const json& cmd)
     } else if (cmd.contains("app_id")) {
         set_app_id(cmd["app_id"]);
     }
+}
+
+void websocket_iq_sink_impl::set_heartbeat_fields(const json& fields)
+{
+    // What another block of the agent reports (TX capabilities and the TX session); the
+    // protocol's own fields stay this block's.
+    static const char* allowed[] = { "capabilities",      "tx_enabled",             "tx_max_gain_db",
+                                     "tx_max_duration_s", "tx_allowed_freq_ranges", "sessions" };
+    if (!fields.is_object())
+        throw std::invalid_argument("heartbeat must be a dict of heartbeat fields");
+    for (const auto& item : fields.items())
+        if (std::none_of(std::begin(allowed), std::end(allowed), [&](const char* k) { return item.key() == k; }))
+            throw std::invalid_argument("heartbeat: field '" + item.key() + "' is not one a block may set");
+    {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        for (const auto& item : fields.items())
+            if (item.value().is_null() && item.key() == "sessions")
+                d_heartbeat_fields.erase(item.key());
+            else
+                d_heartbeat_fields[item.key()] = item.value();
+    }
+    if (auto t = transport())
+        t->send_heartbeat(); // the hub learns of the change now, not at the next interval
 }
 
 void websocket_iq_sink_impl::change_stream(double rate, double freq, double gain)

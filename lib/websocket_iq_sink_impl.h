@@ -53,6 +53,7 @@ private:
     void apply_cmd(const json& cmd);
     void handle_to_hub(const pmt::pmt_t& msg);
     void report(const std::string& message);
+    void set_heartbeat_fields(const json& fields);
 
     // stream (block thread)
     void begin(const json& app_id);
@@ -90,6 +91,7 @@ private:
     std::shared_ptr<agent_transport> d_transport;
     int d_transport_handle = -1;
     json d_app_id;
+    json d_heartbeat_fields; // set by other blocks through cmd "heartbeat"
     std::atomic<bool> d_streaming{ false };
     std::atomic<uint64_t> d_samples_produced{ 0 };
     std::atomic<int64_t> d_sdr_overflows{ 0 };

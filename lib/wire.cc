@@ -98,9 +98,15 @@ void convert(const float* in, size_t n, sample_format f, uint8_t* out)
 
 const std::vector<std::string>& hub_types()
 {
-    static const std::vector<std::string> types = { "start",    "stop",    "configure",   "ping",
-                                                    "tx_start", "tx_stop", "tx_configure" };
+    static const std::vector<std::string> types = { "start",    "stop",    "configure",    "ping",
+                                                    "tx_start", "tx_stop", "tx_configure", "tx_data_available" };
     return types;
+}
+
+bool is_tx_message(const json& msg)
+{
+    const auto& type = msg.at("type").get_ref<const std::string&>();
+    return type == "tx_start" || type == "tx_stop" || type == "tx_configure";
 }
 
 json decode_hub_message(const std::string& text, size_t max_chars)
@@ -140,13 +146,13 @@ json decode_hub_message(const std::string& text, size_t max_chars)
                              hub_json::describe(*id));
     if (id != msg.end() && id->is_string() && id->get_ref<const std::string&>().size() > MAX_ID_CHARS)
         throw protocol_error("message id is longer than " + std::to_string(MAX_ID_CHARS) + " characters");
-    if (type == "start" || type == "stop" || type == "configure") {
+    if (type == "start" || type == "stop" || type == "configure" || type == "tx_start") {
         auto app = msg.find("app_id");
         if (app == msg.end() || !(app->is_string() || is_integer(*app)))
             throw protocol_error(type + " needs an 'app_id' (a string or an integer of at most 64 bits)" +
                                  (app == msg.end() ? std::string() : ", got " + hub_json::describe(*app)));
     }
-    if (type == "start" || type == "configure") {
+    if (type == "start" || type == "configure" || type == "tx_start" || type == "tx_configure") {
         auto rc = msg.find("radio_config");
         if (rc != msg.end() && !rc->is_object())
             throw protocol_error(type + ": radio_config must be an object, got " + type_name(*rc));

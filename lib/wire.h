@@ -44,6 +44,8 @@ RIA_API json decode_hub_message(const std::string& text, size_t max_chars);
 std::string id_key(const json& id);
 //! Message types a hub sends (for errors and tests).
 const std::vector<std::string>& hub_types();
+//! tx_start, tx_stop or tx_configure: the messages of a TX session (docs/protocol.md §6).
+bool is_tx_message(const json& msg);
 
 json heartbeat(const std::vector<std::string>& hardware,
                bool streaming,

@@ -124,7 +124,7 @@ private:
     link_health health() const override
     {
         link_health h;
-        h.last_received = d_last_received;
+        h.last_received = d_paused ? monotonic_s() : d_last_received;
         auto& sock = beast::get_lowest_layer(const_cast<websocket::stream<Next>&>(d_ws)).socket();
         if (sock.is_open()) {
             h.bytes_acked = tcp_bytes_acked(sock.native_handle());
@@ -289,19 +289,34 @@ private:
             if (self->d_ended)
                 return;
             self->d_last_received = monotonic_s();
+            bool more = true;
             if (self->d_ws.got_text()) {
                 std::string text = beast::buffers_to_string(self->d_buffer.data());
                 self->d_buffer.consume(n);
                 if (self->d_events.text)
                     self->d_events.text(std::move(text));
             } else {
-                self->d_buffer.consume(n);
+                const auto data = self->d_buffer.cdata();
                 if (self->d_events.binary)
-                    self->d_events.binary(n);
+                    more = self->d_events.binary(data.data(), data.size());
+                self->d_buffer.consume(n);
             }
-            if (!self->d_ended)
+            if (self->d_ended)
+                return;
+            if (more)
                 self->read();
+            else
+                self->d_paused = true;
         });
+    }
+
+    void resume_reading() override
+    {
+        if (!d_paused || d_ended)
+            return;
+        d_paused = false;
+        d_last_received = monotonic_s();
+        read();
     }
 
     connection_settings d_s;
@@ -316,6 +331,7 @@ private:
     websocket::response_type d_response;
     beast::flat_buffer d_buffer;
     bool d_open = false;
+    bool d_paused = false; // reading stopped by the binary handler
     bool d_closing = false;
     bool d_ended = false;
 };

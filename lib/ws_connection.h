@@ -33,7 +33,9 @@ struct link_health {
 struct connection_events {
     std::function<void()> opened;
     std::function<void(std::string&& text)> text;
-    std::function<void(size_t bytes)> binary;
+    //! A binary message; the data is valid during the call only. Returns false to pause reading
+    //! (the next message stays unread, in the socket, until resume_reading()).
+    std::function<bool(const void* data, size_t bytes)> binary;
     //! Called once when the connection ends, with a sentence for the operator; `quiet` for
     //! ends we caused (close, abort) that need no log line.
     std::function<void(const std::string& why, bool quiet)> ended;
@@ -61,6 +63,9 @@ public:
     //! Closes the socket at once and quietly, without events: for when the io thread has stopped.
     virtual void drop() = 0;
     virtual link_health health() const = 0;
+    //! Reads again after `binary` paused it (TCP back-pressure on the hub). While paused, the link
+    //! counts as alive: nothing is read because the agent chose so.
+    virtual void resume_reading() = 0;
     //! A WebSocket ping (at most one outstanding; it waits for the fragment being written).
     virtual void ping() = 0;
 };

@@ -176,10 +176,10 @@ def test_configure_before_start_is_remembered(hub, agent, serial):
     assert info["center_frequency"] == 100.15e6 and info["gain"] == 10
 
 
-def test_tx_is_refused_as_the_protocol_says(hub, agent):
+def test_tx_is_refused_when_the_operator_has_not_opted_in(hub, agent):
     hub.send({"type": "tx_start", "app_id": "t1", "radio_config": {}})
     assert hub.wait_text("tx_status") == {"type": "tx_status", "app_id": "t1", "state": "error",
-                                          "message": "TX is not supported by this agent"}
+                                          "message": "TX is disabled on this agent (its operator has not opted in)"}
 
 
 def test_sdr_unplug_is_reported_and_streaming_resumes(hub, agent, serial):

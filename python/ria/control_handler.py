@@ -4,7 +4,8 @@ import pmt
 from gnuradio import gr
 
 from . import pmt_json
-from .wire import protocol
+from .tx_control import TxControl
+from .wire import protocol, tx
 from .wire.devices import is_simulator
 
 # radio_config key -> (status field of ria.sdr_source's "opened" message, unit)
@@ -22,8 +23,11 @@ PROTOCOL_KEY = {v: k for k, v in protocol.SOURCE_KEYS.items()}
 class control_handler(gr.basic_block):
     """See grc/ria_control_handler.block.yml for the user documentation."""
 
-    def __init__(self, default_device="driver=riasim", offer_simulator=True):
+    def __init__(self, default_device="driver=riasim", offer_simulator=True, allow_tx=False, tx_max_gain_db=None,
+                 tx_max_duration_s=None, tx_allowed_freq_ranges=None):
         gr.basic_block.__init__(self, name="ria_control_handler", in_sig=None, out_sig=None)
+        self.tx = TxControl(self, tx.Interlocks(allow_tx, _optional(tx_max_gain_db),
+                                                _optional(tx_max_duration_s) or None, tx_allowed_freq_ranges))
         self.default_device = default_device
         self.offer_simulator = bool(offer_simulator)
         self.app_id = None
@@ -35,12 +39,19 @@ class control_handler(gr.basic_block):
         self.ranges = {}  # of the device open now
         self.known_ranges = {}  # device args -> ranges, from every device that opened
         self.frame = {}  # buffer_size / sample_format for the sink
-        for port in ("ctrl", "status"):
+        for port in ("ctrl", "status", "tx_radio_status", "tx_stream_status"):
             self.message_port_register_in(pmt.intern(port))
         self.set_msg_handler(pmt.intern("ctrl"), self._on_ctrl)
         self.set_msg_handler(pmt.intern("status"), self._on_status)
-        for port in ("cmd", "sink", "to_hub"):
+        self.set_msg_handler(pmt.intern("tx_radio_status"), lambda m: self._on_tx_event(self.tx.on_radio, m))
+        self.set_msg_handler(pmt.intern("tx_stream_status"), lambda m: self._on_tx_event(self.tx.on_stream, m))
+        for port in ("cmd", "sink", "to_hub", "tx_radio", "tx_stream"):
             self.message_port_register_out(pmt.intern(port))
+
+    def start(self):
+        if self.tx.interlocks.enabled:  # the heartbeat advertises TX and its interlocks
+            self._send("sink", {"heartbeat": self.tx.interlocks.heartbeat_fields()})
+        return True
 
     # ---------------------------------------------------------------- outputs
 
@@ -75,7 +86,9 @@ class control_handler(gr.basic_block):
         kind = value.get("type") if isinstance(value, dict) else None
         handler = {"start": self._start, "stop": self._stop, "configure": self._configure}.get(kind)
         if kind in protocol.TX_TYPES:
-            self._hub(protocol.tx_unsupported(value.get("app_id")))
+            self.tx.on_hub(kind, value)
+        elif kind == "tx_data_available":
+            pass  # advisory
         elif handler is None:
             self._error(f"control message of type {kind!r} is not handled by this agent", value.get("app_id")
                         if isinstance(value, dict) else None)
@@ -191,6 +204,14 @@ class control_handler(gr.basic_block):
 
     # ---------------------------------------------------------------- radio -> hub
 
+    def _on_tx_event(self, handle, msg):
+        try:
+            event = pmt_json.to_python(msg)
+            if isinstance(event, dict):
+                handle(event)
+        except Exception as e:
+            self._unforeseen("TX status", e)
+
     def _on_status(self, msg):
         try:
             event = pmt_json.to_python(msg)
@@ -240,3 +261,8 @@ class control_handler(gr.basic_block):
             if key:  # speak the hub's names: "cmd freq: ..." -> "center_frequency: ..."
                 message = message.replace(f"cmd {event['key']}:", f"{key}:")
             self._error(message, self.started.get(event.get("seq")))  # (about a start's open: that start's)
+
+
+def _optional(value):
+    """GRC writes an empty string for "no cap"."""
+    return None if value in (None, "") else value

@@ -13,12 +13,7 @@ def websocket_iq_sink(url="", token="", input_type="complex", buffer_size=1024, 
                       overflow="drop", queue_seconds=0.5, sample_rate=0.0, heartbeat_interval=30.0, autostart=False, app_id="",
                       hardware_names="", ca_file="", insecure=False, token_in_query=False, agent_name="gr-ria"):
     """See grc/ria_websocket_iq_sink.block.yml for the user documentation."""
-    if not url:
-        saved = config.load()
-        if not saved.get("hub_url"):
-            raise ValueError(f"url is empty and {config.path()} has no hub_url: give a URL or register first")
-        url = config.ws_url(saved["hub_url"], saved.get("agent_id", ""))
-        token = token or saved.get("token", "")
+    url, token = config.hub_connection(url, token)
     if isinstance(hardware_names, str):  # GRC: comma separated, empty for the radios attached now
         names = [h.strip() for h in hardware_names.split(",") if h.strip()] or hardware.hardware_names()
     else:  # Python: exactly these, none included

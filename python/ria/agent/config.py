@@ -63,3 +63,13 @@ def ws_url(hub_url, agent_id):
         base += "/screens/agent/ws"
     sep = "&" if "?" in base else "?"
     return f"{base}{sep}agent_id={agent_id}" if agent_id and "agent_id=" not in base else base
+
+
+def hub_connection(url="", token=""):
+    """(url, token) for a block: as given, or from the file `ria_agent.py register` wrote when url is empty."""
+    if url:
+        return url, token
+    saved = load()
+    if not saved.get("hub_url"):
+        raise ValueError(f"url is empty and {path()} has no hub_url: give a URL or register first")
+    return ws_url(saved["hub_url"], saved.get("agent_id", "")), token or saved.get("token", "")

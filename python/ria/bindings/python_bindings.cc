@@ -8,6 +8,7 @@ void bind_agent_transport(py::module& m);
 void bind_disconnect_classifier(py::module& m);
 void bind_sdr_source(py::module& m);
 void bind_websocket_iq_sink(py::module& m);
+void bind_websocket_source(py::module& m);
 
 PYBIND11_MODULE(ria_python, m)
 {
@@ -18,4 +19,5 @@ PYBIND11_MODULE(ria_python, m)
     bind_disconnect_classifier(m);
     bind_sdr_source(m);
     bind_websocket_iq_sink(m);
+    bind_websocket_source(m);
 }

@@ -11,7 +11,7 @@ from . import devices
 
 SAMPLE_FORMATS = ("cf32", "cs16", "cs8")
 BYTES_PER_SAMPLE = {"cf32": 8, "cs16": 4, "cs8": 2}
-HUB_TYPES = ("start", "stop", "configure", "ping", "tx_start", "tx_stop", "tx_configure")
+HUB_TYPES = ("start", "stop", "configure", "ping", "tx_start", "tx_stop", "tx_configure", "tx_data_available")
 TX_TYPES = ("tx_start", "tx_stop", "tx_configure")
 DEFAULT_BUFFER_SIZE = 1024
 MAX_BUFFER_SIZE = 1 << 22
@@ -157,8 +157,3 @@ def ack(msg_id):
 
 def pong(msg_id=None):
     return {"type": "pong"} if msg_id is None else {"type": "pong", "id": msg_id}
-
-
-def tx_unsupported(app_id):
-    return {"type": "tx_status", "app_id": app_id, "state": "error",
-            "message": "TX is not supported by this agent"}
