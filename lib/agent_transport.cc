@@ -296,15 +296,19 @@ json agent_transport::build_heartbeat()
 
 void agent_transport::deliver(const json& msg)
 {
+    // Blocks that take the hub's binary frames see a message first: one that places frames (a
+    // tx_configure) must have done so before a block that acts on it (the handler, through the
+    // sink's ctrl port) can ask about it.
     std::lock_guard<std::mutex> calls(d_callback_mutex);
-    for (auto& [handle, u] : d_users)
-        if (u.receiver) {
-            try {
-                u.receiver(msg);
-            } catch (const std::exception& e) {
-                d_logger.error("a block could not take a hub message: {}", e.what());
+    for (const bool takes_frames : { true, false })
+        for (auto& [handle, u] : d_users)
+            if (u.receiver && static_cast<bool>(u.binary) == takes_frames) {
+                try {
+                    u.receiver(msg);
+                } catch (const std::exception& e) {
+                    d_logger.error("a block could not take a hub message: {}", e.what());
+                }
             }
-        }
 }
 
 void agent_transport::send_heartbeat()

@@ -1,6 +1,10 @@
 #include "tx_queue.h"
 
+#include "monotonic_clock.h"
+
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <chrono>
 #include <cstring>
 
@@ -34,7 +38,7 @@ void tx_queue::on_configure(uint64_t seq)
         return;
     if (d_markers.size() >= MAX_MARKERS)
         d_markers.erase(d_markers.begin());
-    d_markers[seq] = { d_intake, d_intake_received };
+    d_markers[seq] = { d_intake, d_intake_received, monotonic_s() };
 }
 
 tx_queue::intake tx_queue::push(const void* data, size_t bytes)
@@ -124,10 +128,11 @@ bool tx_queue::schedule(uint64_t seq, const std::vector<tx_tag>& tags)
 {
     std::lock_guard<std::mutex> lk(d_mutex);
     auto m = d_markers.find(seq);
-    if (m == d_markers.end() || m->second.first != d_active || d_active == 0)
+    if (m == d_markers.end() || m->second.session != d_active || d_active == 0)
         return false;
-    const uint64_t at = m->second.second;
+    const uint64_t at = m->second.hub_index;
     d_markers.erase(m);
+    d_cond.notify_all();
     for (auto t : tags) {
         t.hub_index = at;
         d_scheduled.push_back(std::move(t));
@@ -141,12 +146,33 @@ void tx_queue::forget(uint64_t seq)
 {
     std::lock_guard<std::mutex> lk(d_mutex);
     d_markers.erase(seq);
+    d_cond.notify_all();
+}
+
+uint64_t tx_queue::playable_locked()
+{
+    if (d_active == 0 || d_chunks.empty() || d_chunks.front().session != d_active)
+        return 0;
+    uint64_t limit = UINT64_MAX;
+    const double now = monotonic_s();
+    for (auto it = d_markers.begin(); it != d_markers.end();) {
+        if (it->second.session != d_active) {
+            ++it;
+        } else if (now - it->second.since > DECISION_WAIT_S) {
+            it = d_markers.erase(it); // no decision came (no handler?): play on
+        } else {
+            limit = std::min(limit, it->second.hub_index);
+            ++it;
+        }
+    }
+    return limit > d_next_hub ? limit - d_next_hub : 0;
 }
 
 size_t tx_queue::pop(float* out, size_t max, uint64_t& first, std::vector<tx_tag>& tags)
 {
     std::lock_guard<std::mutex> lk(d_mutex);
     first = d_next_hub;
+    max = static_cast<size_t>(std::min<uint64_t>(max, playable_locked()));
     size_t n = 0;
     while (n < max && !d_chunks.empty() && d_chunks.front().session == d_active && d_active != 0) {
         chunk& c = d_chunks.front();
@@ -176,13 +202,10 @@ size_t tx_queue::pop(float* out, size_t max, uint64_t& first, std::vector<tx_tag
 bool tx_queue::wait(double timeout_s)
 {
     std::unique_lock<std::mutex> lk(d_mutex);
-    auto ready = [this] {
-        return d_interrupted ||
-               (d_active != 0 && !d_chunks.empty() && d_chunks.front().session == d_active);
-    };
+    auto ready = [this] { return d_interrupted || playable_locked() > 0; };
     d_cond.wait_for(lk, std::chrono::duration<double>(timeout_s), ready);
     d_interrupted = false;
-    return d_active != 0 && !d_chunks.empty() && d_chunks.front().session == d_active;
+    return playable_locked() > 0;
 }
 
 bool tx_queue::take_resume()

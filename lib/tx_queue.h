@@ -57,9 +57,12 @@ public:
     //! The active session is over: its frames go, and it takes no more.
     void end();
     //! Tags for the tx_configure `seq`, at its place; false (and nothing scheduled) when that place
-    //! is unknown (not of the active session, or forgotten).
+    //! is unknown (not of the active session, or forgotten). Until this or forget() is called for a
+    //! tx_configure of the active session, nothing past its place plays (for at most
+    //! DECISION_WAIT_S), so its tags can never come too late.
     bool schedule(uint64_t seq, const std::vector<tx_tag>& tags);
     void forget(uint64_t seq);
+    static constexpr double DECISION_WAIT_S = 1.0;
     //! Up to `max` samples of the active session into `out`; `first` is the hub index of out[0];
     //! `tags` gets those scheduled in [first, first + n), a late one on out[0].
     size_t pop(float* out, size_t max, uint64_t& first, std::vector<tx_tag>& tags);
@@ -96,7 +99,13 @@ private:
     uint64_t d_intake = 0;          // session taking frames (0: none)
     uint64_t d_intake_received = 0; // its samples so far
     uint64_t d_active = 0;          // session playing (0: none)
-    std::map<uint64_t, std::pair<uint64_t, uint64_t>> d_markers; // configure seq -> (session, hub index)
+    struct marker {
+        uint64_t session, hub_index;
+        double since; // monotonic seconds
+    };
+    std::map<uint64_t, marker> d_markers; // configure seq -> its place, until the handler decides
+    //! Samples of the active session that may play now (up to the first undecided tx_configure).
+    uint64_t playable_locked();
     std::vector<tx_tag> d_scheduled;                               // of the active session, by hub index
     uint64_t d_next_hub = 0;                                       // the active session's next hub index
     tx_queue_counters d_counters;

@@ -116,6 +116,12 @@ class HubServer:
         text = msg if isinstance(msg, str) else json.dumps(msg)
         asyncio.run_coroutine_threadsafe(ws.send(text), self._loop).result(5)
 
+    def send_bytes(self, data, timeout=5):
+        """One binary frame; waits while the agent holds the connection back (TCP back-pressure)."""
+        ws = self._ws
+        assert ws is not None, "no agent connected"
+        asyncio.run_coroutine_threadsafe(ws.send(bytes(data)), self._loop).result(timeout)
+
     def drop_connection(self):
         ws = self._ws
         if ws is not None:
