@@ -129,6 +129,15 @@ def main(argv=None):
     p.add_argument("--metrics-interval", type=positive(float), default=10.0, dest="metrics_interval",
                    help="seconds between metrics lines in the log")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), dest="log_level")
+    tx = p.add_argument_group("transmit (off unless --allow-tx or tx_enabled in the config file)")
+    tx.add_argument("--allow-tx", action="store_true", dest="allow_tx",
+                    help="let the hub transmit through this agent's radio (within the caps below)")
+    tx.add_argument("--tx-max-gain-db", type=float, default=None, dest="tx_max_gain_db",
+                    help="refuse a TX gain above this (dB)")
+    tx.add_argument("--tx-max-duration-s", type=positive(float), default=None, dest="tx_max_duration_s",
+                    help="end a TX session after this much time on air (s)")
+    tx.add_argument("--tx-freq-range", action="append", default=None, dest="tx_freq_range", metavar="LO:HI",
+                    help="allowed TX centre frequencies in Hz, e.g. 433.05e6:434.79e6 (repeat for more ranges)")
     p.set_defaults(run=cmd_run)
 
     p = sub.add_parser("demo", help="a lab hub and an agent on the simulated radio, with a live view")

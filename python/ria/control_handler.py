@@ -264,5 +264,12 @@ class control_handler(gr.basic_block):
 
 
 def _optional(value):
-    """GRC writes an empty string for "no cap"."""
-    return None if value in (None, "") else value
+    """A cap as a number; None or an empty string (GRC's empty field) for "no cap"."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"TX cap {value!r} must be a number (or empty for no cap)") from None
+    return value

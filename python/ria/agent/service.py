@@ -4,7 +4,7 @@ import logging
 import signal
 import threading
 
-from ..wire import devices
+from ..wire import devices, tx
 from . import config, hardware
 from .health import HealthServer, MetricsLine, snapshot
 
@@ -52,8 +52,22 @@ def offer(hardware_flag="", device_flag="", simulator=False):
     return names, device
 
 
+def interlocks(args, saved):
+    """The operator's TX opt-in and caps: flags first, then the config file (the RIA agent's keys)."""
+    pick = (lambda flag, key: flag if flag is not None else saved.get(key))
+    ranges = args.tx_freq_range
+    try:
+        return tx.Interlocks(
+            enabled=args.allow_tx or saved.get("tx_enabled") is True,
+            max_gain_db=pick(args.tx_max_gain_db, "tx_max_gain_db"),
+            max_duration_s=pick(args.tx_max_duration_s, "tx_max_duration_s"),
+            allowed_freq_ranges=",".join(ranges) if ranges else saved.get("tx_allowed_freq_ranges"))
+    except ValueError as e:
+        raise SettingsError(f"TX settings: {e}") from None
+
+
 def build(url, token, device, buffer_size, sample_format, overflow, heartbeat_interval, hardware_names, ca_file,
-          insecure, name, simulator=False):
+          insecure, name, simulator=False, tx_interlocks=None):
     from gnuradio import gr
 
     from ..iq_agent import iq_agent
@@ -61,7 +75,8 @@ def build(url, token, device, buffer_size, sample_format, overflow, heartbeat_in
     tb = gr.top_block("ria_agent")
     tb.agent = iq_agent(url=url, token=token, device=device, buffer_size=buffer_size, sample_format=sample_format,
                         overflow=overflow, heartbeat_interval=heartbeat_interval, hardware_names=list(hardware_names),
-                        ca_file=ca_file, insecure=insecure, agent_name=name, offer_simulator=simulator)
+                        ca_file=ca_file, insecure=insecure, agent_name=name, offer_simulator=simulator,
+                        tx_interlocks=tx_interlocks)
     tb.connect(tb.agent)
     return tb
 
@@ -70,9 +85,12 @@ def run(args, stop=None):
     """Runs until SIGINT/SIGTERM (or `stop` is set); returns the exit status."""
     url, token, saved = resolve(args.url, args.token, args.config)
     names, device = offer(args.hardware, args.device, args.simulator)
+    caps = interlocks(args, saved)
     tb = build(url, token, device, args.buffer_size, args.sample_format, args.overflow, args.heartbeat_interval,
                names, args.ca_file or saved.get("ca_file", ""), args.insecure or bool(saved.get("insecure")),
-               saved.get("name") or args.name, simulator=args.simulator)
+               saved.get("name") or args.name, simulator=args.simulator, tx_interlocks=caps)
+    if caps.enabled:
+        log.info("TX allowed: %s", tx.describe(caps))
     sink = tb.agent.sink
     stop = stop or threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

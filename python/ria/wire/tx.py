@@ -140,6 +140,21 @@ class Interlocks:
                 "tx_max_duration_s": self.max_duration_s, "tx_allowed_freq_ranges": self.allowed_freq_ranges}
 
 
+def describe(interlocks):
+    """The operator's caps in one line, for a log."""
+    caps = [f"gain <= {interlocks.max_gain_db:g} dB" if interlocks.max_gain_db is not None else "any gain",
+            f"at most {interlocks.max_duration_s:g} s a session" if interlocks.max_duration_s is not None
+            else "no time limit",
+            f"in {format_ranges(interlocks.allowed_freq_ranges)} Hz" if interlocks.allowed_freq_ranges
+            else "at any frequency"]
+    return ", ".join(caps)
+
+
+def ranges_arg(ranges):
+    """Ranges as ria.sdr_sink's allowed_freq_ranges argument ("lo:hi,lo:hi"; "" for no limit)."""
+    return ",".join(f"{lo!r}:{hi!r}" for lo, hi in ranges or ())
+
+
 # ---- agent -> hub
 
 def tx_status(app_id, state, message=None, **extra):
