@@ -6,11 +6,16 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def snapshot(sink):
-    """The agent's metrics as one dict (the /health body and the source of the log line)."""
-    return dict(sink.stats(), state="connected" if sink.connected() else "disconnected",
+def snapshot(sink, tx_stream=None):
+    """The agent's metrics as one dict (the /health body and the source of the log line); with a TX stream
+    (ria.websocket_source), its counters as tx_* and its state as tx."""
+    snap = dict(sink.stats(), state="connected" if sink.connected() else "disconnected",
                 session="streaming" if sink.streaming() else "idle", app_id=sink.app_id(),
                 queue_depth=sink.queue_depth(), last_error=sink.last_error(), time=round(time.time(), 3))
+    if tx_stream is not None:
+        snap.update({f"tx_samples_{k}" if k in ("received", "played") else f"tx_{k}": v
+                     for k, v in tx_stream.stats().items()}, tx=tx_stream.state())
+    return snap
 
 
 class MetricsLine:
@@ -27,6 +32,9 @@ class MetricsLine:
                 f"frames_sent=+{delta('frames_sent')} frames_dropped=+{delta('frames_dropped')} "
                 f"samples_dropped=+{delta('samples_dropped')} queue={snap['queue_depth']} "
                 f"reconnects={snap.get('reconnects', 0)} sdr_overflows={snap.get('sdr_overflows', 0)}")
+        if "tx" in snap:
+            line += (f" tx={snap['tx']} tx_played=+{delta('tx_samples_played')} "
+                     f"tx_underruns=+{delta('tx_underruns')} tx_late_frames=+{delta('tx_late_frames')}")
         self._last = snap
         return line
 
@@ -34,7 +42,7 @@ class MetricsLine:
 class HealthServer:
     """GET /health: 200 while connected to the hub, 503 when not; the same JSON body either way."""
 
-    def __init__(self, host, port, sink):
+    def __init__(self, host, port, sink, tx_stream=None):
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,7 +50,7 @@ class HealthServer:
                 if self.path.split("?")[0] != "/health":
                     self.send_error(404, "only /health is served here")
                     return
-                snap = snapshot(owner.sink)
+                snap = snapshot(owner.sink, owner.tx_stream)
                 body = json.dumps(snap).encode()
                 self.send_response(200 if snap["state"] == "connected" else 503)
                 self.send_header("Content-Type", "application/json")
@@ -54,6 +62,7 @@ class HealthServer:
                 pass
 
         self.sink = sink
+        self.tx_stream = tx_stream
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]

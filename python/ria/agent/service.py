@@ -92,10 +92,13 @@ def run(args, stop=None):
     if caps.enabled:
         log.info("TX allowed: %s", tx.describe(caps))
     sink = tb.agent.sink
+    tx_stream = getattr(tb.agent, "tx_stream", None)
     stop = stop or threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    health = HealthServer(args.health_host, args.health_port, sink).start() if args.health_port is not None else None
+    health = None
+    if args.health_port is not None:
+        health = HealthServer(args.health_host, args.health_port, sink, tx_stream).start()
     if health:
         log.info("health endpoint on http://%s:%d/health", args.health_host, health.port)
     metrics = MetricsLine()
@@ -108,7 +111,7 @@ def run(args, stop=None):
                     "must name its device; Ctrl-C or SIGTERM stops it")
     try:
         while not stop.wait(args.metrics_interval):
-            log.info(metrics.format(snapshot(sink)))
+            log.info(metrics.format(snapshot(sink, tx_stream)))
     finally:
         log.info("stopping")
         tb.stop()
