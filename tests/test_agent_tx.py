@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import SoapySDR
 
-from gnuradio.ria.wire import tx
 from helpers import running_agent
 
 WAIT = 10.0
@@ -25,7 +24,7 @@ def air(tmp_path, monkeypatch):
 
 
 def tx_agent(hub, serial, flowgraphs, **caps):
-    return running_agent(hub, serial, flowgraphs, tx_interlocks=tx.Interlocks(enabled=True, **caps))
+    return running_agent(hub, serial, flowgraphs, allow_tx=True, **{f"tx_{k}": v for k, v in caps.items()})
 
 
 def tx_device(serial, pace=True):

@@ -18,7 +18,8 @@ class iq_agent(gr.hier_block2):
     def __init__(self, url="", token="", device="driver=riasim", buffer_size=1024, sample_format="cf32",
                  overflow="drop", queue_seconds=0.5, heartbeat_interval=30.0, hardware_names="", ca_file="",
                  insecure=False, on_disconnect="reconnect", reopen_interval=1.0, disconnect_timeout=2.0,
-                 agent_name="gr-ria", offer_simulator=True, tx_interlocks=None):
+                 agent_name="gr-ria", offer_simulator=True, allow_tx=False, tx_max_gain_db=None,
+                 tx_max_duration_s=None, tx_allowed_freq_ranges=None):
         gr.hier_block2.__init__(self, "ria_iq_agent", gr.io_signature(0, 0, 0), gr.io_signature(0, 0, 0))
         # Closed until the hub says start; the start message names the device.
         self.source = sdr_source("", 0, 2.048e6, 100e6, 30.0, False, 0.0, "", on_disconnect,
@@ -29,11 +30,10 @@ class iq_agent(gr.hier_block2):
                 hardware_names = hardware.names(found)
             if device in ("", None):  # the first radio advertised, if any
                 device = hardware.device_args(found[0]) if found else ""
-        tx_interlocks = tx_interlocks or tx.Interlocks()
-        self.handler = control_handler(default_device=device, offer_simulator=offer_simulator,
-                                       allow_tx=tx_interlocks.enabled, tx_max_gain_db=tx_interlocks.max_gain_db,
-                                       tx_max_duration_s=tx_interlocks.max_duration_s,
-                                       tx_allowed_freq_ranges=tx_interlocks.allowed_freq_ranges)
+        self.handler = control_handler(default_device=device, offer_simulator=offer_simulator, allow_tx=allow_tx,
+                                       tx_max_gain_db=tx_max_gain_db, tx_max_duration_s=tx_max_duration_s,
+                                       tx_allowed_freq_ranges=tx_allowed_freq_ranges)
+        tx_interlocks = self.handler.tx.interlocks
         url, token = config.hub_connection(url, token)  # once: the TX side rides on the same connection
         self.sink = websocket_iq_sink(url=url, token=token, buffer_size=buffer_size, sample_format=sample_format,
                                       overflow=overflow, queue_seconds=queue_seconds,

@@ -66,6 +66,12 @@ def interlocks(args, saved):
         raise SettingsError(f"TX settings: {e}") from None
 
 
+def tx_settings(interlocks):
+    """Interlocks as the keyword arguments of ria.iq_agent."""
+    return dict(allow_tx=interlocks.enabled, tx_max_gain_db=interlocks.max_gain_db,
+                tx_max_duration_s=interlocks.max_duration_s, tx_allowed_freq_ranges=interlocks.allowed_freq_ranges)
+
+
 def build(url, token, device, buffer_size, sample_format, overflow, heartbeat_interval, hardware_names, ca_file,
           insecure, name, simulator=False, tx_interlocks=None):
     from gnuradio import gr
@@ -76,7 +82,7 @@ def build(url, token, device, buffer_size, sample_format, overflow, heartbeat_in
     tb.agent = iq_agent(url=url, token=token, device=device, buffer_size=buffer_size, sample_format=sample_format,
                         overflow=overflow, heartbeat_interval=heartbeat_interval, hardware_names=list(hardware_names),
                         ca_file=ca_file, insecure=insecure, agent_name=name, offer_simulator=simulator,
-                        tx_interlocks=tx_interlocks)
+                        **tx_settings(tx_interlocks or tx.Interlocks()))
     tb.connect(tb.agent)
     return tb
 
