@@ -8,7 +8,7 @@ import time
 from aiohttp import WSMsgType, web
 
 from ..wire import protocol
-from . import admin_api, credentials, limits
+from . import admin_api, credentials, limits, tx_api
 from .agent_link import MISSED_HEARTBEATS, AgentLink
 from .access_log import RedactingAccessLogger
 from .listener import ConnectionLimits, GuardedListener, client_address, raise_descriptor_limit
@@ -24,13 +24,15 @@ SAVE_PERIOD = 5.0
 
 class HubConfig:
     def __init__(self, data_dir, host="127.0.0.1", port=8600, zmq_endpoint="", register_limit=20,
-                 register_window=60.0, connection_limits=None, idle_timeout_s=30.0):
+                 register_window=60.0, connection_limits=None, idle_timeout_s=30.0,
+                 tx_answer_timeout_s=limits.TX_ANSWER_TIMEOUT_S):
         self.data_dir = os.path.abspath(os.path.expanduser(data_dir))
         self.host, self.port = host, port
         self.zmq_endpoint = zmq_endpoint
         self.register_limit, self.register_window = register_limit, register_window
         self.limits = connection_limits or ConnectionLimits()
         self.idle_timeout_s = idle_timeout_s  # a kept-alive HTTP connection with no request
+        self.tx_answer_timeout_s = tx_answer_timeout_s  # armed after tx_start, done after tx_stop, tx_info
 
     @property
     def db_path(self):
@@ -93,6 +95,7 @@ class Hub:
         app.router.add_get("/", self.page)
         app.router.add_static("/static/", STATIC)
         admin_api.add_routes(app, self)
+        tx_api.add_routes(app, self)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         return app

@@ -1,0 +1,214 @@
+"""The hub's TX sessions (docs/protocol.md §6) over real sockets to a real hub process: against an agent scripted
+like gr-ria's (interlocks, armed with queue_samples, tx_progress, tx_info) and like the RIA agent's (no progress),
+with what the hub did measured on the agent's side."""
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+
+from gnuradio.ria.hub.client import HubError
+from gnuradio.ria.wire.tx import Interlocks
+from lab import Lab
+from scripted_agent import ScriptedAgent, TxPlayer
+
+RATE = 200e3
+FREQ = 433.92e6
+CAPS = Interlocks(True, max_gain_db=10, max_duration_s=30, allowed_freq_ranges=[[433.05e6, 434.79e6]])
+
+
+def rc(**extra):
+    return {"tx_sample_rate": RATE, "tx_center_frequency": FREQ, "tx_gain": 0, "device": "mock", **extra}
+
+
+def tone(seconds=0.5, **extra):
+    return {"kind": "tone", "offset_hz": 10e3, "duration_s": seconds, **extra}
+
+
+@pytest.fixture
+def txlab(tmp_path):
+    lab = Lab(str(tmp_path), serve_flags=["--tx-timeout", "2"])
+    yield lab
+    lab.close()
+
+
+@pytest.fixture
+def make_peer(txlab):
+    """make_peer(**TxPlayer options) -> (agent_id, player): a scripted TX agent, registered and online."""
+    agents = []
+
+    def make(interlocks=CAPS, name="tx-peer", **options):
+        agent_id, token = txlab.register_api(name)
+        agent = ScriptedAgent(txlab.url, token, agent_id)
+        agents.append(agent)
+        player = TxPlayer(agent, interlocks, **options)
+        player.heartbeat()
+        offered = interlocks.enabled or not player.advertise
+        txlab.wait_agent(agent_id, lambda a: a["online"] and a["tx"]["caps"]["tx_enabled"] == offered)
+        return agent_id, player
+
+    yield make
+    for agent in agents:
+        agent.close()
+
+
+def tx_view(lab, agent_id):
+    return lab.api.agent(agent_id)["tx"]
+
+
+def wait_ended(lab, agent_id, app_id):
+    view = lab.wait_agent(agent_id, lambda a: (a["tx"]["last"] or {}).get("app_id") == app_id)
+    return view["tx"]["last"]
+
+
+def test_credit_flow_keeps_what_the_agent_holds_within_its_queue(txlab, make_peer):
+    agent_id, player = make_peer(queue_samples=20000, play_rate=RATE)
+    answer = txlab.api.tx_start(agent_id, rc(), tone(1.0), app_id="credit-1")
+    assert answer["state"] == "armed" and answer["session"]["flow"] == "credit"
+    assert answer["session"]["queue_samples"] == 20000
+    last = wait_ended(txlab, agent_id, "credit-1")
+    assert last["state"] in ("done", "underrun") and last["source_done"], last
+    assert player.received == last["sent_samples"] == int(RATE * 1.0)
+    assert player.max_unplayed <= 20000  # measured by the agent, at every frame
+    assert max(player.frames) <= 20000 // 4 and last["max_in_flight"] <= 20000
+    assert last["stop_reason"] in (None, "the source ended")
+
+
+def test_an_agent_without_progress_is_paced_at_the_sample_rate(txlab, make_peer):
+    agent_id, player = make_peer(progress=False, play_rate=1e9, policy_underrun=False)
+    answer = txlab.api.tx_start(agent_id, rc(buffer_size=2000), tone(0.6), app_id="paced-1")
+    assert answer["session"]["flow"] == "paced"
+    last = wait_ended(txlab, agent_id, "paced-1")
+    assert last["state"] == "done" and last["stop_reason"] == "the source ended"
+    assert player.received == int(RATE * 0.6)
+    lead = 6 * 2000  # the hub's largest lead: six frames
+    for seconds, received in player.arrivals:  # never ahead of the sample rate by more than the lead and a frame
+        assert received <= RATE * seconds + lead + 2000, (seconds, received)
+
+
+def test_a_configure_lands_between_frames_at_the_index_the_agent_confirms(txlab, make_peer):
+    agent_id, player = make_peer(queue_samples=40000, play_rate=RATE / 4)
+    txlab.api.tx_start(agent_id, rc(), tone(3.0), app_id="conf-1")
+    txlab.wait_agent(agent_id, lambda a: a["tx"]["session"]["sent_samples"] > 10000)
+    answer = txlab.api.tx_configure(agent_id, {"tx_center_frequency": 434e6, "tx_gain": 5})
+    with player.lock:
+        (index, got), boundaries = player.configures[0], np.cumsum([0] + player.frames)
+    assert answer["sample_index"] == index and answer["tx_info"]["sample_index"] == index
+    assert index in boundaries  # on a frame boundary: no frame straddles the change
+    assert got == {"tx_center_frequency": 434e6, "tx_gain": 5} and answer["confirmed"] is True
+    view = tx_view(txlab, agent_id)["session"]
+    assert view["configures"][-1]["sample_index"] == index and view["tx_info"]["tx_center_frequency"] == 434e6
+    txlab.api.tx_stop(agent_id)
+
+
+@pytest.mark.parametrize("case", ["disabled", "gain", "frequency", "active"])
+def test_an_agent_refusal_leaves_no_session(txlab, make_peer, case):
+    # The agent advertises no caps (an older or lying heartbeat), so only the agent's own check refuses.
+    locks = Interlocks(case != "disabled", max_gain_db=10, allowed_freq_ranges=[[433.05e6, 434.79e6]])
+    agent_id, player = make_peer(interlocks=locks, advertise=False)
+    settings = {"gain": rc(tx_gain=20), "frequency": rc(tx_center_frequency=2.4e9)}.get(case, rc())
+    if case == "active":
+        player.session = "someone-else"  # the agent holds a session the hub does not know of
+    expected = {"disabled": "TX is disabled", "gain": "tx_gain 20 dB is above this agent's cap of 10 dB",
+                "frequency": "outside this agent's allowed ranges", "active": "TX is already active"}[case]
+    with pytest.raises(HubError) as refused:
+        txlab.api.tx_start(agent_id, settings, tone(), app_id=f"refused-{case}")
+    assert refused.value.status == 502 and expected in str(refused.value)
+    view = tx_view(txlab, agent_id)
+    assert view["session"] is None and view["last"]["state"] == "error" and expected in view["last"]["message"]
+    assert player.received == 0 and player.after_stop == 0  # no frame followed a refused start
+
+
+@pytest.mark.parametrize("settings, source, key", [
+    (rc(tx_gain=20), tone(), "tx_gain"),
+    (rc(tx_center_frequency=2.4e9), tone(), "tx_center_frequency"),
+    (rc(), tone(60), "tx_max_duration_s"),
+])
+def test_the_hub_refuses_what_the_advertised_caps_forbid(txlab, make_peer, settings, source, key):
+    agent_id, player = make_peer()
+    with pytest.raises(HubError) as refused:
+        txlab.api.tx_start(agent_id, settings, source)
+    assert refused.value.status == 409 and key in str(refused.value) and "advertised caps" in str(refused.value)
+    assert player.agent.wait_message("tx_start", timeout=0.3) is None  # nothing reached the agent
+    assert tx_view(txlab, agent_id)["session"] is None
+
+
+def test_an_agent_that_does_not_offer_tx_is_refused_by_the_hub(txlab, make_peer):
+    agent_id, player = make_peer(interlocks=Interlocks(False))
+    with pytest.raises(HubError) as refused:
+        txlab.api.tx_start(agent_id, rc(), tone())
+    assert refused.value.status == 409 and "tx_enabled is false" in str(refused.value)
+    assert player.agent.wait_message("tx_start", timeout=0.3) is None
+
+
+def test_stop_answers_within_a_second_and_nothing_follows_it(txlab, make_peer):
+    agent_id, player = make_peer(queue_samples=100000, play_rate=RATE)
+    txlab.api.tx_start(agent_id, rc(), tone(20), app_id="stop-1")
+    txlab.wait_agent(agent_id, lambda a: a["tx"]["session"]["state"] == "transmitting")
+    began = time.monotonic()
+    answer = txlab.api.tx_stop(agent_id)
+    assert time.monotonic() - began < 1.0  # the protocol's deadline
+    assert answer["state"] == "done" and answer["session"]["stop_reason"] == "stopped by the operator"
+    heartbeat_count = len([m for m in player.agent.received if isinstance(m, dict)])
+    player.heartbeat()  # in order after anything the hub might still send
+    txlab.wait_agent(agent_id, lambda a: a["tx"]["session"] is None)
+    assert player.after_stop == 0 and heartbeat_count >= 1
+    assert tx_view(txlab, agent_id)["last"]["state"] == "done"
+    # idle: the hub has no session and says so; the agent is told anyway
+    assert txlab.api.tx_stop(agent_id)["message"].startswith("no TX session on the hub")
+
+
+def test_a_start_the_agent_never_answers_times_out_as_an_error(txlab, make_peer):
+    agent_id, player = make_peer(answer=False)
+    with pytest.raises(HubError) as timed_out:
+        txlab.api.tx_start(agent_id, rc(), tone(), app_id="silent-1")
+    assert timed_out.value.status == 504 and "did not answer tx_start within 2 s" in str(timed_out.value)
+    assert player.agent.wait_message("tx_stop") is not None  # so that a late armed ends at once
+    view = tx_view(txlab, agent_id)
+    assert view["session"] is None and view["last"]["state"] == "error"
+    player.answer = True  # the next start is not refused by a session left behind
+    assert txlab.api.tx_start(agent_id, rc(), tone(0.2), app_id="next")["state"] == "armed"
+
+
+def test_a_stop_the_agent_never_confirms_ends_the_session_as_an_error(txlab, make_peer):
+    agent_id, player = make_peer(stop_answer=False)
+    txlab.api.tx_start(agent_id, rc(), tone(20), app_id="deaf-1")
+    with pytest.raises(HubError) as timed_out:
+        txlab.api.tx_stop(agent_id)
+    assert timed_out.value.status == 504 and "did not confirm tx_stop" in str(timed_out.value)
+    assert tx_view(txlab, agent_id)["session"] is None
+
+
+def test_rx_and_tx_at_once(txlab, make_peer):
+    agent_id, player = make_peer()
+    txlab.api.tx_start(agent_id, rc(), tone(20), app_id="tx-both")
+
+    def answer_start():
+        msg = player.agent.wait_message("start")
+        player.agent.send({"type": "status", "status": "streaming", "app_id": msg["app_id"]})
+    import threading
+    threading.Thread(target=answer_start, daemon=True).start()
+    assert txlab.api.start(agent_id, {"device": "mock", "center_frequency": 100e6})["status"] == "streaming"
+    player.heartbeat(status="streaming", app_id="tx-both", sessions={"tx": {"app_id": "tx-both", "state":
+                                                                              "transmitting"}})
+    view = txlab.wait_agent(agent_id, lambda a: a["tx"]["agent_session"] is not None)
+    assert view["status"] == "streaming" and view["tx"]["session"]["app_id"] == "tx-both"
+    assert view["stream"]["app_id"] != "tx-both"
+    txlab.api.tx_stop(agent_id)
+
+
+def test_a_keyed_tone_is_on_off_keyed_at_the_symbol_rate(txlab, make_peer):
+    agent_id, player = make_peer(queue_samples=50000, play_rate=1e7)
+    txlab.api.tx_start(agent_id, rc(), {"kind": "tone", "offset_hz": 10e3, "amplitude": 0.8, "keying": "1011",
+                                         "symbol_rate": 1000}, app_id="keyed-1")
+    last = wait_ended(txlab, agent_id, "keyed-1")
+    x = player.samples()
+    per_symbol = int(RATE / 1000)
+    assert last["sent_samples"] == len(x) == 4 * per_symbol
+    levels = [float(np.mean(np.abs(x[i * per_symbol:(i + 1) * per_symbol]))) for i in range(4)]
+    assert [round(v, 3) for v in levels] == [0.8, 0.0, 0.8, 0.8]
+    on = x[:per_symbol]
+    freq = np.angle(on[1:] * np.conj(on[:-1])) * RATE / (2 * math.pi)
+    assert np.allclose(freq, 10e3, atol=1)
