@@ -4,6 +4,10 @@ with what the hub did measured on the agent's side."""
 
 import json
 import math
+import os
+import re
+import shutil
+import threading
 import time
 
 import numpy as np
@@ -12,6 +16,7 @@ import pytest
 from gnuradio.ria.hub.client import HubError
 from gnuradio.ria.wire.tx import Interlocks
 from lab import Lab
+from processes import REPO, Process
 from scripted_agent import ScriptedAgent, TxPlayer
 
 RATE = 200e3
@@ -188,7 +193,6 @@ def test_rx_and_tx_at_once(txlab, make_peer):
     def answer_start():
         msg = player.agent.wait_message("start")
         player.agent.send({"type": "status", "status": "streaming", "app_id": msg["app_id"]})
-    import threading
     threading.Thread(target=answer_start, daemon=True).start()
     assert txlab.api.start(agent_id, {"device": "mock", "center_frequency": 100e6})["status"] == "streaming"
     player.heartbeat(status="streaming", app_id="tx-both", sessions={"tx": {"app_id": "tx-both", "state":
@@ -212,3 +216,93 @@ def test_a_keyed_tone_is_on_off_keyed_at_the_symbol_rate(txlab, make_peer):
     on = x[:per_symbol]
     freq = np.angle(on[1:] * np.conj(on[:-1])) * RATE / (2 * math.pi)
     assert np.allclose(freq, 10e3, atol=1)
+
+
+# ---------------------------------------------------------------- the RIA agent 0.1.7 (a peer we did not write)
+
+RIA_AGENT = os.path.join(REPO, ".venv-ria-agent", "bin", "ria-agent")
+needs_ria_agent = pytest.mark.skipif(not os.path.exists(RIA_AGENT),
+                                     reason="scripts/test.sh installs ria-toolkit-oss 0.1.7")
+
+
+@pytest.fixture
+def ria_tx_agent(txlab, tmp_path):
+    """A RIA agent registered with --allow-tx and caps (gain ≤ 10 dB, 433–435 MHz, 3 s), streaming: its id."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home)}
+    _, key = txlab.create_key()
+    register = Process([RIA_AGENT, "register", "--hub", txlab.url, "--api-key", key, "--name", "legacy-tx",
+                        "--allow-tx", "--tx-max-gain-db", "10", "--tx-freq-range", "433e6", "435e6",
+                        "--tx-max-duration-s", "3"], env=env)
+    assert register.proc.wait(60) == 0, register.output
+    agent_id = re.search(r"Registered agent: (agent-\w+)", register.output).group(1)
+    txlab.processes.append(Process([RIA_AGENT, "stream"], env=env))
+    txlab.wait_agent(agent_id, lambda a: a["online"], timeout=60)
+    yield agent_id
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@needs_ria_agent
+def test_the_ria_agent_arms_transmits_and_stops_under_our_hub(txlab, ria_tx_agent):
+    caps = tx_view(txlab, ria_tx_agent)["caps"]
+    assert caps == {"tx_enabled": True, "tx_max_gain_db": 10.0, "tx_max_duration_s": 3.0,
+                    "tx_allowed_freq_ranges": [[433e6, 435e6]], "error": None}
+    answer = txlab.api.tx_start(ria_tx_agent, rc(), tone(2.5), app_id="ria-1")
+    assert answer["state"] == "armed" and answer["session"]["flow"] == "paced"
+    view = txlab.wait_agent(ria_tx_agent, lambda a: a["tx"]["session"]["state"] == "transmitting")
+    assert view["status"] == "idle" and view["stream"] is None  # its heartbeat's "streaming" is the TX session
+    began = time.monotonic()
+    stopped = txlab.api.tx_stop(ria_tx_agent)
+    assert time.monotonic() - began < 1.0 and stopped["state"] == "done"
+    assert stopped["session"]["stop_reason"] == "stopped by the operator"
+
+
+@needs_ria_agent
+def test_the_ria_agent_is_done_at_the_end_of_the_source(txlab, ria_tx_agent):
+    result = txlab.hub_cli("tx", ria_tx_agent, "--freq", "433.92e6", "--rate", "200e3", "--gain", "0",
+                           "--tone", "10e3", "--duration", "0.5", "--policy", "zero", "--device", "mock",
+                           "--app-id", "ria-end")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "TX ria-end armed on" in result.stdout and "paced at the sample rate" in result.stdout
+    assert "TX ria-end done: the source ended — 100000 samples sent (0.50 s)" in result.stdout
+    # with the default policy (pause) 0.1.7 runs dry 0.1 s after the last frame and answers underrun
+    result = txlab.hub_cli("tx", ria_tx_agent, "--freq", "433.92e6", "--rate", "200e3", "--gain", "0",
+                           "--tone", "10e3", "--duration", "0.5", "--device", "mock", "--app-id", "ria-pause")
+    assert result.returncode == 0 and re.search(r"TX ria-pause (underrun|done)", result.stdout), result.stdout
+
+
+@needs_ria_agent
+def test_the_ria_agent_max_duration_ends_the_session_and_the_next_start_works(txlab, ria_tx_agent):
+    # An upload of unknown length (no "samples"), so that only the agent's 3 s cap can end it; the hub arms the
+    # agent once the upload's first frame is in (0.1.7 runs dry 0.1 s after armed without one).
+    answer = txlab.api.tx_start(ria_tx_agent, rc(), {"kind": "upload", "datatype": "cf32_le"}, app_id="ria-long")
+    assert answer["state"] == "waiting" and answer["upload"].endswith("?app_id=ria-long")
+    chunks = (bytes(65536) for _ in range(1000))  # 8 M samples, far more than 3 s at 200 kS/s
+    upload = threading.Thread(target=_quietly, args=(lambda: txlab.api.tx_upload(answer["upload"], chunks),),
+                              daemon=True)
+    upload.start()
+    last = wait_ended(txlab, ria_tx_agent, "ria-long")
+    assert last["state"] == "done" and last["message"] == "max duration reached"
+    assert txlab.api.tx_start(ria_tx_agent, rc(), tone(0.3), app_id="ria-after")["state"] == "armed"
+    upload.join(30)
+
+
+@needs_ria_agent
+def test_our_hub_refuses_what_the_ria_agent_advertises_it_forbids(txlab, ria_tx_agent):
+    for settings, source, key in ((rc(tx_gain=11), tone(), "tx_gain"), (rc(tx_center_frequency=915e6), tone(),
+                                  "tx_center_frequency"), (rc(), tone(5), "tx_max_duration_s")):
+        with pytest.raises(HubError) as refused:
+            txlab.api.tx_start(ria_tx_agent, settings, source)
+        assert refused.value.status == 409 and key in str(refused.value)
+    result = txlab.hub_cli("tx", ria_tx_agent, "--freq", "915e6", "--rate", "200e3", "--gain", "0", "--tone", "0",
+                           "--duration", "1")
+    assert result.returncode == 1 and "TX refused: refused by the hub from the agent's advertised caps" in \
+        result.stderr and "outside this agent's allowed ranges" in result.stderr
+
+
+def _quietly(call):
+    try:
+        call()
+    except HubError:
+        pass  # the hub answers when the session ends, while the body is still going up

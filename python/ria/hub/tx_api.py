@@ -21,7 +21,7 @@ from . import limits
 from .admin_api import AdminApi, _admin, _body, _error, _json
 from .agent_link import new_command_id
 from .tx_session import TxSession
-from .tx_sources import SourceError, Upload, make_source
+from .tx_sources import SourceError, SourceStalled, Upload, make_source
 
 START_KEYS = ("app_id", "radio_config", "source")
 _app_ids = itertools.count(1)
@@ -113,22 +113,37 @@ class TxApi(AdminApi):
                 rc["device"] = device
         self.hub.counters["commands"] += 1
         session = link.tx = TxSession(link, app_id, rc, source, self.timeout_s)
+        if isinstance(source, Upload):  # tx_start goes out once the data is here: see upload()
+            asyncio.get_running_loop().call_later(limits.TX_UPLOAD_WAIT_S, self._upload_overdue, session)
+            return _json({"app_id": app_id, "state": session.state, "message": "waiting for the upload",
+                          "upload": f"/api/agents/{link.agent_id}/tx/upload?app_id={app_id}",
+                          "session": session.as_dict()}, 202)
+        return await self._started(session)
+
+    async def _started(self, session):
         try:
-            state = await session.start(link.tx_caps)
+            state = await session.start()
         except ConnectionError:
             session.closed()
             state = session.state
-        answer = {"app_id": app_id, "state": state, "message": session.message, "session": session.as_dict()}
+        answer = {"app_id": session.app_id, "state": state, "message": session.message,
+                  "session": session.as_dict()}
         if state in ("armed", "transmitting"):
-            if isinstance(source, Upload):
-                answer["upload"] = f"/api/agents/{link.agent_id}/tx/upload?app_id={app_id}"
             return _json(answer)
         answer["error"] = session.message or f"the agent ended the session ({state})"
         timed_out = session.stop_reason and "did not answer" in session.stop_reason
         return _json(answer, 504 if timed_out else 502)
 
+    @staticmethod
+    def _upload_overdue(session):
+        if session.state == "waiting" and not session.source.attached:
+            asyncio.ensure_future(session.stop(f"no upload arrived within {limits.TX_UPLOAD_WAIT_S:g} s",
+                                               as_error=True))
+
     @_admin
     async def upload(self, request):
+        """Arms the agent once the first frame of the body is in, sends the rest as the agent takes it, and
+        answers when all of it went out (or the session ended): the session's state and counts."""
         link = self._link(request)
         session = link.tx
         app_id = request.query.get("app_id", "")
@@ -140,10 +155,20 @@ class TxApi(AdminApi):
             return _error(409, f"TX session {session.app_id} takes no upload (its source is "
                                f"{source.description['kind']}, or its upload has begun)")
         source.attach(request.content)
-        ended = session.ended
-        await _first([source.finished.wait(), ended.wait()])
+        try:
+            empty = not await source.prefetch(session.frame_samples)
+        except SourceStalled as e:
+            empty, source.note = True, str(e)
+        if empty:
+            await session.stop(source.note or "the upload was empty", as_error=True)
+            return _error(400, f"TX session {session.app_id}: {session.message}")
+        started = await self._started(session)
+        if started.status != 200:
+            return started
+        await _first([session.all_sent.wait(), session.ended.wait()])
         return _json({"app_id": session.app_id, "state": session.state, "message": session.message,
-                      "received_bytes": source.bytes_received, "sent_samples": session.sent, "note": source.note})
+                      "received_bytes": source.bytes_received, "sent_samples": session.sent, "note": source.note,
+                      "session": session.as_dict()})
 
     @_admin
     async def configure(self, request):

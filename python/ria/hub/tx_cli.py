@@ -9,6 +9,7 @@
 import math
 import os
 import sys
+import threading
 import time
 
 from .client import HubError
@@ -132,23 +133,42 @@ def tx(args, client):
     except HubError as e:
         print(f"TX refused: {str(e).split(': ', 1)[-1]}", file=sys.stderr)
         return 1
-    session = answer["session"]
-    flow = f"credit flow control, the agent holds {session['queue_samples']} samples" \
-        if session["flow"] == "credit" else "paced at the sample rate (the agent reports no progress)"
-    print(f"TX {answer['app_id']} armed on {args.agent_id}: {settings_text(session['settings'])}; {flow}",
-          flush=True)
     app_id = answer["app_id"]
     try:
         if path:
-            done = client.tx_upload(answer["upload"], _chunks(path))
-            print(f"uploaded {done['received_bytes']} bytes ({done['sent_samples']} samples sent so far)"
-                  + (f"; {done['note']}" if done.get("note") else ""), flush=True)
-        elif args.no_wait:
-            return 0
-        return _follow(client, args.agent_id, app_id)
+            return _upload_and_follow(client, args.agent_id, app_id, answer["upload"], path)
+        print(_armed_line(args.agent_id, answer["session"]), flush=True)
+        return 0 if args.no_wait else _follow(client, args.agent_id, app_id, printed="armed")
     except KeyboardInterrupt:
         print("stopping…", flush=True)
         return tx_stop(args, client)
+
+
+def _armed_line(agent_id, s):
+    flow = f"credit flow control, the agent holds {s['queue_samples']} samples" if s["flow"] == "credit" else \
+        "paced at the sample rate (the agent reports no progress)"
+    return f"TX {s['app_id']} armed on {agent_id}: {settings_text(s['settings'])}; {flow}"
+
+
+def _upload_and_follow(client, agent_id, app_id, upload_path, path):
+    """The file goes up in a thread of its own (the hub arms the agent once its first frame is in) while this
+    one reports the session."""
+    outcome = {}
+
+    def upload():
+        try:
+            outcome["answer"] = client.tx_upload(upload_path, _chunks(path))
+        except HubError as e:  # refused, or the session ended while the file was still going up
+            outcome["error"] = e
+
+    thread = threading.Thread(target=upload, daemon=True)
+    thread.start()
+    print(f"uploading {os.path.basename(path)} ({os.path.getsize(path)} bytes) through the hub…", flush=True)
+    status = _follow(client, agent_id, app_id)
+    thread.join(5)
+    if "answer" in outcome and outcome["answer"].get("note"):
+        print(f"  note: {outcome['answer']['note']}", flush=True)
+    return status
 
 
 def _find(client, agent_id, app_id):
@@ -159,21 +179,23 @@ def _find(client, agent_id, app_id):
     return None
 
 
-def _follow(client, agent_id, app_id):
+def _follow(client, agent_id, app_id, printed=None):
     """Prints state changes until the session ends; 0 when it ended as it should."""
-    last_state, last_print = None, 0.0
+    armed_shown, last_state, last_print = printed == "armed", printed, time.monotonic()
     while True:
         s = _find(client, agent_id, app_id)
         if s is None:
             print(f"error: the hub no longer knows TX session {app_id}", file=sys.stderr)
             return 1
-        now = time.monotonic()
-        if s["state"] != last_state or (s["state"] not in ENDED and now - last_print >= 1.0):
-            if s["state"] not in ENDED:
-                print(f"  {s['state']}: {_counts(s)}", flush=True)
-            last_state, last_print = s["state"], now
+        if s.get("armed_at") and not armed_shown:
+            print(_armed_line(agent_id, s), flush=True)
+            armed_shown = True
         if s["state"] in ENDED:
             return _summary(s)
+        now = time.monotonic()
+        if s["state"] in ("armed", "transmitting") and (s["state"] != last_state or now - last_print >= 1.0):
+            print(f"  {s['state']}: {_counts(s)}", flush=True)
+            last_state, last_print = s["state"], now
         time.sleep(POLL_S)
 
 

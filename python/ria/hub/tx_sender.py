@@ -56,6 +56,7 @@ async def run_sender(session):
             session.counted(len(data) // wire_tx.BYTES_PER_SAMPLE)
             await asyncio.sleep(0)  # a fast agent never pauses the transport: let the hub's other work run
         session.source_done = True
+        session.all_sent.set()
         await _drain(session, loop, pace)
         await session.stop("the source ended")
     except SourceStalled as e:

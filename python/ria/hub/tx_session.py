@@ -23,7 +23,8 @@ class TxSession:
         self.link, self.app_id, self.radio_config, self.source = link, app_id, radio_config, source
         self.timeout_s = timeout_s
         self.rate = float(radio_config["tx_sample_rate"])
-        self.state = "pending"  # until the agent answers
+        self.state = "waiting"  # the hub's own until tx_start goes out (an upload waits for its data); then
+        # "pending" until the agent answers
         self.message = None  # the agent's words with its last state, or the hub's reason for an error
         self.flow = None  # "credit" (the agent reports tx_progress) or "paced" (at the sample rate), once armed
         self.queue_samples = None
@@ -41,14 +42,16 @@ class TxSession:
         loop = asyncio.get_running_loop()
         self.answer = loop.create_future()  # armed, or the state that ended a start
         self.ended = asyncio.Event()
+        self.all_sent = asyncio.Event()  # the source is exhausted and every frame went out
         self.wake = asyncio.Event()  # progress, a configure or a stop for the sender
         self.controls = collections.deque()  # (radio_config, future) for the sender to send between frames
         self.sender = None
 
     # ---------------------------------------------------------------- commands
 
-    async def start(self, interlocks):
+    async def start(self):
         """Sends tx_start and waits for the first answer; returns the session state then."""
+        self.state = "pending"
         msg = dict(wire_tx.tx_start(self.app_id, self.radio_config), id=new_command_id())
         await self.link.ws.send_str(protocol.encode(msg))
         try:
@@ -63,13 +66,12 @@ class TxSession:
             return
         if self.stop_reason is None:
             self.stop_reason = reason
+        if self.state == "waiting":  # nothing went to the agent
+            self._end("done" if not as_error else "error", f"{reason} (before anything was sent to the agent)")
+            return
         if self.sender and self.sender is not asyncio.current_task():
             self.sender.cancel()
-        msg = dict(wire_tx.tx_stop(self.app_id), id=new_command_id())
-        try:
-            await self.link.ws.send_str(protocol.encode(msg))
-        except ConnectionError:
-            pass  # the link's close ends the session
+        await self._send_stop()
         if as_error:  # the agent never said it had a session: the hub's word is all there is
             self._end("error", reason)
             return
@@ -77,6 +79,12 @@ class TxSession:
             await asyncio.wait_for(self.ended.wait(), self.timeout_s)
         except asyncio.TimeoutError:
             self._end("error", f"the agent did not confirm tx_stop within {self.timeout_s:g} s")
+
+    async def _send_stop(self):
+        try:
+            await self.link.ws.send_str(protocol.encode(dict(wire_tx.tx_stop(self.app_id), id=new_command_id())))
+        except ConnectionError:
+            pass  # the link's close ends the session
 
     async def configure(self, radio_config):
         """Queues a tx_configure for the sender (between two frames); returns (sample_index, tx_info or None,
@@ -121,7 +129,7 @@ class TxSession:
     # ---------------------------------------------------------------- what the agent says
 
     def on_status(self, status):
-        if self.ended.is_set():
+        if self.ended.is_set() or self.state == "waiting":
             return
         state = status["state"]
         if "message" in status:
@@ -148,6 +156,11 @@ class TxSession:
         else:
             if status.get("samples_played") is not None:
                 self.samples_played = min(status["samples_played"], self.sent)
+            if state == "done" and self.stop_reason is None:
+                # A done the hub did not ask for ("max duration reached"): the RIA agent 0.1.7 then still holds
+                # the session and refuses the next tx_start as "already active" until it gets a tx_stop.
+                self.stop_reason = "the agent ended the session"
+                asyncio.ensure_future(self._send_stop())
             self._end(state, self.message)
 
     def on_progress(self, progress):
