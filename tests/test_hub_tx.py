@@ -9,6 +9,8 @@ import re
 import shutil
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
@@ -306,3 +308,216 @@ def _quietly(call):
         call()
     except HubError:
         pass  # the hub answers when the session ends, while the body is still going up
+
+
+# ---------------------------------------------------------------- the CLI, files and uploads
+
+def write_sigmf(folder, name, samples, datatype="cf32_le", rate=RATE):
+    data = os.path.join(str(folder), f"{name}.sigmf-data")
+    samples.astype("<c8").tofile(data)
+    with open(data.replace("-data", "-meta"), "w") as f:
+        json.dump({"global": {"core:datatype": datatype, "core:sample_rate": rate, "core:version": "1.0.0"},
+                   "captures": [{"core:sample_start": 0}], "annotations": []}, f)
+    return data
+
+
+def test_the_cli_streams_a_local_recording_through_the_hub_unchanged(txlab, make_peer, tmp_path):
+    agent_id, player = make_peer(queue_samples=30000, play_rate=4 * RATE)
+    rng = np.random.default_rng(1)
+    iq = (rng.standard_normal(150_001) + 1j * rng.standard_normal(150_001)).astype(np.complex64) * 0.1
+    path = write_sigmf(tmp_path, "capture", iq)
+    result = txlab.hub_cli("tx", agent_id, "--freq", "433.92e6", "--gain", "0", "--file", path, "--app-id", "up-1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "uploading capture.sigmf-data (1200008 bytes) through the hub" in result.stdout
+    assert "TX up-1 armed on" in result.stdout and "credit flow control, the agent holds 30000 samples" in \
+        result.stdout
+    assert re.search(r"TX up-1 (done|underrun).* 150001 samples sent", result.stdout), result.stdout
+    assert np.array_equal(player.samples(), iq)  # every sample, in order, bit for bit
+    assert player.max_unplayed <= 30000
+
+
+@pytest.mark.parametrize("datatype, rate, flags, message", [
+    ("ci16_le", RATE, [], "core:datatype is 'ci16_le'; TX sends cf32_le only"),
+    ("cf32_le", RATE, ["--rate", "1e6"], "--rate 1e+06 differs from the recording's 200000 S/s"),
+])
+def test_the_cli_refuses_a_recording_it_cannot_send_as_it_is(txlab, make_peer, tmp_path, datatype, rate, flags,
+                                                            message):
+    agent_id, player = make_peer()
+    path = write_sigmf(tmp_path, "odd", np.zeros(1000, np.complex64), datatype, rate)
+    result = txlab.hub_cli("tx", agent_id, "--freq", "433.92e6", "--gain", "0", "--file", path, *flags)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert player.agent.wait_message("tx_start", timeout=0.2) is None
+
+
+def test_a_recording_on_the_hub_is_transmitted_by_name(txlab, make_peer):
+    agent_id, player = make_peer(play_rate=1e7)
+    folder = os.path.join(txlab.data_dir, "recordings")
+    os.makedirs(folder, exist_ok=True)
+    iq = np.exp(2j * np.pi * 0.05 * np.arange(9000)).astype(np.complex64)
+    write_sigmf(folder, "replay", iq)
+    result = txlab.hub_cli("tx", agent_id, "--freq", "433.92e6", "--rate", "200e3", "--gain", "0",
+                           "--recording", "replay.sigmf-data", "--app-id", "replay-1")
+    assert result.returncode == 0 and "TX replay-1" in result.stdout, result.stdout + result.stderr
+    assert np.array_equal(player.samples(), iq)
+    for name in ("../hub.sqlite", "missing.sigmf-data"):
+        with pytest.raises(HubError) as refused:
+            txlab.api.tx_start(agent_id, rc(), {"kind": "recording", "name": name})
+        assert refused.value.status == 400 and "source.name" in str(refused.value)
+
+
+def test_an_upload_that_never_comes_ends_the_session_without_arming_the_agent(txlab, make_peer, monkeypatch):
+    agent_id, player = make_peer()
+    answer = txlab.api.tx_start(agent_id, rc(), {"kind": "upload", "datatype": "cf32_le"}, app_id="no-data")
+    assert answer["state"] == "waiting"
+    with pytest.raises(HubError) as busy:
+        txlab.api.tx_start(agent_id, rc(), tone())
+    assert busy.value.status == 409 and "no-data (waiting)" in str(busy.value)
+    stopped = txlab.api.tx_stop(agent_id)
+    assert stopped["state"] == "done" and "before anything was sent to the agent" in stopped["message"]
+    assert player.agent.wait_message("tx_start", timeout=0.2) is None
+    with pytest.raises(HubError) as empty:
+        answer = txlab.api.tx_start(agent_id, rc(), {"kind": "upload", "datatype": "cf32_le"}, app_id="empty")
+        txlab.api.tx_upload(answer["upload"], iter([b"1234567"]))  # not even one whole sample
+    assert empty.value.status == 400 and "empty" in str(empty.value)
+
+
+def test_cli_stop_configure_and_listing_read_as_sentences(txlab, make_peer):
+    agent_id, player = make_peer(queue_samples=40000, play_rate=RATE)
+    result = txlab.hub_cli("tx", agent_id, "--freq", "433.92e6", "--rate", "200e3", "--gain", "0", "--tone", "5e3",
+                           "--duration", "20", "--no-wait", "--app-id", "cli-1")
+    assert result.returncode == 0 and result.stdout.startswith("TX cli-1 armed on"), result.stdout
+    assert "433.92 MHz, 200 kS/s, gain 0 dB" in result.stdout
+    listing = txlab.hub_cli("agents")
+    assert re.search(rf"{agent_id}\s+tx-peer\s+idle\s+(armed|transmitting)", listing.stdout), listing.stdout
+    result = txlab.hub_cli("tx-configure", agent_id, "--freq", "434e6")
+    assert result.returncode == 0 and re.search(r"TX cli-1: from sample \d+ the radio is at 434 MHz",
+                                                result.stdout), result.stdout
+    result = txlab.hub_cli("tx-configure", agent_id, "--gain", "30")
+    assert result.returncode == 1 and "tx_gain 30 dB is above this agent's cap of 10 dB" in result.stderr
+    result = txlab.hub_cli("tx-stop", agent_id)
+    assert result.returncode == 0 and result.stdout.startswith("TX cli-1 done: stopped by the operator")
+    result = txlab.hub_cli("tx", agent_id, "--freq", "2.4e9", "--rate", "200e3", "--gain", "0", "--tone", "0",
+                           "--duration", "1")
+    assert result.returncode == 1 and "TX refused:" in result.stderr and "tx_center_frequency" in result.stderr
+
+
+# ---------------------------------------------------------------- hostile input
+
+def post_raw(lab, path, data):
+    request = urllib.request.Request(lab.url + path, data=data, method="POST",
+                                     headers={"Authorization": f"Bearer {lab.api._token}",
+                                              "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        return e.code, json.loads(raw) if e.code != 413 else raw  # aiohttp's own 413 is text
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"radio_config": rc(tx_gain=float("nan")), "source": tone()}, "tx_gain"),
+    ({"radio_config": rc(tx_sample_rate="fast"), "source": tone()}, "tx_sample_rate"),
+    ({"radio_config": rc(tx_sample_rate=-1), "source": tone()}, "tx_sample_rate"),
+    ({"radio_config": rc(tx_center_frequency=True), "source": tone()}, "tx_center_frequency"),
+    ({"radio_config": {**rc(), "tx_power": 3}, "source": tone()}, "tx_power"),
+    ({"radio_config": rc(underrun_policy="loop"), "source": tone()}, "underrun_policy"),
+    ({"radio_config": rc(buffer_size=10 ** 9), "source": tone()}, "buffer_size"),
+    ({"radio_config": rc(buffer_size=2), "source": tone()}, "buffer_size"),
+    ({"radio_config": rc(device="\x1b[31m"), "source": tone()}, "device"),
+    ({"radio_config": [1, 2], "source": tone()}, "radio_config"),
+    ({"radio_config": {k: v for k, v in rc().items() if k != "tx_gain"}, "source": tone()}, "tx_gain is required"),
+    ({"radio_config": rc(), "source": tone(), "priority": 1}, "priority"),
+    ({"radio_config": rc(), "source": tone(), "app_id": "x" * 500}, "app_id"),
+    ({"radio_config": rc()}, "source"),
+    ({"radio_config": rc(), "source": {"kind": "noise"}}, "source.kind"),
+    ({"radio_config": rc(), "source": tone(float("inf"))}, "source.duration_s"),
+    ({"radio_config": rc(), "source": tone(1e9)}, "source.duration_s"),
+    ({"radio_config": rc(), "source": tone(amplitude=3)}, "source.amplitude"),
+    ({"radio_config": rc(), "source": tone(offset_hz=1e6)}, "source.offset_hz"),
+    ({"radio_config": rc(), "source": tone(offset_hz="10k")}, "source.offset_hz"),
+    ({"radio_config": rc(), "source": tone(gain=3)}, "gain"),
+    ({"radio_config": rc(), "source": {"kind": "tone", "keying": "10x1", "symbol_rate": 10}}, "source.keying"),
+    ({"radio_config": rc(), "source": {"kind": "tone", "keying": "1" * 5000, "symbol_rate": 10}}, "source.keying"),
+    ({"radio_config": rc(), "source": {"kind": "tone", "keying": "101"}}, "source.symbol_rate"),
+    ({"radio_config": rc(), "source": {"kind": "tone", "keying": "101", "symbol_rate": 1e9}}, "source.symbol_rate"),
+    ({"radio_config": rc(), "source": {"kind": "upload", "datatype": "ci16_le"}}, "source.datatype"),
+    ({"radio_config": rc(), "source": {"kind": "upload", "datatype": "cf32_le", "sample_rate": 1e6}},
+     "tx_sample_rate"),
+    ({"radio_config": rc(), "source": {"kind": "upload", "datatype": "cf32_le", "samples": -4}}, "source.samples"),
+])
+def test_hostile_start_bodies_get_400_naming_the_field(txlab, make_peer, body, field):
+    agent_id, player = make_peer()
+    status, answer = post_raw(txlab, f"/api/agents/{agent_id}/tx", json.dumps(body).encode())
+    assert status == 400 and field in answer["error"], answer
+    assert player.agent.wait_message("tx_start", timeout=0.05) is None
+
+
+def test_hostile_raw_bodies_get_400_and_huge_ones_413(txlab, make_peer):
+    agent_id, _ = make_peer()
+    for path in ("tx", "tx/configure", "tx/stop"):
+        for data in (b"[" * 100000, b"{\"radio_config\": NaN", "\"\\ud800\"".encode(), b"\xff\xfe"):
+            status, answer = post_raw(txlab, f"/api/agents/{agent_id}/{path}", data)
+            assert status == 400, (path, data[:10], answer)
+    status, _ = post_raw(txlab, f"/api/agents/{agent_id}/tx", b" " * (2 << 20))
+    assert status == 413
+    txlab.api.tx_start(agent_id, rc(), tone(20))
+    for rc_bad, field in (({"tx_gain": "loud"}, "tx_gain"), ({"device": "mock"}, "device"), ({}, "radio_config"),
+                          ({"tx_center_frequency": float("nan")}, "tx_center_frequency")):
+        status, answer = post_raw(txlab, f"/api/agents/{agent_id}/tx/configure",
+                                  json.dumps({"radio_config": rc_bad}).encode())
+        assert status == 400 and field in answer["error"], answer
+    txlab.api.tx_stop(agent_id)
+
+
+def test_hostile_tx_messages_from_an_agent_are_refused_and_bounded(txlab, make_peer):
+    agent_id, player = make_peer(queue_samples=20000, play_rate=RATE / 10)
+    txlab.api.tx_start(agent_id, rc(), tone(20), app_id="h-1")
+    txlab.wait_agent(agent_id, lambda a: a["tx"]["session"]["sent_samples"] >= 20000)
+    agent = player.agent
+    rss_before = txlab.hub.rss_mib()
+    bad = [{"type": "tx_progress", "app_id": "h-1", "received": "lots", "played": 1, "queued": 0},
+           {"type": "tx_progress", "app_id": "h-1", "received": -1, "played": 1, "queued": 0},
+           {"type": "tx_status", "app_id": "h-1", "state": "exploded"},
+           {"type": "tx_status", "app_id": {"a": 1}, "state": "done"},
+           {"type": "tx_info", "app_id": "h-1", "sample_index": 1.5}]
+    for msg in bad:
+        agent.send(msg)
+    agent.send('{"type":"tx_info","app_id":"h-1","sample_index":3,"tx_gain":NaN}')
+    # Absurd but well-formed: the hub believes no more than it sent, and never lets the agent grow its credit.
+    for i in range(5000):
+        agent.send({"type": "tx_progress", "app_id": "h-1", "received": 10 ** 18, "played": 10 ** 18 + i,
+                    "queued": 2 ** 62})
+        agent.send({"type": "tx_info", "app_id": "h-1", "sample_index": i, "tx_sample_rate": 1e300,
+                    "tx_center_frequency": 1, "tx_gain": -1e300})
+    player.heartbeat()
+    view = txlab.wait_agent(agent_id, lambda a: len(a["tx"]["session"]["tx_infos"]) == 20 and
+                            a["tx"]["session"]["tx_infos"][-1]["sample_index"] == 4999)
+    s = view["tx"]["session"]
+    assert s["state"] in ("armed", "transmitting") and s["played"] <= s["sent_samples"]
+    assert s["queued"] <= s["sent_samples"]
+    assert txlab.hub.rss_mib() - rss_before < 64
+    metrics = urllib.request.urlopen(txlab.url + "/metrics", timeout=10).read().decode()
+    assert re.search(r"ria_hub_agent_messages_refused_total 6\b", metrics), metrics
+    status, raw = 200, urllib.request.urlopen(urllib.request.Request(
+        f"{txlab.url}/api/agents/{agent_id}", headers={"Authorization": f"Bearer {txlab.api._token}"})).read()
+    json.loads(raw, parse_constant=lambda name: pytest.fail(f"{name} in the API"))
+    txlab.api.tx_stop(agent_id)
+
+
+def test_hostile_caps_in_a_heartbeat_make_the_hub_refuse_tx(txlab, make_peer):
+    agent_id, player = make_peer()
+    for caps, field in (({"tx_max_gain_db": float("nan")}, "tx_max_gain_db"),
+                        ({"tx_allowed_freq_ranges": [[1, 2]] * 100}, "tx_allowed_freq_ranges"),
+                        ({"tx_allowed_freq_ranges": "433e6:434e6"}, "tx_allowed_freq_ranges"),
+                        ({"tx_max_duration_s": "forever"}, "tx_max_duration_s"),
+                        ({"tx_enabled": "yes"}, "tx_enabled")):
+        player.heartbeat(**caps)
+        view = txlab.wait_agent(agent_id, lambda a: field in (a["tx"]["caps"]["error"] or ""))
+        assert view["tx"]["caps"]["tx_enabled"] is False
+        with pytest.raises(HubError) as refused:
+            txlab.api.tx_start(agent_id, rc(), tone())
+        assert refused.value.status == 409 and "cannot be read" in str(refused.value) and field in \
+            str(refused.value)
+    player.heartbeat()
+    txlab.wait_agent(agent_id, lambda a: a["tx"]["caps"]["error"] is None)

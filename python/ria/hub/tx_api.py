@@ -45,11 +45,11 @@ def _check_radio_config(rc, kind):
     """The hub's reading of a tx_start / tx_configure radio_config; a list of errors naming keys."""
     if not isinstance(rc, dict) or not rc:
         return [f"radio_config must be a non-empty object, e.g. {{\"tx_center_frequency\": 433.92e6}}"]
-    errors = []
-    for key in ("device", "identifier"):  # the agent's names: the hub checks only that they are names
+    errors, names = [], ("device", "identifier") if kind == "tx_start" else ()
+    for key in names:  # the agent's names: the hub checks only that they are names
         if key in rc and not limits.is_printable_name(rc[key], 200):
             errors.append(f"radio_config.{key} must be printable text of 1 to 200 characters")
-    _, more = wire_tx.normalize({k: v for k, v in rc.items() if k not in ("device", "identifier")}, kind)
+    _, more = wire_tx.normalize({k: v for k, v in rc.items() if k not in names}, kind)
     errors += [e if "radio_config" in e else f"radio_config.{e}" for e in more]
     size = rc.get("buffer_size")
     if "buffer_size" in rc and not isinstance(size, bool) and isinstance(size, int) and \
