@@ -81,6 +81,8 @@ def test_credit_flow_keeps_what_the_agent_holds_within_its_queue(txlab, make_pee
     assert player.max_unplayed <= 20000  # measured by the agent, at every frame
     assert max(player.frames) <= 20000 // 4 and last["max_in_flight"] <= 20000
     assert last["stop_reason"] in (None, "the source ended")
+    metrics = urllib.request.urlopen(txlab.url + "/metrics", timeout=10).read().decode()
+    assert "ria_hub_tx_samples_total 200000\n" in metrics and "ria_hub_agents_transmitting 0\n" in metrics
 
 
 def test_an_agent_without_progress_is_paced_at_the_sample_rate(txlab, make_peer):

@@ -79,7 +79,8 @@ class Hub:
         self.counters = {"registrations_ok": 0, "registrations_refused": 0, "registrations_limited": 0,
                          "ws_connections": 0, "ws_rejected": 0, "heartbeat_timeouts": 0, "commands": 0,
                          "iq_frames": 0, "iq_bytes": 0, "agent_messages_refused": 0, "connections_refused": 0,
-                         "header_timeouts": 0, "header_evictions": 0, "bad_requests": 0}
+                         "header_timeouts": 0, "header_evictions": 0, "bad_requests": 0, "tx_frames": 0,
+                         "tx_samples": 0}
         self._tasks = []
         self.listener = None  # set by serve()
         self._agent_logs = {}
@@ -264,6 +265,10 @@ class Hub:
         metric("agents_online", "gauge", "Agents whose heartbeats are current.", [("", self.online_count())])
         metric("agents_streaming", "gauge", "Agents in a streaming session.",
                [("", sum(1 for link in self.links.values() if link.status == "streaming"))])
+        metric("agents_transmitting", "gauge", "Agents in a TX session (waiting, pending, armed or transmitting).",
+               [("", sum(1 for link in self.links.values() if link.tx))])
+        metric("tx_frames_total", "counter", "Binary IQ frames sent to agents in TX sessions.", [("", c["tx_frames"])])
+        metric("tx_samples_total", "counter", "IQ samples sent to agents in TX sessions.", [("", c["tx_samples"])])
         metric("agents_registered", "gauge", "Agents in the database.", [("", self.store.count_agents())])
         metric("registrations_total", "counter", "Registration attempts by result.",
                [('{result="ok"}', c["registrations_ok"]), ('{result="refused"}', c["registrations_refused"]),

@@ -180,6 +180,8 @@ class TxSession:
     def counted(self, samples):
         self.sent += samples
         self.frames += 1
+        self.link.hub.counters["tx_frames"] += 1
+        self.link.hub.counters["tx_samples"] += samples
         if self.flow == "credit":
             self.max_in_flight = max(self.max_in_flight, self.sent - (self.played or 0))
 
