@@ -523,3 +523,11 @@ def test_hostile_caps_in_a_heartbeat_make_the_hub_refuse_tx(txlab, make_peer):
             str(refused.value)
     player.heartbeat()
     txlab.wait_agent(agent_id, lambda a: a["tx"]["caps"]["error"] is None)
+
+
+def test_a_hub_that_shuts_down_tells_its_transmitting_agents_to_stop(txlab, make_peer):
+    agent_id, player = make_peer(policy_underrun=False)
+    txlab.api.tx_start(agent_id, rc(underrun_policy="zero"), tone(30), app_id="orphan-1")
+    txlab.wait_agent(agent_id, lambda a: a["tx"]["session"]["state"] == "transmitting")
+    assert txlab.stop_hub() == 0
+    assert player.agent.wait_message("tx_stop")["app_id"] == "orphan-1"

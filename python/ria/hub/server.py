@@ -108,6 +108,8 @@ class Hub:
         for task in self._tasks:
             task.cancel()
         for link in list(self.links.values()):
+            if link.tx:  # a radio must not go on transmitting zeros or a repeated frame for a hub that is gone
+                await link.tx.stop_now("the hub is shutting down")
             await link.ws.close(code=1001, message=b"hub shutting down")
         self._save_seen()
         if self.republisher:

@@ -37,7 +37,7 @@ def add_routes(app, hub):
 
 
 def _unknown(body, known, what):
-    unknown = sorted(limits.printable(k) for k in body if k not in known)
+    unknown = sorted(limits.printable(k, 40) for k in body if k not in known)[:10]
     return f"unknown {what} keys: {', '.join(unknown)} (known: {', '.join(known)})" if unknown else None
 
 
@@ -93,6 +93,8 @@ class TxApi(AdminApi):
         app_id = body.get("app_id") or f"tx-{next(_app_ids)}"
         if not limits.is_printable_name(app_id):
             return _error(400, f"app_id must be printable text of 1 to {limits.MAX_NAME_CHARS} characters")
+        if link.stream and link.stream.app_id == app_id:
+            return _error(400, f"app_id {app_id} is the agent's RX session; a TX session needs an app_id of its own")
         rc = dict(rc)
         rc.setdefault("buffer_size", 4096)  # the RIA agent's mock radio takes 4096 samples a call
         try:

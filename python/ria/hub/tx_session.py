@@ -80,6 +80,14 @@ class TxSession:
         except asyncio.TimeoutError:
             self._end("error", f"the agent did not confirm tx_stop within {self.timeout_s:g} s")
 
+    async def stop_now(self, reason):
+        """tx_stop without waiting for the agent's answer (the hub is going away)."""
+        if not self.ended.is_set() and self.state != "waiting":
+            self.stop_reason = self.stop_reason or reason
+            if self.sender and self.sender is not asyncio.current_task():
+                self.sender.cancel()
+            await self._send_stop()
+
     async def _send_stop(self):
         try:
             await self.link.ws.send_str(protocol.encode(dict(wire_tx.tx_stop(self.app_id), id=new_command_id())))
@@ -148,7 +156,8 @@ class TxSession:
                              for k in ("tx_sample_rate", "tx_center_frequency", "tx_gain")}
             if (status.get("tx_sample_rate") or 0) > 0:
                 self.rate = status["tx_sample_rate"]
-            self.sender = asyncio.create_task(run_sender(self))
+            if self.stop_reason is None:  # armed after the hub's tx_stop went out: nothing more to send
+                self.sender = asyncio.create_task(run_sender(self))
             self._answer()
         elif state == "transmitting":
             if self.state in ("pending", "armed"):

@@ -89,7 +89,7 @@ def make_source(desc, rate, recordings_dir):
     kind = desc.get("kind")
     if kind not in KINDS:
         raise SourceError(f"source.kind must be one of {', '.join(KINDS)}, got {limits.printable(repr(kind))}")
-    unknown = sorted(limits.printable(k) for k in desc if k not in KEYS[kind])
+    unknown = sorted(limits.printable(k, 40) for k in desc if k not in KEYS[kind])[:10]
     if unknown:
         raise SourceError(f"unknown source keys for kind {kind}: {', '.join(unknown)} (known: "
                           f"{', '.join(KEYS[kind][1:])})")
