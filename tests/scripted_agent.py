@@ -73,14 +73,14 @@ class TxPlayer:
     came after tx_stop)."""
 
     def __init__(self, agent, interlocks, queue_samples=20000, play_rate=200e3, progress=True, answer=True,
-                 stop_answer=True, advertise=True, policy_underrun=True):
+                 stop_answer=True, advertise=True, policy_underrun=True, keep=True):
         from gnuradio.ria.wire import tx as wire_tx
 
         self.wire_tx = wire_tx
         self.agent, self.interlocks = agent, interlocks
         self.queue_samples, self.play_rate = queue_samples, play_rate
         self.progress, self.answer, self.stop_answer = progress, answer, stop_answer
-        self.advertise, self.policy_underrun = advertise, policy_underrun
+        self.advertise, self.policy_underrun, self.keep = advertise, policy_underrun, keep
         self.lock = threading.Lock()
         self.session = None  # app_id
         self.received = self.played = 0
@@ -158,7 +158,8 @@ class TxPlayer:
                 return
             self.received += n
             self.frames.append(n)
-            self.data.append(payload)
+            if self.keep:
+                self.data.append(payload)
             self.arrivals.append((time.monotonic() - self._armed_at, self.received))
             self.max_unplayed = max(self.max_unplayed, self.received - self.played)
 
