@@ -8,6 +8,9 @@ Typical lab:
   ria_hub.py agents                            # who is online
   ria_hub.py start AGENT --freq 100e6 --rate 2.048e6
   ria_hub.py configure AGENT --freq 100.3e6
+  ria_hub.py tx AGENT --freq 433.92e6 --rate 250e3 --gain 0 --tone 10e3 --duration 2   # (agent run --allow-tx)
+  ria_hub.py tx AGENT --freq 433.92e6 --gain 0 --file capture.sigmf-data             # streamed from here
+  ria_hub.py tx-configure AGENT --freq 433.95e6 / tx-stop AGENT
   ria_hub.py page-url                          # the live view, signed in
   ria_hub.py revoke-token AGENT / delete-agent AGENT   # lock an agent out at once
 
@@ -25,6 +28,7 @@ import signal
 import sys
 import time
 
+from gnuradio.ria.hub import tx_cli
 from gnuradio.ria.hub.client import HubClient, HubError
 from gnuradio.ria.hub.limits import printable
 from gnuradio.ria.hub.listener import ConnectionLimits, parse_proxies
@@ -62,7 +66,8 @@ def cmd_serve(args):
     limits = ConnectionLimits(max_connections=args.max_connections, max_per_client=args.max_per_client,
                               header_timeout_s=args.header_timeout, trusted_proxies=args.trusted_proxy)
     config = HubConfig(args.data_dir, host=args.host, port=args.port, zmq_endpoint=args.zmq,
-                       register_limit=args.register_limit, connection_limits=limits, idle_timeout_s=args.idle_timeout)
+                       register_limit=args.register_limit, connection_limits=limits, idle_timeout_s=args.idle_timeout,
+                       tx_answer_timeout_s=args.tx_timeout)
 
     def ready(hub, url):
         zmq = f"; IQ republished on {hub.republisher.endpoint} (topic = agent id)" if hub.republisher else ""
@@ -148,12 +153,13 @@ def cmd_api(args):
             if args.json:
                 print(json.dumps(agents, indent=2))
                 return 0
-            print(f"{'AGENT':<20} {'NAME':<16} {'STATE':<10} {'HARDWARE':<16} LAST HEARTBEAT")
+            print(f"{'AGENT':<20} {'NAME':<16} {'STATE':<10} {'TX':<13} {'HARDWARE':<16} LAST HEARTBEAT")
             for a in agents:
                 state = a["status"] if a["online"] or a["status"] == "revoked" else "offline"
                 seen = time.strftime("%H:%M:%S", time.localtime(a["last_heartbeat"])) if a["last_heartbeat"] else "-"
                 name, hardware = printable(a["name"], 16), printable(",".join(a["hardware"]), 16)
-                print(f"{printable(a['agent_id'], 20):<20} {name:<16} {state:<10} {hardware:<16} {seen}")
+                print(f"{printable(a['agent_id'], 20):<20} {name:<16} {state:<10} {tx_column(a):<13} {hardware:<16} "
+                      f"{seen}")
             return 0
         if args.command in ("delete-agent", "revoke-token"):
             return agent_admin(args, client)
@@ -174,6 +180,14 @@ def cmd_api(args):
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def tx_column(agent):
+    tx = agent.get("tx") or {}
+    if tx.get("session"):
+        return printable(tx["session"]["state"], 13)
+    caps = tx.get("caps") or {}
+    return "unreadable" if caps.get("error") else "offered" if caps.get("tx_enabled") else "-"
 
 
 def agent_admin(args, client):
@@ -243,6 +257,8 @@ def main(argv=None):
                    help="seconds a new connection has to send its request headers (default 10)")
     p.add_argument("--idle-timeout", type=duration, default=30.0, dest="idle_timeout",
                    help="seconds a kept-alive HTTP connection may wait for its next request (default 30)")
+    p.add_argument("--tx-timeout", type=duration, default=10.0, dest="tx_timeout",
+                   help="seconds an agent has to answer tx_start, tx_stop and tx_configure (default 10)")
     p.set_defaults(run=cmd_serve)
 
     p = sub.add_parser("keys", help="registration keys: create, list, revoke")
@@ -283,6 +299,7 @@ def main(argv=None):
         p = sub.add_parser(name, help=what)
         p.add_argument("agent_id")
         p.set_defaults(run=cmd_api)
+    tx_cli.add_parsers(sub, client_for)
     p = sub.add_parser("page-url", help="print the live view's URL with the admin token in its fragment")
     p.set_defaults(run=cmd_page_url)
 

@@ -75,3 +75,36 @@ def test_page_keeps_updating_whatever_another_agent_sends(lab, serial, tmp_path)
         if browser:
             browser.close()
         hostile.close()
+
+
+def test_page_shows_the_tx_caps_and_the_tx_session(lab, tmp_path):
+    from gnuradio.ria.wire.tx import Interlocks
+    from scripted_agent import ScriptedAgent, TxPlayer
+
+    agent_id, token = lab.register_api("tx-page")
+    agent = ScriptedAgent(lab.url, token, agent_id)
+    browser = None
+    try:
+        player = TxPlayer(agent, Interlocks(True, max_gain_db=10, allowed_freq_ranges=[[433.05e6, 434.79e6]]),
+                          play_rate=200e3)
+        player.heartbeat()
+        lab.wait_agent(agent_id, lambda a: a["online"])
+        lab.api.tx_start(agent_id, {"tx_sample_rate": 200e3, "tx_center_frequency": 433.92e6, "tx_gain": 3,
+                                    "device": "mock"}, {"kind": "tone", "offset_hz": 1e4, "duration_s": 30})
+        browser = Browser(f"{lab.url}/#token={lab.api._token}", str(tmp_path / "profile"))
+        row = f"document.querySelector('tr[data-agent-id=\"{agent_id}\"]')"
+        assert browser.wait_for(f"{row} && {row}.querySelector('.tx').textContent === 'transmitting'")
+        browser.evaluate(f"{row}.click()")
+        assert browser.wait_for("document.getElementById('tx-state').textContent") == "transmitting"
+        assert browser.evaluate("document.getElementById('tx-caps').textContent") == \
+            "gain ≤ 10 dB, ≤ ∞ s, 433.050–434.790 MHz"
+        assert browser.wait_for("Number(document.getElementById('tx-sent').textContent) > 0")
+        assert browser.wait_for("Number(document.getElementById('tx-played').textContent) > 0")
+        assert browser.evaluate("document.getElementById('tx-radio').textContent") == "433.9200 MHz, 3 dB"
+        lab.api.tx_stop(agent_id)
+        assert browser.wait_for(f"{row}.querySelector('.tx').textContent === 'offered'")
+        assert browser.wait_for("document.getElementById('tx-state').textContent").startswith("idle (last: done")
+    finally:
+        if browser:
+            browser.close()
+        agent.close()

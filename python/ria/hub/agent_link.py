@@ -12,6 +12,7 @@ import secrets
 import time
 
 from ..wire import protocol
+from ..wire import tx as wire_tx
 from . import limits
 from .recorder import SigmfRecorder
 from .spectrum import SpectrumMeter
@@ -97,6 +98,11 @@ class AgentLink:
         self._waiters = []  # (predicate, future)
         self.log = log or limits.LogLimiter(hub.log if hub else logging.getLogger("ria_hub"), clock)
         self.busy = asyncio.Lock()  # one command at a time
+        self.tx = None  # the TxSession under way (hub/tx_session.py)
+        self.tx_last = None  # the one before, for people to read
+        self.tx_caps = wire_tx.Interlocks(False)  # what the agent's heartbeat advertises
+        self.tx_caps_error = None  # why the advertised caps could not be read (the hub then refuses TX)
+        self.agent_tx = None  # the TX session the agent's heartbeat reports, if any
 
     # ---------------------------------------------------------------- liveness
 
@@ -125,14 +131,35 @@ class AgentLink:
         if isinstance(msg.get("agent"), dict):
             self.agent_info = {k: limits.printable(v) for k, v in msg["agent"].items()
                                if k in ("name", "version") and isinstance(v, str)}
+        self._read_tx_fields(msg)
         state = msg.get("status")
-        if state == "streaming" and self.status != "streaming":
+        if state == "streaming" and self.status != "streaming" and self._rx_in_heartbeat(msg):
             app_id = msg.get("app_id")
             if isinstance(app_id, (str, int)) and not isinstance(app_id, bool):
                 self._confirm_start(app_id)  # joined mid-session (after a hub restart), or a start's answer
                 self._segment()
         elif state == "idle" and self.status == "streaming":
             self._session_ended()
+
+    def _read_tx_fields(self, msg):
+        try:
+            self.tx_caps, self.tx_caps_error = wire_tx.interlocks_from_heartbeat(msg), None
+        except ValueError as e:
+            self.tx_caps, self.tx_caps_error = wire_tx.Interlocks(False), limits.printable(e, 200)
+        sessions = msg.get("sessions")
+        tx = sessions.get("tx") if isinstance(sessions, dict) else None
+        self.agent_tx = {"app_id": _session_id(tx.get("app_id")),
+                         "state": limits.printable(tx.get("state", "?"), 20)} if isinstance(tx, dict) else None
+
+    def _rx_in_heartbeat(self, msg):
+        """Whether a heartbeat's `streaming` is an RX session: the RIA agent also says `streaming`, with the TX
+        session's app_id, while it only transmits."""
+        sessions = msg.get("sessions")
+        if isinstance(sessions, dict) and "rx" in sessions:
+            return True
+        tx_ids = {s.app_id for s in (self.tx, self.tx_last) if s} | ({self.agent_tx["app_id"]} if self.agent_tx
+                                                                      else set())
+        return _session_id(msg.get("app_id")) not in tx_ids
 
     @staticmethod
     def _clean_stats(stats):
@@ -156,9 +183,10 @@ class AgentLink:
         if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
             return self._refuse("a message without a string 'type'")
         handler = {"heartbeat": self._on_heartbeat, "status": self._on_status, "error": self._on_error,
-                   "stream_info": self._on_stream_info, "gap": self._on_gap}.get(msg["type"])
-        if handler is not None:  # others (ack, pong, tx_status) only answer waiters
-            handler(msg)
+                   "stream_info": self._on_stream_info, "gap": self._on_gap, "tx_status": self._on_tx,
+                   "tx_progress": self._on_tx, "tx_info": self._on_tx}.get(msg["type"])
+        if handler is not None and handler(msg) is False:  # others (ack, pong) only answer waiters
+            return
         self._wake(msg)
 
     def _refuse(self, what):
@@ -222,6 +250,24 @@ class AgentLink:
         if self.recorder:
             self.recorder.gap(dropped, limits.printable(msg.get("reason", "?"), 40))
             self._segment()
+
+    def _on_tx(self, msg):
+        kind = msg["type"]
+        try:
+            clean = {"tx_status": wire_tx.parse_tx_status, "tx_progress": wire_tx.parse_tx_progress,
+                     "tx_info": wire_tx.parse_tx_info}[kind](msg)
+        except ValueError as e:
+            self._refuse(f"a {kind} the hub cannot read ({limits.printable(e, 120)})")
+            return False
+        session = self.tx
+        if session is None or _session_id(clean["app_id"]) != session.app_id:
+            return None  # an answer about no session of ours (a tx_stop's "no TX session", a late one)
+        {"tx_status": session.on_status, "tx_progress": session.on_progress, "tx_info": session.on_info}[kind](clean)
+        return None
+
+    def tx_ended(self, session):
+        if self.tx is session:
+            self.tx, self.tx_last = None, session
 
     def on_binary(self, payload):
         size = protocol.BYTES_PER_SAMPLE[self.stream.sample_format if self.stream else "cf32"]
@@ -333,6 +379,11 @@ class AgentLink:
         self._waiters.append((predicate, future))
         return future
 
+    expect = _expect  # for the TX session: a future for the next message that satisfies predicate
+
+    def forget(self, *futures):
+        self._cancel(*futures)
+
     def _wake(self, msg):
         for predicate, future in list(self._waiters):
             if not future.done() and predicate(msg):
@@ -405,6 +456,8 @@ class AgentLink:
 
     def closed(self):
         self._end_recording()
+        if self.tx:
+            self.tx.closed()
         for _, future in self._waiters:
             if not future.done():
                 future.cancel()
@@ -418,4 +471,12 @@ class AgentLink:
                 "stats": self.stats, "agent": self.agent_info, "connected_at": self.connected_at,
                 "stream": self.stream.as_dict() if self.stream else None, "last_error": self.last_error,
                 "recording": self.recorder.meta_path if self.recorder else None,
-                "recording_ended": self.recording_ended}
+                "recording_ended": self.recording_ended, "tx": self.tx_summary()}
+
+    def tx_summary(self):
+        caps = self.tx_caps
+        return {"caps": {"tx_enabled": caps.enabled, "tx_max_gain_db": caps.max_gain_db,
+                         "tx_max_duration_s": caps.max_duration_s,
+                         "tx_allowed_freq_ranges": caps.allowed_freq_ranges, "error": self.tx_caps_error},
+                "session": self.tx.as_dict() if self.tx else None,
+                "last": self.tx_last.as_dict() if self.tx_last else None, "agent_session": self.agent_tx}

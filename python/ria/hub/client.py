@@ -24,8 +24,11 @@ class HubClient:
         req = urllib.request.Request(self.url + path, data=data, method=method,
                                      headers={"Authorization": f"Bearer {self._token}",
                                               "Content-Type": "application/json"})
+        return self._send(req, self.timeout)
+
+    def _send(self, req, timeout):
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return json.loads(resp.read() or b"{}")
         except urllib.error.HTTPError as e:
             raw = e.read()
@@ -64,3 +67,24 @@ class HubClient:
 
     def create_key(self, uses=1, ttl_s=None, label=""):
         return self.request("POST", "/api/keys", {"uses": uses, "ttl_s": ttl_s, "label": label})
+
+    # ---------------------------------------------------------------- TX (docs/protocol.md §6)
+
+    def tx_start(self, agent_id, radio_config, source, app_id=None):
+        body = {"radio_config": radio_config, "source": source}
+        if app_id:
+            body["app_id"] = app_id
+        return self.request("POST", f"/api/agents/{agent_id}/tx", body)
+
+    def tx_upload(self, path, chunks, timeout=60.0):
+        """Streams `chunks` (an iterable of bytes) as a chunked request body to the upload path tx_start gave."""
+        req = urllib.request.Request(self.url + path, data=chunks, method="POST",
+                                     headers={"Authorization": f"Bearer {self._token}",
+                                              "Content-Type": "application/octet-stream"})
+        return self._send(req, timeout)
+
+    def tx_configure(self, agent_id, radio_config):
+        return self.request("POST", f"/api/agents/{agent_id}/tx/configure", {"radio_config": radio_config})
+
+    def tx_stop(self, agent_id):
+        return self.request("POST", f"/api/agents/{agent_id}/tx/stop", {})

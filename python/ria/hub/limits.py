@@ -20,6 +20,12 @@ LOG_BURST, LOG_WINDOW_S = 10, 10.0  # log lines per agent per window; more are c
 SEGMENT_BURST, SEGMENT_RATE = 50, 5.0  # recording segments: a burst, then this many per second
 MAX_CAPTURES_PER_FILE = 1000  # captures of one SigMF file before the next file starts
 META_WRITE_PERIOD_S = 1.0  # the live meta file is rewritten at most this often
+TX_ANSWER_TIMEOUT_S = 10.0  # an agent's armed / done / tx_info after tx_start / tx_stop / tx_configure
+TX_UPLOAD_WAIT_S = 10.0  # an armed upload session whose data has not started by then is stopped
+TX_KEPT = 20  # tx_info answers and configures kept per TX session
+TX_MAX_SOURCE_S = 86400.0  # a generated source (tone, keyed tone) lasts at most this
+TX_MAX_KEYING_BITS = 4096
+TX_MIN_FRAME, TX_MAX_FRAME = 16, 1 << 17  # samples per frame to an agent (1 MiB of cf32 at most)
 
 
 def printable(value, limit=MAX_NAME_CHARS):

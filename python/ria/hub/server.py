@@ -8,7 +8,7 @@ import time
 from aiohttp import WSMsgType, web
 
 from ..wire import protocol
-from . import admin_api, credentials, limits
+from . import admin_api, credentials, limits, tx_api
 from .agent_link import MISSED_HEARTBEATS, AgentLink
 from .access_log import RedactingAccessLogger
 from .listener import ConnectionLimits, GuardedListener, client_address, raise_descriptor_limit
@@ -24,13 +24,15 @@ SAVE_PERIOD = 5.0
 
 class HubConfig:
     def __init__(self, data_dir, host="127.0.0.1", port=8600, zmq_endpoint="", register_limit=20,
-                 register_window=60.0, connection_limits=None, idle_timeout_s=30.0):
+                 register_window=60.0, connection_limits=None, idle_timeout_s=30.0,
+                 tx_answer_timeout_s=limits.TX_ANSWER_TIMEOUT_S):
         self.data_dir = os.path.abspath(os.path.expanduser(data_dir))
         self.host, self.port = host, port
         self.zmq_endpoint = zmq_endpoint
         self.register_limit, self.register_window = register_limit, register_window
         self.limits = connection_limits or ConnectionLimits()
         self.idle_timeout_s = idle_timeout_s  # a kept-alive HTTP connection with no request
+        self.tx_answer_timeout_s = tx_answer_timeout_s  # armed after tx_start, done after tx_stop, tx_info
 
     @property
     def db_path(self):
@@ -77,7 +79,8 @@ class Hub:
         self.counters = {"registrations_ok": 0, "registrations_refused": 0, "registrations_limited": 0,
                          "ws_connections": 0, "ws_rejected": 0, "heartbeat_timeouts": 0, "commands": 0,
                          "iq_frames": 0, "iq_bytes": 0, "agent_messages_refused": 0, "connections_refused": 0,
-                         "header_timeouts": 0, "header_evictions": 0, "bad_requests": 0}
+                         "header_timeouts": 0, "header_evictions": 0, "bad_requests": 0, "tx_frames": 0,
+                         "tx_samples": 0}
         self._tasks = []
         self.listener = None  # set by serve()
         self._agent_logs = {}
@@ -93,6 +96,7 @@ class Hub:
         app.router.add_get("/", self.page)
         app.router.add_static("/static/", STATIC)
         admin_api.add_routes(app, self)
+        tx_api.add_routes(app, self)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         return app
@@ -104,6 +108,8 @@ class Hub:
         for task in self._tasks:
             task.cancel()
         for link in list(self.links.values()):
+            if link.tx:  # a radio must not go on transmitting zeros or a repeated frame for a hub that is gone
+                await link.tx.stop_now("the hub is shutting down")
             await link.ws.close(code=1001, message=b"hub shutting down")
         self._save_seen()
         if self.republisher:
@@ -261,6 +267,10 @@ class Hub:
         metric("agents_online", "gauge", "Agents whose heartbeats are current.", [("", self.online_count())])
         metric("agents_streaming", "gauge", "Agents in a streaming session.",
                [("", sum(1 for link in self.links.values() if link.status == "streaming"))])
+        metric("agents_transmitting", "gauge", "Agents in a TX session (waiting, pending, armed or transmitting).",
+               [("", sum(1 for link in self.links.values() if link.tx))])
+        metric("tx_frames_total", "counter", "Binary IQ frames sent to agents in TX sessions.", [("", c["tx_frames"])])
+        metric("tx_samples_total", "counter", "IQ samples sent to agents in TX sessions.", [("", c["tx_samples"])])
         metric("agents_registered", "gauge", "Agents in the database.", [("", self.store.count_agents())])
         metric("registrations_total", "counter", "Registration attempts by result.",
                [('{result="ok"}', c["registrations_ok"]), ('{result="refused"}', c["registrations_refused"]),

@@ -186,3 +186,81 @@ def tx_configure(app_id, radio_config):
 
 def tx_stop(app_id):
     return {"type": "tx_stop", "app_id": app_id}
+
+
+# ---- reading the agent's side (what a hub needs; ValueError names the field)
+
+COUNT_LIMIT = 1 << 63  # sample counts and indexes are JSON integers below this
+
+
+def _count(msg, key):
+    value = msg.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < COUNT_LIMIT:
+        raise ValueError(f"{msg.get('type', 'message')}.{key} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _app_id(msg):
+    value = msg.get("app_id")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"{msg.get('type', 'message')}.app_id must be text or an integer, got {value!r}")
+    return value
+
+
+def interlocks_from_heartbeat(msg):
+    """The interlocks an agent advertises (§6) as Interlocks: TX is enabled only with `tx_enabled: true` and
+    "tx" in `capabilities`; an absent or null cap means none. Raises ValueError naming a field it cannot read."""
+    enabled = msg.get("tx_enabled", False)
+    if not isinstance(enabled, bool):
+        raise ValueError(f"tx_enabled must be true or false, got {enabled!r}")
+    capabilities = msg.get("capabilities", [])
+    if not isinstance(capabilities, list):
+        raise ValueError(f"capabilities must be a list, got {capabilities!r}")
+    if not (enabled and "tx" in capabilities):
+        return Interlocks(False)
+    ranges = msg.get("tx_allowed_freq_ranges")
+    if isinstance(ranges, str):  # the flag syntax is the operator's, not the wire's
+        raise ValueError("tx_allowed_freq_ranges must be a list of [lo, hi] pairs in Hz")
+    try:
+        ranges = parse_ranges(ranges or None)  # [] is no limit, as the RIA agent reads it
+    except ValueError as e:
+        raise ValueError(f"tx_allowed_freq_ranges: {e}") from None
+    return Interlocks(True, msg.get("tx_max_gain_db"), msg.get("tx_max_duration_s"), ranges)
+
+
+def duration_errors(interlocks, seconds):
+    """The refusal of a transmission that would last `seconds` (None: unknown) under `interlocks`."""
+    cap = interlocks.max_duration_s
+    if seconds is None or cap is None or seconds <= cap:
+        return []
+    return [f"the source lasts {seconds:g} s, above this agent's tx_max_duration_s of {cap:g} s"]
+
+
+def parse_tx_status(msg):
+    """A tx_status from an agent: {app_id, state, message?, and the (ext) numbers it carries}."""
+    state = msg.get("state")
+    if state not in STATES:
+        raise ValueError(f"tx_status.state must be one of {', '.join(STATES)}, got {state!r}")
+    out = {"app_id": _app_id(msg), "state": state}
+    if msg.get("message") is not None:
+        if not isinstance(msg["message"], str):
+            raise ValueError(f"tx_status.message must be text, got {msg['message']!r}")
+        out["message"] = msg["message"]
+    for key in ("queue_samples", "samples_played"):
+        if msg.get(key) is not None:
+            out[key] = _count(msg, key)
+    for key in ("tx_sample_rate", "tx_center_frequency", "tx_gain"):
+        if msg.get(key) is not None:
+            out[key] = _number(f"tx_status.{key}", msg[key])
+    return out
+
+
+def parse_tx_progress(msg):
+    return {"app_id": _app_id(msg), **{key: _count(msg, key) for key in ("received", "played", "queued")}}
+
+
+def parse_tx_info(msg):
+    out = {"app_id": _app_id(msg), "sample_index": _count(msg, "sample_index")}
+    for key in ("tx_sample_rate", "tx_center_frequency", "tx_gain"):
+        out[key] = None if msg.get(key) is None else _number(f"tx_info.{key}", msg[key])
+    return out

@@ -48,7 +48,7 @@ function renderAgents() {
     const row = document.createElement("tr");
     row.dataset.agentId = a.agent_id;
     const state = a.online ? a.status : "offline";
-    for (const [text, cls] of [[a.name], [a.agent_id], [state, "state " + state],
+    for (const [text, cls] of [[a.name], [a.agent_id], [state, "state " + state], [txState(a), "tx"],
                                [(a.hardware || []).join(", ") || "-"], [age(a.last_heartbeat)]]) {
       const cell = document.createElement("td");
       cell.textContent = text;
@@ -60,6 +60,39 @@ function renderAgents() {
     body.appendChild(row);
   }
   $("no-agents").hidden = view.agents.length > 0;
+}
+
+// TX (docs/protocol.md §6): what the agent offers, and its session as the agent reported it.
+function txState(a) {
+  const tx = a.tx || {};
+  if (tx.session) return tx.session.state;
+  if (!tx.caps) return "-";
+  if (tx.caps.error) return "caps unreadable";
+  return tx.caps.tx_enabled ? "offered" : "off";
+}
+
+function txCaps(caps) {
+  if (!caps) return "-";
+  if (caps.error) return "unreadable: " + caps.error;
+  if (!caps.tx_enabled) return "TX not offered";
+  const parts = ["gain ≤ " + (caps.tx_max_gain_db ?? "∞") + " dB", "≤ " + (caps.tx_max_duration_s ?? "∞") + " s"];
+  const ranges = caps.tx_allowed_freq_ranges;
+  parts.push(ranges ? ranges.map(([lo, hi]) => `${(lo / 1e6).toFixed(3)}–${(hi / 1e6).toFixed(3)} MHz`).join(", ")
+                    : "any frequency");
+  return parts.join(", ");
+}
+
+function renderTx(a) {
+  const tx = a.tx || {};
+  const s = tx.session || tx.last;
+  $("tx-state").textContent = tx.session ? s.state : s ? `idle (last: ${s.state}${s.message ? ", " + s.message : ""})`
+                                                       : "idle";
+  $("tx-caps").textContent = txCaps(tx.caps);
+  $("tx-sent").textContent = s ? s.sent_samples : "-";
+  $("tx-played").textContent = s && s.played !== null ? s.played : "-";
+  $("tx-underruns").textContent = s && s.underruns !== null ? s.underruns : "-";
+  const st = s && (s.tx_info || s.settings);
+  $("tx-radio").textContent = st && st.tx_center_frequency ? `${mhz(st.tx_center_frequency)}, ${st.tx_gain} dB` : "-";
 }
 
 function select(agentId) {
@@ -85,6 +118,7 @@ function renderDetail() {
   $("f-gaps").textContent = s ? s.gaps : "-";
   $("f-error").hidden = !a.last_error;
   $("f-error").textContent = a.last_error ? a.last_error.message : "";
+  renderTx(a);
   if (!$("c-device").value && a.hardware && a.hardware.length) $("c-device").placeholder = a.hardware[0];
 }
 
