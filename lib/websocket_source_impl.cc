@@ -401,6 +401,12 @@ int websocket_source_impl::work(int noutput_items, gr_vector_const_void_star&, g
         d_queue.wait(WAIT_S);
         return 0;
     }
+    if (auto t = transport(); t && !t->connected()) {
+        // No hub, no transmission: a radio left on "zero" or "repeat" must not go on by itself, and
+        // a hub that comes back may not know of the session.
+        end_session("ended", "hub connection lost");
+        return 0;
+    }
     uint64_t first = 0;
     std::vector<tx_tag> tags;
     size_t n = d_queue.pop(out, noutput_items, first, tags);

@@ -198,3 +198,16 @@ def test_an_arm_after_the_hub_stopped_is_stale_and_bad_frames_are_refused(hub, f
     error = hub.wait_text("error")
     assert "12 bytes is not a whole number of 8-byte samples" in error["message"]
     assert p.src.stats()["bad_frames"] == 1
+
+
+def test_a_lost_hub_connection_ends_the_session_whatever_the_policy(hub, flowgraphs):
+    p = Player(hub, flowgraphs)
+    seen(hub, {"type": "tx_start", "app_id": "t1", "radio_config": {}})
+    p.arm(1, policy="repeat")  # would play on by itself
+    hub.send_bytes(tone(2000).tobytes())
+    p.event("transmitting")
+    hub.drop_connection()
+    ended = p.event("ended")
+    assert ended["reason"] == "hub connection lost"
+    assert hub.wait_for(lambda s: any(t[1] == "tx_eob" for t in p.tags()), WAIT)
+    assert p.src.state() == "idle"

@@ -182,6 +182,8 @@ class TxControl:
         elif name == "underrun" and s.state in ("armed", "transmitting"):
             s.final = ("underrun", None, {"samples_played": event.get("played", 0)})
             self._end(s.final)
+        elif name == "ended" and event.get("reason") == "hub connection lost" and s.state in ("armed", "transmitting"):
+            self._end(("error", "the connection to the hub was lost: TX stopped", {}))
         elif name == "ended" and event.get("active") and s.final and s.final[0] == "done":
             s.final = (s.final[0], s.final[1], {"samples_played": event.get("played", 0)})
         elif name == "configure_lost":
