@@ -395,7 +395,9 @@ std::string air_slots_json(const std::string& path)
         const uint64_t owner = s.owner.load(std::memory_order_acquire);
         if (owner == 0)
             continue;
+        const bool gone = owner_gone(owner, s.alive_ns.load(), air_now_ns());
         js << (first ? "" : ",") << "{\"slot\":" << i << ",\"pid\":" << (owner >> 32)
+           << ",\"alive\":" << (gone ? "false" : "true")
            << ",\"alive_ns\":" << s.alive_ns.load() << ",\"end_ns\":" << s.end_ns.load()
            << ",\"written\":" << s.written << "}";
         first = false;

@@ -541,6 +541,8 @@ SoapySDR::ArgInfoList device::getSettingInfo() const
              SoapySDR::ArgInfo::FLOAT, std::to_string(default_path_loss_db)),
         info("air", "Air file", "Read only: the shared file of the simulated air ('' when off)",
              SoapySDR::ArgInfo::STRING, ""),
+        info("air_slots", "Transmitters on the air", "Read only: the claimed slots of the air file as JSON",
+             SoapySDR::ArgInfo::STRING, ""),
     };
 }
 
@@ -581,6 +583,8 @@ std::string device::readSetting(const std::string& key) const
         return std::to_string(d_path_loss_db);
     if (key == "air")
         return d_tx.air_file();
+    if (key == "air_slots")
+        return air_slots_json(d_tx.air_file());
     return "";
 }
 
