@@ -163,6 +163,13 @@ sdr_sink_impl::sdr_sink_impl(const std::string& device,
 
 sdr_sink_impl::~sdr_sink_impl()
 {
+    {
+        std::lock_guard<std::mutex> lock(d_mutex);
+        d_stopping = true;
+    }
+    d_wake.notify_all();
+    if (d_status_thread.joinable())
+        d_status_thread.join();
     std::lock_guard<std::mutex> lock(d_mutex);
     close_device();
 }
@@ -173,7 +180,24 @@ bool sdr_sink_impl::start()
     d_stopping = false;
     d_state = d_args.empty() ? state_t::closed : state_t::opening;
     d_next_open_s = 0.0;
+    d_status_thread = std::thread([this] { status_loop(); });
     return true;
+}
+
+void sdr_sink_impl::status_loop()
+{
+    std::unique_lock<std::mutex> lock(d_mutex);
+    while (!d_stopping) {
+        d_wake.wait_for(lock, std::chrono::duration<double>(idle_poll_s), [this] { return d_stopping; });
+        if (d_stopping || d_state != state_t::streaming)
+            continue;
+        try {
+            poll_stream_status();
+            report_summaries(monotonic_s(), false);
+        } catch (const std::exception& e) {
+            d_logger->error("status: {}", e.what());
+        }
+    }
 }
 
 bool sdr_sink_impl::stop()
@@ -183,6 +207,8 @@ bool sdr_sink_impl::stop()
         d_stopping = true;
     }
     d_wake.notify_all();
+    if (d_status_thread.joinable())
+        d_status_thread.join();
     std::lock_guard<std::mutex> lock(d_mutex);
     end_radio_burst("stopped");
     close_device();

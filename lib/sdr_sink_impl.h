@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace gr {
@@ -104,10 +105,13 @@ private:
     void poll_stream_status();
     void report_summaries(double now, bool force);
     void idle_wait(double seconds, std::unique_lock<std::mutex>& lock);
+    void status_loop();
 
     mutable std::mutex d_mutex;
     std::condition_variable d_wake;
     bool d_stopping = false;
+    // Polls the radio's stream status while no samples come (a starved burst is reported even then).
+    std::thread d_status_thread;
 
     std::string d_args;
     settings d_set;

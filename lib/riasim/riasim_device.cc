@@ -291,11 +291,24 @@ int device::writeStream(SoapySDR::Stream* stream,
     if (!is_tx(stream))
         return SOAPY_SDR_NOT_SUPPORTED;
     const fault_snapshot faults = d_faults->poll(false); // overflows are the receiver's
-    if (!faults.present)
-        return fail_unplugged(faults.style, timeout_us);
-    if (faults.stall_remaining_s > 0) {
-        std::this_thread::sleep_for(std::chrono::duration<double>(std::min(faults.stall_remaining_s, timeout_us / 1e6)));
-        return SOAPY_SDR_TIMEOUT;
+    if (!faults.present || faults.stall_remaining_s > 0) {
+        int ret = SOAPY_SDR_STREAM_ERROR;
+        try {
+            if (!faults.present) {
+                ret = fail_unplugged(faults.style, timeout_us);
+            } else {
+                std::this_thread::sleep_for(
+                    std::chrono::duration<double>(std::min(faults.stall_remaining_s, timeout_us / 1e6)));
+                ret = SOAPY_SDR_TIMEOUT;
+            }
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(d_mutex);
+            d_tx.log().add({ flags, time_ns, num_elems, SOAPY_SDR_STREAM_ERROR, d_tx.freq, d_tx.rate, d_tx.gain, false });
+            throw;
+        }
+        std::lock_guard<std::mutex> lock(d_mutex);
+        d_tx.log().add({ flags, time_ns, num_elems, ret, d_tx.freq, d_tx.rate, d_tx.gain, false });
+        return ret;
     }
     std::unique_lock<std::mutex> lock(d_mutex);
     return d_tx.write(lock, buffs[0], num_elems, flags, time_ns, timeout_us, d_hw_offset_ns);

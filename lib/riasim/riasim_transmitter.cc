@@ -65,8 +65,10 @@ int transmitter::write(std::unique_lock<std::mutex>& lock,
                        long timeout_us,
                        long long hw_offset_ns)
 {
-    if (!d_active)
+    if (!d_active) {
+        d_log->add({ flags, time_ns, n, SOAPY_SDR_STREAM_ERROR, freq, rate, gain, false });
         return SOAPY_SDR_STREAM_ERROR;
+    }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(timeout_us);
 
     // Where these samples go on the air; nothing is committed until they are taken.
@@ -99,8 +101,10 @@ int transmitter::write(std::unique_lock<std::mutex>& lock,
             break;
         }
         const auto now_steady = std::chrono::steady_clock::now();
-        if (now_steady >= deadline)
+        if (now_steady >= deadline) {
+            d_log->add({ flags, time_ns, n, SOAPY_SDR_TIMEOUT, freq, rate, gain, false });
             return SOAPY_SDR_TIMEOUT;
+        }
         const auto need = std::chrono::nanoseconds(int64_t(1e9 * (double(want) - room) / rate) + 1);
         lock.unlock();
         std::this_thread::sleep_until(std::min(deadline, now_steady + need));

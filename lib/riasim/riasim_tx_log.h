@@ -1,4 +1,4 @@
-/* What riasim transmitters were asked to do: one entry per writeStream, kept per serial in this
+/* What riasim transmitters were asked to do: one entry per writeStream (errors and timeouts too), kept per serial in this
  * process (so it outlives a close and reopen) and read through readSetting("tx_log"). */
 #ifndef INCLUDED_RIASIM_TX_LOG_H
 #define INCLUDED_RIASIM_TX_LOG_H
