@@ -1,5 +1,6 @@
 #include "sdr_source_impl.h"
 #include "monotonic_clock.h"
+#include "soapy_ranges.h"
 #include "status_message.h"
 
 #include <gnuradio/io_signature.h>
@@ -29,23 +30,6 @@ constexpr double fast_error_backoff_s = 0.01;
 
 const char* const known_keys = "freq, rate, gain, bandwidth, antenna, agc, open, seq, close, chan";
 
-// The smallest [min, max] that holds every range of a non-empty list.
-std::pair<double, double> overall_range(const SoapySDR::RangeList& ranges)
-{
-    double lo = ranges.front().minimum(), hi = ranges.front().maximum();
-    for (const auto& r : ranges) {
-        lo = std::min(lo, r.minimum());
-        hi = std::max(hi, r.maximum());
-    }
-    return { lo, hi };
-}
-
-std::string format_hz(double v)
-{
-    std::ostringstream s;
-    s << v;
-    return s.str();
-}
 } // namespace
 
 sdr_source::sptr sdr_source::make(const std::string& device_args,
@@ -88,7 +72,7 @@ double require(const char* name, double value, bool ok, const char* rule)
 {
     if (!std::isfinite(value) || !ok)
         throw std::invalid_argument(std::string("sdr_source: ") + name + " must be " + rule +
-                                    ", got " + format_hz(value));
+                                    ", got " + format_number(value));
     return value;
 }
 } // namespace
@@ -418,7 +402,7 @@ bool sdr_source_impl::number_arg(const std::string& key, const pmt::pmt_t& value
     }
     out = pmt::to_double(value);
     if (!std::isfinite(out)) {
-        report_error(key, value, "cmd " + key + ": value must be finite, got " + format_hz(out));
+        report_error(key, value, "cmd " + key + ": value must be finite, got " + format_number(out));
         return false;
     }
     return true;
@@ -437,8 +421,8 @@ bool sdr_source_impl::check_range(const std::string& key,
     const auto [lo, hi] = overall_range(ranges);
     report_error(key,
                  pmt::from_double(v),
-                 "cmd " + key + ": " + format_hz(v) + " " + unit + " is outside the device range " +
-                     format_hz(lo) + " to " + format_hz(hi) + " " + unit);
+                 "cmd " + key + ": " + format_number(v) + " " + unit + " is outside the device range " +
+                     format_number(lo) + " to " + format_number(hi) + " " + unit);
     return false;
 }
 

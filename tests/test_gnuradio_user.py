@@ -50,6 +50,7 @@ IQ_AGENTS = {  # .grc -> needs a screen (QT GUI)
 }
 OTHER_EXAMPLES = {
     "sdr_source_headless.grc": "test_headless_source_example_runs_to_its_end",
+    "sdr_sink_tone.grc": "test_sink_tone_example_transmits",
     "sdr_source_spectrum.grc": "test_spectrum_example_runs_offscreen",
     "voice_agent_file.grc": "test_voice_agent_from_files_streams_to_a_hub",
     "voice_agent.grc": "test_voice_agent_with_a_sound_card_streams_to_a_hub",
@@ -300,6 +301,14 @@ def test_headless_source_example_runs_to_its_end(installed, compiled, serial):
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "(event . streaming)" in result.stdout, result.stdout + result.stderr
+
+
+def test_sink_tone_example_transmits(installed, compiled, serial, tmp_path):
+    script = compiled("sdr_sink_tone.grc")
+    result = subprocess.run([SYSTEM_PYTHON, "-u", script], env=installed.env(riasim=True, RIASIM_AIR=str(tmp_path / "air")),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(event . transmitting)" in result.stdout, result.stdout + result.stderr
 
 
 def test_spectrum_example_runs_offscreen(installed, compiled, serial):

@@ -42,7 +42,7 @@ def read_samples(dev, n, fmt=SOAPY_SDR_CF32):
 def test_probe_shows_a_sensible_device(serial):
     out = subprocess.run(["SoapySDRUtil", f"--probe=driver=riasim,serial={serial}"],
                          capture_output=True, text=True, timeout=60).stdout
-    for expected in ("driver=riasim", f"serial={serial}", "Channels: 1 Rx, 0 Tx", "Stream formats: CF32, CS16",
+    for expected in ("driver=riasim", f"serial={serial}", "Channels: 1 Rx, 1 Tx", "Full-duplex: YES", "Stream formats: CF32, CS16",
                      "Full freq range: [1, 6000] MHz", "Sample rates: [0.048, 61.44] MSps",
                      "Full gain range: [0, 70, 1] dB", "Antennas: RX, CAL", "Supports AGC: YES",
                      "Timestamps: YES"):

@@ -56,7 +56,10 @@ device::device(const SoapySDR::Kwargs& args)
       d_world(args.count("emitters") ? parse_emitters(args.at("emitters")) : default_emitters(),
               arg_double(args, "noise", -100.0),
               static_cast<uint32_t>(arg_double(args, "seed", 1))),
-      d_pace(parse_bool(arg_string(args, "pace", "true")))
+      d_pace(parse_bool(arg_string(args, "pace", "true"))),
+      d_path_loss_db(arg_double(args, "path_loss", default_path_loss_db)),
+      d_air(air_path(arg_string(args, "air", "")), d_path_loss_db),
+      d_tx(d_serial, air_path(arg_string(args, "air", "")), parse_bool(arg_string(args, "tx_pace", d_pace ? "true" : "false")))
 {
     d_freq = arg_double(args, "freq", d_freq);
     d_rate = arg_double(args, "rate", d_rate);
@@ -64,6 +67,8 @@ device::device(const SoapySDR::Kwargs& args)
     check_in_range("freq", d_freq, min_freq_hz, max_freq_hz);
     check_in_range("rate", d_rate, min_rate_hz, max_rate_hz);
     check_in_range("gain", d_gain, min_gain_db, max_gain_db);
+    if (!std::isfinite(d_path_loss_db))
+        throw std::invalid_argument("riasim: device argument path_loss must be a finite number of dB");
     retune_locked();
 }
 
@@ -72,15 +77,25 @@ SoapySDR::Kwargs device::getHardwareInfo() const
     return { { "serial", d_serial },
              { "origin", "gr-ria riasim" },
              { "pace", d_pace ? "true" : "false" },
+             { "tx_pace", d_tx.pace() ? "true" : "false" },
+             { "air", d_tx.air_file() },
              { "control_file", control_file_path(d_serial) } };
 }
 
-size_t device::getNumChannels(int direction) const { return direction == SOAPY_SDR_RX ? 1 : 0; }
+size_t device::getNumChannels(int direction) const
+{
+    return direction == SOAPY_SDR_RX || direction == SOAPY_SDR_TX ? 1 : 0;
+}
 
 void device::check_channel(int direction, size_t channel) const
 {
-    if (direction != SOAPY_SDR_RX || channel != 0)
-        throw std::invalid_argument("riasim has one RX channel (0)");
+    if ((direction != SOAPY_SDR_RX && direction != SOAPY_SDR_TX) || channel != 0)
+        throw std::invalid_argument("riasim has one RX and one TX channel (0)");
+}
+
+bool device::is_tx(SoapySDR::Stream* stream) const
+{
+    return stream == reinterpret_cast<const SoapySDR::Stream*>(&d_tx_handle);
 }
 
 std::vector<std::string> device::getStreamFormats(int, size_t) const
@@ -99,44 +114,66 @@ SoapySDR::Stream* device::setupStream(int direction,
                                       const std::vector<size_t>& channels,
                                       const SoapySDR::Kwargs&)
 {
-    if (direction != SOAPY_SDR_RX)
-        throw std::invalid_argument("riasim: only RX streams");
+    if (direction != SOAPY_SDR_RX && direction != SOAPY_SDR_TX)
+        throw std::invalid_argument("riasim: a stream is RX or TX");
     if (channels.size() > 1 || (channels.size() == 1 && channels[0] != 0))
         throw std::invalid_argument("riasim: one channel (0)");
     if (format != SOAPY_SDR_CF32 && format != SOAPY_SDR_CS16)
         throw std::invalid_argument("riasim: stream format " + format + " is not CF32 or CS16");
     std::lock_guard<std::mutex> lock(d_mutex);
+    if (direction == SOAPY_SDR_TX) {
+        if (d_tx.open)
+            throw std::runtime_error("riasim: the TX stream is already open");
+        d_tx.open = true;
+        d_tx.cs16 = format == SOAPY_SDR_CS16;
+        return reinterpret_cast<SoapySDR::Stream*>(&d_tx_handle);
+    }
     if (d_stream_open)
         throw std::runtime_error("riasim: the RX stream is already open");
     d_stream_open = true;
     d_cs16 = format == SOAPY_SDR_CS16;
-    return reinterpret_cast<SoapySDR::Stream*>(this);
+    return reinterpret_cast<SoapySDR::Stream*>(&d_rx_handle);
 }
 
-void device::closeStream(SoapySDR::Stream*)
+void device::closeStream(SoapySDR::Stream* stream)
 {
     std::lock_guard<std::mutex> lock(d_mutex);
+    if (is_tx(stream)) {
+        d_tx.deactivate();
+        d_tx.open = false;
+        return;
+    }
     d_stream_open = false;
     d_active = false;
 }
 
-size_t device::getStreamMTU(SoapySDR::Stream*) const
+size_t device::getStreamMTU(SoapySDR::Stream* stream) const
 {
     std::lock_guard<std::mutex> lock(d_mutex);
+    if (is_tx(stream))
+        return d_tx.mtu();
     return d_pace ? paced_chunk(d_rate) : unpaced_mtu;
 }
 
-int device::activateStream(SoapySDR::Stream*, int, long long, size_t)
+int device::activateStream(SoapySDR::Stream* stream, int, long long, size_t)
 {
     std::lock_guard<std::mutex> lock(d_mutex);
+    if (is_tx(stream)) {
+        d_tx.activate();
+        return 0;
+    }
     d_active = true;
     restart_pacing_locked();
     return 0;
 }
 
-int device::deactivateStream(SoapySDR::Stream*, int, long long)
+int device::deactivateStream(SoapySDR::Stream* stream, int, long long)
 {
     std::lock_guard<std::mutex> lock(d_mutex);
+    if (is_tx(stream)) {
+        d_tx.deactivate();
+        return 0;
+    }
     d_active = false;
     return 0;
 }
@@ -144,7 +181,13 @@ int device::deactivateStream(SoapySDR::Stream*, int, long long)
 void device::restart_pacing_locked()
 {
     d_pace_start = clock::now();
+    d_rx_air_start_ns = air_now_ns();
     d_paced_delivered = 0;
+}
+
+int64_t device::rx_air_ns_locked() const
+{
+    return d_rx_air_start_ns + int64_t(std::llround(1e9 * double(d_paced_delivered) / d_rate));
 }
 
 int device::fail_unplugged(unplug_style style, long timeout_us)
@@ -163,7 +206,7 @@ int device::fail_unplugged(unplug_style style, long timeout_us)
     return SOAPY_SDR_STREAM_ERROR;
 }
 
-int device::readStream(SoapySDR::Stream*,
+int device::readStream(SoapySDR::Stream* stream,
                        void* const* buffs,
                        size_t num_elems,
                        int& flags,
@@ -171,6 +214,8 @@ int device::readStream(SoapySDR::Stream*,
                        long timeout_us)
 {
     flags = 0;
+    if (is_tx(stream))
+        return SOAPY_SDR_NOT_SUPPORTED;
     const fault_snapshot faults = d_faults->poll();
     if (!faults.present)
         return fail_unplugged(faults.style, timeout_us);
@@ -213,28 +258,76 @@ int device::readStream(SoapySDR::Stream*,
             if (!d_active)
                 return SOAPY_SDR_STREAM_ERROR;
         }
-        d_paced_delivered += n;
     }
 
+    auto* samples = static_cast<std::complex<float>*>(buffs[0]);
     if (d_cs16) {
         d_scratch.resize(n);
-        d_world.generate(d_scratch.data(), n);
+        samples = d_scratch.data();
+    }
+    const int64_t air_ns = rx_air_ns_locked();
+    d_world.generate(samples, n);
+    d_air.mix(samples, n, air_ns, d_rate, d_freq, d_bandwidth, d_gain);
+    saturate(samples, n);
+    if (d_cs16) {
         auto* out = static_cast<int16_t*>(buffs[0]);
         const float* in = reinterpret_cast<const float*>(d_scratch.data());
         for (size_t k = 0; k < 2 * n; k++)
             out[k] = static_cast<int16_t>(std::lrintf(in[k] * 32767.0f));
-    } else {
-        d_world.generate(static_cast<std::complex<float>*>(buffs[0]), n);
     }
-    time_ns = static_cast<long long>(d_hw_time_ns);
+    d_paced_delivered += n;
+    time_ns = air_ns + d_hw_offset_ns;
     flags |= SOAPY_SDR_HAS_TIME;
-    d_hw_time_ns += 1e9 * double(n) / d_rate;
     return static_cast<int>(n);
+}
+
+int device::writeStream(SoapySDR::Stream* stream,
+                        const void* const* buffs,
+                        size_t num_elems,
+                        int& flags,
+                        long long time_ns,
+                        long timeout_us)
+{
+    if (!is_tx(stream))
+        return SOAPY_SDR_NOT_SUPPORTED;
+    const fault_snapshot faults = d_faults->poll(false); // overflows are the receiver's
+    if (!faults.present || faults.stall_remaining_s > 0) {
+        int ret = SOAPY_SDR_STREAM_ERROR;
+        try {
+            if (!faults.present) {
+                ret = fail_unplugged(faults.style, timeout_us);
+            } else {
+                std::this_thread::sleep_for(
+                    std::chrono::duration<double>(std::min(faults.stall_remaining_s, timeout_us / 1e6)));
+                ret = SOAPY_SDR_TIMEOUT;
+            }
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(d_mutex);
+            d_tx.log().add({ flags, time_ns, num_elems, SOAPY_SDR_STREAM_ERROR, d_tx.freq, d_tx.rate, d_tx.gain, false });
+            throw;
+        }
+        std::lock_guard<std::mutex> lock(d_mutex);
+        d_tx.log().add({ flags, time_ns, num_elems, ret, d_tx.freq, d_tx.rate, d_tx.gain, false });
+        return ret;
+    }
+    std::unique_lock<std::mutex> lock(d_mutex);
+    return d_tx.write(lock, buffs[0], num_elems, flags, time_ns, timeout_us, d_hw_offset_ns);
+}
+
+int device::readStreamStatus(SoapySDR::Stream* stream, size_t& chan_mask, int& flags, long long& time_ns, long timeout_us)
+{
+    if (!is_tx(stream))
+        return SOAPY_SDR_NOT_SUPPORTED;
+    std::unique_lock<std::mutex> lock(d_mutex);
+    chan_mask = 1;
+    return d_tx.read_status(lock, flags, time_ns, timeout_us, d_hw_offset_ns);
 }
 
 std::vector<std::string> device::listAntennas(int direction, size_t channel) const
 {
     check_channel(direction, channel);
+    if (direction == SOAPY_SDR_TX)
+        return { "TX" };
     return { "RX", "CAL" };
 }
 
@@ -242,15 +335,16 @@ void device::setAntenna(int direction, size_t channel, const std::string& name)
 {
     auto names = listAntennas(direction, channel);
     if (std::find(names.begin(), names.end(), name) == names.end())
-        throw std::invalid_argument("riasim: antenna '" + name + "' is not RX or CAL");
+        throw std::invalid_argument(direction == SOAPY_SDR_TX ? "riasim: TX antenna '" + name + "' is not TX"
+                                                              : "riasim: antenna '" + name + "' is not RX or CAL");
     std::lock_guard<std::mutex> lock(d_mutex);
-    d_antenna = name;
+    (direction == SOAPY_SDR_TX ? d_tx.antenna : d_antenna) = name;
 }
 
-std::string device::getAntenna(int, size_t) const
+std::string device::getAntenna(int direction, size_t) const
 {
     std::lock_guard<std::mutex> lock(d_mutex);
-    return d_antenna;
+    return direction == SOAPY_SDR_TX ? d_tx.antenna : d_antenna;
 }
 
 std::vector<std::string> device::listGains(int, size_t) const { return { "RF" }; }
@@ -258,22 +352,33 @@ std::vector<std::string> device::listGains(int, size_t) const { return { "RF" };
 void device::setGainMode(int direction, size_t channel, bool automatic)
 {
     check_channel(direction, channel);
+    if (direction == SOAPY_SDR_TX) {
+        if (automatic)
+            throw std::invalid_argument("riasim: the TX side has no automatic gain");
+        return;
+    }
     std::lock_guard<std::mutex> lock(d_mutex);
     d_agc = automatic;
     retune_locked();
 }
 
-bool device::getGainMode(int, size_t) const
+bool device::getGainMode(int direction, size_t) const
 {
     std::lock_guard<std::mutex> lock(d_mutex);
-    return d_agc;
+    return direction == SOAPY_SDR_TX ? false : d_agc;
 }
 
 void device::setGain(int direction, size_t channel, double value)
 {
     check_channel(direction, channel);
-    check_in_range("gain", value, min_gain_db, max_gain_db);
+    const auto r = getGainRange(direction, channel);
+    check_in_range("gain", value, r.minimum(), r.maximum());
     std::lock_guard<std::mutex> lock(d_mutex);
+    if (direction == SOAPY_SDR_TX) {
+        d_tx.gain = value;
+        d_tx.settings_changed();
+        return;
+    }
     d_gain = value;
     retune_locked();
 }
@@ -283,10 +388,10 @@ void device::setGain(int direction, size_t channel, const std::string&, double v
     setGain(direction, channel, value);
 }
 
-double device::getGain(int, size_t) const
+double device::getGain(int direction, size_t) const
 {
     std::lock_guard<std::mutex> lock(d_mutex);
-    return d_gain;
+    return direction == SOAPY_SDR_TX ? d_tx.gain : d_gain;
 }
 
 double device::getGain(int direction, size_t channel, const std::string&) const
@@ -294,8 +399,10 @@ double device::getGain(int direction, size_t channel, const std::string&) const
     return getGain(direction, channel);
 }
 
-SoapySDR::Range device::getGainRange(int, size_t) const
+SoapySDR::Range device::getGainRange(int direction, size_t) const
 {
+    if (direction == SOAPY_SDR_TX)
+        return SoapySDR::Range(tx_min_gain_db, tx_max_gain_db, 1.0);
     return SoapySDR::Range(min_gain_db, max_gain_db, 1.0);
 }
 
@@ -309,6 +416,11 @@ void device::setFrequency(int direction, size_t channel, double frequency, const
     check_channel(direction, channel);
     check_in_range("frequency", frequency, min_freq_hz, max_freq_hz);
     std::lock_guard<std::mutex> lock(d_mutex);
+    if (direction == SOAPY_SDR_TX) {
+        d_tx.freq = frequency;
+        d_tx.settings_changed();
+        return;
+    }
     d_freq = frequency;
     retune_locked();
 }
@@ -322,10 +434,10 @@ void device::setFrequency(int direction,
     setFrequency(direction, channel, frequency, args);
 }
 
-double device::getFrequency(int, size_t) const
+double device::getFrequency(int direction, size_t) const
 {
     std::lock_guard<std::mutex> lock(d_mutex);
-    return d_freq;
+    return direction == SOAPY_SDR_TX ? d_tx.freq : d_freq;
 }
 
 double device::getFrequency(int direction, size_t channel, const std::string&) const
@@ -350,15 +462,20 @@ void device::setSampleRate(int direction, size_t channel, double rate)
     check_channel(direction, channel);
     check_in_range("sample rate", rate, min_rate_hz, max_rate_hz);
     std::lock_guard<std::mutex> lock(d_mutex);
+    if (direction == SOAPY_SDR_TX) {
+        d_tx.rate = rate;
+        d_tx.settings_changed();
+        return;
+    }
     d_rate = rate;
     retune_locked();
     restart_pacing_locked();
 }
 
-double device::getSampleRate(int, size_t) const
+double device::getSampleRate(int direction, size_t) const
 {
     std::lock_guard<std::mutex> lock(d_mutex);
-    return d_rate;
+    return direction == SOAPY_SDR_TX ? d_tx.rate : d_rate;
 }
 
 std::vector<double> device::listSampleRates(int, size_t) const
@@ -377,14 +494,20 @@ void device::setBandwidth(int direction, size_t channel, double bw)
     if (bw != 0.0)
         check_in_range("bandwidth", bw, min_bandwidth_hz, max_bandwidth_hz);
     std::lock_guard<std::mutex> lock(d_mutex);
+    if (direction == SOAPY_SDR_TX) {
+        d_tx.bandwidth = bw;
+        return;
+    }
     d_bandwidth = bw;
     retune_locked();
 }
 
-double device::getBandwidth(int, size_t) const
+double device::getBandwidth(int direction, size_t) const
 {
     std::lock_guard<std::mutex> lock(d_mutex);
-    return d_bandwidth > 0 ? d_bandwidth : std::min(d_rate, max_bandwidth_hz);
+    const double bw = direction == SOAPY_SDR_TX ? d_tx.bandwidth : d_bandwidth;
+    const double rate = direction == SOAPY_SDR_TX ? d_tx.rate : d_rate;
+    return bw > 0 ? bw : std::min(rate, max_bandwidth_hz);
 }
 
 SoapySDR::RangeList device::getBandwidthRange(int, size_t) const
@@ -397,39 +520,85 @@ bool device::hasHardwareTime(const std::string& what) const { return what.empty(
 long long device::getHardwareTime(const std::string&) const
 {
     std::lock_guard<std::mutex> lock(d_mutex);
-    return static_cast<long long>(d_hw_time_ns);
+    return air_now_ns() + d_hw_offset_ns;
 }
 
 void device::setHardwareTime(long long time_ns, const std::string&)
 {
     std::lock_guard<std::mutex> lock(d_mutex);
-    d_hw_time_ns = double(time_ns);
+    d_hw_offset_ns = time_ns - air_now_ns();
 }
 
 SoapySDR::ArgInfoList device::getSettingInfo() const
 {
-    SoapySDR::ArgInfo pace;
-    pace.key = "pace";
-    pace.name = "Real-time pacing";
-    pace.description = "Deliver samples at the sample rate (true) or as fast as possible (false)";
-    pace.type = SoapySDR::ArgInfo::BOOL;
-    pace.value = "true";
-    return { pace };
+    auto info = [](const char* key, const char* name, const char* description, SoapySDR::ArgInfo::Type type,
+                   const std::string& value) {
+        SoapySDR::ArgInfo a;
+        a.key = key;
+        a.name = name;
+        a.description = description;
+        a.type = type;
+        a.value = value;
+        return a;
+    };
+    return {
+        info("pace", "Real-time pacing",
+             "Deliver and take samples at the sample rate (true) or as fast as possible (false); RX and TX",
+             SoapySDR::ArgInfo::BOOL, "true"),
+        info("tx_pace", "TX real-time pacing", "Pacing of the TX side alone", SoapySDR::ArgInfo::BOOL, "true"),
+        info("tx_log", "TX log",
+             "Read: every writeStream as JSON [{flags, time_ns, count, asked, freq, rate, gain, aired}]; "
+             "write 'clear' to empty it",
+             SoapySDR::ArgInfo::STRING, ""),
+        info("path_loss", "Path loss (dB)", "Loss from any riasim transmitter to this receiver",
+             SoapySDR::ArgInfo::FLOAT, std::to_string(default_path_loss_db)),
+        info("air", "Air file", "Read only: the shared file of the simulated air ('' when off)",
+             SoapySDR::ArgInfo::STRING, ""),
+        info("air_slots", "Transmitters on the air", "Read only: the claimed slots of the air file as JSON",
+             SoapySDR::ArgInfo::STRING, ""),
+    };
 }
 
 void device::writeSetting(const std::string& key, const std::string& value)
 {
-    if (key != "pace")
-        throw std::invalid_argument("riasim: unknown setting '" + key + "'");
     std::lock_guard<std::mutex> lock(d_mutex);
-    d_pace = parse_bool(value);
-    restart_pacing_locked();
+    if (key == "pace") {
+        d_pace = parse_bool(value);
+        d_tx.set_pace(d_pace);
+        restart_pacing_locked();
+    } else if (key == "tx_pace") {
+        d_tx.set_pace(parse_bool(value));
+    } else if (key == "tx_log") {
+        if (value != "clear")
+            throw std::invalid_argument("riasim: setting tx_log takes 'clear', not '" + value + "'");
+        d_tx.log().clear();
+    } else if (key == "path_loss") {
+        const double loss = arg_double({ { key, value } }, key, default_path_loss_db);
+        if (!std::isfinite(loss))
+            throw std::invalid_argument("riasim: path_loss must be a finite number of dB");
+        d_path_loss_db = loss;
+        d_air.set_path_loss(loss);
+    } else {
+        throw std::invalid_argument("riasim: unknown setting '" + key + "'");
+    }
 }
 
 std::string device::readSetting(const std::string& key) const
 {
     std::lock_guard<std::mutex> lock(d_mutex);
-    return key == "pace" ? (d_pace ? "true" : "false") : "";
+    if (key == "pace")
+        return d_pace ? "true" : "false";
+    if (key == "tx_pace")
+        return d_tx.pace() ? "true" : "false";
+    if (key == "tx_log")
+        return d_tx.log().json();
+    if (key == "path_loss")
+        return std::to_string(d_path_loss_db);
+    if (key == "air")
+        return d_tx.air_file();
+    if (key == "air_slots")
+        return air_slots_json(d_tx.air_file());
+    return "";
 }
 
 void device::retune_locked()

@@ -1,8 +1,10 @@
-/* riasim: a simulated wideband receiver behind the SoapySDR device API. */
+/* riasim: a simulated wideband receiver and transmitter behind the SoapySDR device API. */
 #ifndef INCLUDED_RIASIM_DEVICE_H
 #define INCLUDED_RIASIM_DEVICE_H
 
+#include "riasim_air.h"
 #include "riasim_faults.h"
+#include "riasim_transmitter.h"
 #include "riasim_world.h"
 
 #include <SoapySDR/Device.hpp>
@@ -33,7 +35,7 @@ public:
     SoapySDR::Kwargs getHardwareInfo() const override;
 
     size_t getNumChannels(int direction) const override;
-    bool getFullDuplex(int, size_t) const override { return false; }
+    bool getFullDuplex(int, size_t) const override { return true; }
 
     std::vector<std::string> getStreamFormats(int direction, size_t channel) const override;
     std::string getNativeStreamFormat(int direction, size_t channel, double& full_scale) const override;
@@ -52,13 +54,24 @@ public:
                    int& flags,
                    long long& time_ns,
                    long timeout_us) override;
+    int writeStream(SoapySDR::Stream* stream,
+                    const void* const* buffs,
+                    size_t num_elems,
+                    int& flags,
+                    long long time_ns,
+                    long timeout_us) override;
+    int readStreamStatus(SoapySDR::Stream* stream,
+                         size_t& chan_mask,
+                         int& flags,
+                         long long& time_ns,
+                         long timeout_us) override;
 
     std::vector<std::string> listAntennas(int direction, size_t channel) const override;
     void setAntenna(int direction, size_t channel, const std::string& name) override;
     std::string getAntenna(int direction, size_t channel) const override;
 
     std::vector<std::string> listGains(int direction, size_t channel) const override;
-    bool hasGainMode(int, size_t) const override { return true; }
+    bool hasGainMode(int direction, size_t) const override { return direction == SOAPY_SDR_RX; }
     void setGainMode(int direction, size_t channel, bool automatic) override;
     bool getGainMode(int direction, size_t channel) const override;
     //! Like every setting, applies from the first sample of the next readStream (samples are made there),
@@ -102,9 +115,11 @@ public:
 private:
     using clock = std::chrono::steady_clock;
     void check_channel(int direction, size_t channel) const;
+    bool is_tx(SoapySDR::Stream* stream) const;
     void retune_locked();
     void restart_pacing_locked();
     int fail_unplugged(unplug_style style, long timeout_us);
+    int64_t rx_air_ns_locked() const;
 
     mutable std::mutex d_mutex;
     std::string d_driver;
@@ -119,14 +134,21 @@ private:
     bool d_agc = false;
     std::string d_antenna = "RX";
 
-    // Stream state (one RX stream at a time).
+    // RX stream (one at a time). Its sample clock runs on air time: paced, it keeps to the real time.
     bool d_stream_open = false;
     bool d_active = false;
     bool d_cs16 = false;
     clock::time_point d_pace_start;
+    int64_t d_rx_air_start_ns = 0; // air time of the first sample since the pacing (re)started
     unsigned long long d_paced_delivered = 0;
-    double d_hw_time_ns = 0.0;
     std::vector<std::complex<float>> d_scratch;
+
+    // Hardware time = air time (CLOCK_REALTIME ns, as a GPS-disciplined radio) + this (setHardwareTime).
+    long long d_hw_offset_ns = 0;
+    double d_path_loss_db;
+    air_receiver d_air;
+    transmitter d_tx;
+    char d_rx_handle = 0, d_tx_handle = 0; // their addresses are the two SoapySDR::Stream handles
 };
 
 } // namespace riasim

@@ -138,7 +138,7 @@ void unit_faults::read_control_file_locked()
     d_file_stall_until_epoch = stall_until;
 }
 
-fault_snapshot unit_faults::poll()
+fault_snapshot unit_faults::poll(bool consume_overflows)
 {
     std::lock_guard<std::mutex> lock(d_mutex);
     const auto now = clock::now();
@@ -163,7 +163,8 @@ fault_snapshot unit_faults::poll()
     s.present = d_timeline_present && d_file_present;
     s.style = !d_file_present ? d_file_style : d_timeline_style;
     s.new_overflows = d_pending_overflows;
-    d_pending_overflows = 0;
+    if (consume_overflows)
+        d_pending_overflows = 0;
     const double timeline_stall = std::chrono::duration<double>(d_stall_until - now).count();
     const double file_stall = d_file_stall_until_epoch - epoch_now_s();
     s.stall_remaining_s = std::max({ 0.0, timeline_stall, file_stall });

@@ -37,8 +37,9 @@ public:
 
     unit_faults(std::string serial, const std::string& timeline_spec);
 
-    // Current state; consumes pending overflow events. Cheap enough to call per read.
-    fault_snapshot poll();
+    // Current state; consumes pending overflow events unless asked not to (the TX side only looks:
+    // overflows are the receiver's). Cheap enough to call per read.
+    fault_snapshot poll(bool consume_overflows = true);
     bool present();
 
 private:

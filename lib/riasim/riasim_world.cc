@@ -119,8 +119,10 @@ void world::generate(std::complex<float>* out, size_t n)
         }
         t.phasor = ph / std::abs(ph); // keeps the magnitude from drifting over long runs
     }
+}
 
-    // ADC saturation.
+void saturate(std::complex<float>* out, size_t n)
+{
     float* iq = reinterpret_cast<float*>(out);
     for (size_t k = 0; k < 2 * n; k++)
         iq[k] = std::clamp(iq[k], -1.0f, 1.0f);

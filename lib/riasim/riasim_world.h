@@ -26,6 +26,7 @@ public:
     world(std::vector<emitter> emitters, double noise_dbm, uint32_t seed);
 
     void tune(double center_hz, double rate_hz, double bandwidth_hz, double gain_db);
+    //! Noise and emitters, before the ADC (see saturate).
     void generate(std::complex<float>* out, size_t n);
 
     // Strongest emitter inside the current passband, for automatic gain.
@@ -49,6 +50,9 @@ private:
     double d_rate = 1.0;
     double d_bandwidth = 0.0;
 };
+
+//! The ADC: clips I and Q at full scale 1.0.
+void saturate(std::complex<float>* out, size_t n);
 
 } // namespace riasim
 

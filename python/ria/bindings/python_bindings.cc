@@ -6,6 +6,7 @@ namespace py = pybind11;
 void bind_aec(py::module& m);
 void bind_agent_transport(py::module& m);
 void bind_disconnect_classifier(py::module& m);
+void bind_sdr_sink(py::module& m);
 void bind_sdr_source(py::module& m);
 void bind_websocket_iq_sink(py::module& m);
 void bind_websocket_source(py::module& m);
@@ -17,6 +18,7 @@ PYBIND11_MODULE(ria_python, m)
     bind_aec(m);
     bind_agent_transport(m);
     bind_disconnect_classifier(m);
+    bind_sdr_sink(m);
     bind_sdr_source(m);
     bind_websocket_iq_sink(m);
     bind_websocket_source(m);
