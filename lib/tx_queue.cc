@@ -105,6 +105,9 @@ bool tx_queue::arm(uint64_t seq, uint64_t capacity)
 void tx_queue::refuse(uint64_t seq)
 {
     std::lock_guard<std::mutex> lk(d_mutex);
+    // Frames the hub sent for a start that was refused were never for any session: late.
+    d_counters.late_frames += std::count_if(d_chunks.begin(), d_chunks.end(),
+                                            [seq](const chunk& c) { return c.session == seq; });
     drop_if_locked([](const chunk& c, uint64_t s) { return c.session == s; }, seq);
     if (d_intake == seq)
         d_intake = 0;

@@ -24,7 +24,7 @@ struct tx_tag {
 struct tx_queue_counters {
     uint64_t received = 0;   //!< samples of armed sessions taken from the hub (all sessions so far)
     uint64_t played = 0;     //!< of those, handed to the flowgraph
-    uint64_t late_frames = 0;   //!< frames outside any session (after a stop, an underrun, a refusal)
+    uint64_t late_frames = 0;   //!< frames outside any session (after a stop, an underrun, for a refused start)
     uint64_t bad_frames = 0;    //!< frames whose length is not whole samples
     uint64_t queued = 0;        //!< samples waiting, all sessions
 };

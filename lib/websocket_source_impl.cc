@@ -144,9 +144,15 @@ std::string websocket_source_impl::state() const
 
 void websocket_source_impl::set_state(const std::string& state)
 {
-    std::lock_guard<std::mutex> lk(d_mutex);
-    d_state = state;
-    d_state_app = state == "idle" ? json() : d_app_id;
+    {
+        std::lock_guard<std::mutex> lk(d_mutex);
+        if (d_state == state)
+            return;
+        d_state = state;
+        d_state_app = state == "idle" ? json() : d_app_id;
+    }
+    if (auto t = transport())
+        t->send_heartbeat(); // its sessions.tx says so now, not at the next interval
 }
 
 json websocket_source_impl::stats() const

@@ -43,8 +43,8 @@ class control_handler(gr.basic_block):
             self.message_port_register_in(pmt.intern(port))
         self.set_msg_handler(pmt.intern("ctrl"), self._on_ctrl)
         self.set_msg_handler(pmt.intern("status"), self._on_status)
-        self.set_msg_handler(pmt.intern("tx_radio_status"), lambda m: self._on_tx_event(self.tx.on_radio, m))
-        self.set_msg_handler(pmt.intern("tx_stream_status"), lambda m: self._on_tx_event(self.tx.on_stream, m))
+        self.set_msg_handler(pmt.intern("tx_radio_status"), self._on_tx_radio)
+        self.set_msg_handler(pmt.intern("tx_stream_status"), self._on_tx_stream)
         for port in ("cmd", "sink", "to_hub", "tx_radio", "tx_stream"):
             self.message_port_register_out(pmt.intern(port))
 
@@ -203,6 +203,12 @@ class control_handler(gr.basic_block):
         return {protocol.SOURCE_KEYS[k]: v for k, v in clean.items() if k in protocol.SOURCE_KEYS}
 
     # ---------------------------------------------------------------- radio -> hub
+
+    def _on_tx_radio(self, msg):  # (GNU Radio's Python gateway wants named methods as handlers)
+        self._on_tx_event(self.tx.on_radio, msg)
+
+    def _on_tx_stream(self, msg):
+        self._on_tx_event(self.tx.on_stream, msg)
 
     def _on_tx_event(self, handle, msg):
         try:

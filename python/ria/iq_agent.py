@@ -6,7 +6,7 @@ from gnuradio import gr
 
 from .agent import config, hardware
 from .control_handler import control_handler
-from .ria_python import sdr_source
+from .ria_python import sdr_sink, sdr_source
 from .websocket_iq_sink import websocket_iq_sink
 from .websocket_source import websocket_source
 from .wire import tx
@@ -53,7 +53,6 @@ class iq_agent(gr.hier_block2):
     def _add_transmitter(self, url, token, heartbeat_interval, ca_file, insecure, interlocks, on_disconnect,
                          reopen_interval, disconnect_timeout):
         """The hub -> radio path, on the sink's connection: websocket_source -> sdr_sink, driven by the handler."""
-        from .ria_python import sdr_sink
         self.tx_stream = websocket_source(url=url, token=token, output_type="complex",
                                           heartbeat_interval=heartbeat_interval, ca_file=ca_file, insecure=insecure)
         self.tx_radio = sdr_sink(device="", allow_tx=True,

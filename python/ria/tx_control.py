@@ -154,8 +154,11 @@ class TxControl:
         elif name == "limit" and s.state != "ending":
             self._end(("done", event.get("reason", "max duration reached"), {}))
         elif name == "tuned" and s.state in ("armed", "transmitting"):
-            s.settings = {"tx_sample_rate": event.get("rate"), "tx_center_frequency": event.get("freq"),
-                          "tx_gain": event.get("gain")}
+            settings = {"tx_sample_rate": event.get("rate"), "tx_center_frequency": event.get("freq"),
+                        "tx_gain": event.get("gain")}
+            if settings == s.settings and not event.get("index"):
+                return  # the session's first sample carries the settings `armed` reported
+            s.settings = settings
             self.handler._hub(tx.tx_info(s.app_id, event.get("index", 0), event.get("rate"), event.get("freq"),
                                          event.get("gain")))
         elif name == "closed" and s.state == "ending":
