@@ -1,0 +1,85 @@
+/* The linear echo canceller: a partitioned-block frequency-domain adaptive filter (overlap-save,
+ * blocks of N samples, FFTs of 2N, P partitions covering the tail).
+ *
+ * Two copies of the filter run side by side. The background one adapts on every block with a large
+ * normalised step, so it learns fast, and diverges when the near end talks. The foreground one makes
+ * the output: it takes the background's coefficients whenever the background has cancelled clearly
+ * better for a while, and gives them back when the background has diverged. The step of each
+ * partition is proportionate to the energy the filter has found there, plus shares that decay over the
+ * tail and that are uniform, so the early part of a room's response, where most of its energy is,
+ * converges first.
+ *
+ * The foreground coefficients also tell how far the echo path moved between two snapshots
+ * (shift()), which is how clock drift is measured once the filter has converged. */
+#ifndef INCLUDED_RIA_ECHO_FILTER_H
+#define INCLUDED_RIA_ECHO_FILTER_H
+
+#include "real_fft.h"
+#include <cmath>
+#include <complex>
+#include <vector>
+
+namespace gr {
+namespace ria {
+
+class echo_filter
+{
+public:
+    typedef std::complex<float> cf;
+
+    echo_filter(int block, int partitions, double sample_rate);
+
+    //! One block: x the reference as it reaches the filter, d the microphone; writes e = d - echo
+    //! estimate (foreground) and y = the echo estimate.
+    void process(const float* x, const float* d, float* e, float* y);
+    void reset();
+    //! Replaces the reference history with \p x ((partitions + 1) blocks, oldest first), after the
+    //! reference was re-aligned: the coefficients stay, and apply to the new alignment at once.
+    void reload(const float* x);
+
+    //! Moves the learned echo path \p samples earlier (later when negative), for a reference that
+    //! is now read that much later while the echo stayed where it was.
+    void move(int samples);
+
+    //! Mic power over output power of the foreground, smoothed over about half a second, in dB.
+    double erle_db() const;
+    //! Whether the last block changed the foreground (a copy from the background).
+    bool adapted() const { return d_copied; }
+    //! Whether the background filter is usable for shift(): not diverged, and cancelling \p db at least.
+    bool background_converged(double db) const { return d_sb > 0 && d_sd > d_sb * std::pow(10.0, db / 10) && d_sb <= 1.5 * d_sf; }
+    //! Samples the background's echo path moved later since the last call (0 when unknown);
+    //! \p weight gets how much of the filter took part (0..1), to judge the measurement.
+    double shift(double& weight);
+
+    int block() const { return d_n; }
+    int partitions() const { return d_p; }
+
+private:
+    void filter(const std::vector<cf>& w, cf* y_spec);
+    void adapt(const float* e_b);
+    void constrain(std::vector<cf>& w, int partition);
+    const cf* x_at(int age) const { return &d_x[((d_head + d_p - age) % d_p) * d_k]; }
+
+    const int d_n, d_p, d_k; // block, partitions, bins (n + 1)
+    const double d_smooth;   // per-block weight of the newest block in the smoothed energies
+    real_fft d_fft;
+    std::vector<float> d_x_prev, d_time, d_time2;
+    std::vector<cf> d_x;       // partitions spectra, ring; d_head is the newest
+    int d_head = 0;
+    std::vector<cf> d_wf, d_wb, d_snapshot;
+    std::vector<cf> d_spec, d_spec2;
+    std::vector<float> d_gain;     // per partition: share of the step
+    std::vector<float> d_energies; // per partition: norm of the background coefficients
+    std::vector<float> d_prior; // decaying share over the tail
+    std::vector<float> d_norm;
+    int d_next_constraint = 0;
+    double d_sd = 0, d_sf = 0, d_sb = 0; // smoothed block energies: mic, foreground and background error
+    bool d_copied = false;
+    bool d_snapshot_valid = false;
+    bool d_far_active = false;
+};
+
+} // namespace ria
+} // namespace gr
+
+#endif
