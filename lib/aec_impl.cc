@@ -20,8 +20,8 @@ constexpr double MARGIN_S = 0.005;
 // How often the filter is asked how far the echo path moved (for the drift), and how well it must
 // cancel for the answer to count.
 constexpr double DRIFT_INTERVAL_S = 0.1;
-constexpr double DRIFT_MIN_ERLE_DB = 8.0;
-constexpr double DRIFT_MIN_WEIGHT = 0.5;
+constexpr double DRIFT_MIN_ERLE_DB = 3.0;
+constexpr double DRIFT_MIN_WEIGHT = 0.3;
 constexpr double MAX_DRIFT = 1000e-6;
 // Input beyond this is not audio: it is clipped (and NaN or Inf is zeroed) for the frame it is in.
 constexpr float FULL_SCALE = 1.0f;
@@ -264,6 +264,10 @@ void aec_impl::follow_drift()
 {
     double weight = 0;
     const double shift = d_filter->shift(weight);
+    if (d_offset < reference_aligner::min_offset()) {
+        d_drift.reset(); // an echo this close to its reference is read whole samples apart: not followed
+        return;
+    }
     if (weight < DRIFT_MIN_WEIGHT || !d_filter->background_converged(DRIFT_MIN_ERLE_DB)) {
         d_drift.interrupt();
         return;

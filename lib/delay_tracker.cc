@@ -18,7 +18,7 @@ constexpr double AGREE_S = 0.001;           // two measurements of one arrival
 constexpr double KEPT_S = 0.0015;           // a measurement this close to the expected delay keeps it
 constexpr double KEEP_PEAK_RATIO = 4.0;     // the tracked arrival's peak over the rms, to be still there
 constexpr int TO_LOCK = 2;                  // agreeing measurements for the first lock
-constexpr int TO_JUMP = 3;                  // and for a jump
+constexpr int TO_JUMP = 4;                  // and for a jump
 
 int next_pow2(int n)
 {

@@ -8,7 +8,7 @@ namespace ria {
 
 namespace {
 constexpr size_t WINDOW = 5;     // measurements in the median
-constexpr double GAIN = 0.5;     // share of the median residual added to the step per measurement
+constexpr double GAIN = 0.3;     // share of the median residual added to the step per measurement
 constexpr int UPDATES_TO_KNOW = 8;
 } // namespace
 

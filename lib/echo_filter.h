@@ -46,7 +46,7 @@ public:
     //! Whether the last block changed the foreground (a copy from the background).
     bool adapted() const { return d_copied; }
     //! Whether the background filter is usable for shift(): not diverged, and cancelling \p db at least.
-    bool background_converged(double db) const { return d_sb > 0 && d_sd > d_sb * std::pow(10.0, db / 10) && d_sb <= 1.5 * d_sf; }
+    bool background_converged(double db) const { return d_sb > 0 && d_sd > d_sb * std::pow(10.0, db / 10) && d_sb <= 2.0 * d_sf; }
     //! Samples the background's echo path moved later since the last call (0 when unknown);
     //! \p weight gets how much of the filter took part (0..1), to judge the measurement.
     double shift(double& weight);
