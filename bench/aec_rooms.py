@@ -12,6 +12,7 @@ def image_room(rate, rt60, distance, seed=0, size=(6.0, 4.5, 3.0)):
     speaker = np.array([1.5 + rng.uniform(0, 1), 1.5 + rng.uniform(0, 1), 1.2])
     direction = rng.standard_normal(2)
     mic = speaker + np.append(direction / np.linalg.norm(direction) * distance, 0.1)
+    mic = np.clip(mic, 0.3, np.array(size) - 0.3)  # inside the room, even for a long distance
     room.add_source(speaker.tolist())
     room.add_microphone(mic.tolist())
     room.compute_rir()
