@@ -16,6 +16,13 @@ constexpr int CONSTRAINTS = 1;          // partitions constrained per block, in 
 constexpr double ENERGY_MEMORY_S = 0.15; // smoothing of the error energies compared for copies
 constexpr double COPY_RATIO = 0.7;      // the background takes over when its error is this much smaller
 constexpr double DIVERGED_RATIO = 4.0;  // the background is reset when its error is this much larger
+constexpr double KEEP_S = 2.0;          // how long the foreground replaced by a copy may come back
+constexpr double KEPT_RUN_ERLE = 0.1;   // the kept filter is run while the foreground's error is above this
+                                        // share of the mic's (under 10 dB of cancellation)
+constexpr double KEEP_GOOD = 1.0 / 31.6;  // a foreground is worth keeping if its error was under this
+constexpr double KEEP_GOOD_S = 0.5;       // share of the mic's (15 dB) this recently
+constexpr double KEPT_BLOCK_RATIO = 0.25; // one block where the kept filter leaves this share of the
+                                          // foreground's error brings it back at once
 constexpr double PRIOR_DECAY_S = 0.05;  // time constant of the step share given to the early partitions
 constexpr float FAR_ACTIVE = 1e-8f;     // mean square of a reference block below which nothing adapts
 constexpr float REGULARISATION = 1e-7f; // per-sample power added to every bin's normalisation
@@ -43,12 +50,16 @@ echo_filter::echo_filter(int block, int partitions, double sample_rate)
       d_wf(d_x.size()),
       d_wb(d_x.size()),
       d_snapshot(d_x.size()),
+      d_wk(d_x.size()),
+      d_time3(2 * block),
       d_spec(block + 1),
       d_spec2(block + 1),
       d_gain(partitions),
       d_energies(partitions),
       d_prior(partitions),
-      d_norm(block + 1)
+      d_norm(block + 1),
+      d_keep_blocks(std::max(1, static_cast<int>(std::lround(KEEP_S * sample_rate / block)))),
+      d_good_blocks(std::max(1, static_cast<int>(std::lround(KEEP_GOOD_S * sample_rate / block))))
 {
     double sum = 0;
     for (int p = 0; p < d_p; p++)
@@ -65,6 +76,12 @@ void echo_filter::reset()
     std::fill(d_wf.begin(), d_wf.end(), cf(0));
     std::fill(d_wb.begin(), d_wb.end(), cf(0));
     std::fill(d_snapshot.begin(), d_snapshot.end(), cf(0));
+    std::fill(d_wk.begin(), d_wk.end(), cf(0));
+    d_kept_left = 0;
+    d_kept_running = false;
+    d_sk = 0;
+    d_scale = 1.0f;
+    d_since_good = d_good_blocks;
     for (int p = 0; p < d_p; p++)
         d_gain[p] = static_cast<float>(UNIFORM_SHARE / d_p + (1 - UNIFORM_SHARE) * d_prior[p]);
     d_head = 0;
@@ -113,18 +130,61 @@ void echo_filter::process(const float* x, const float* d, float* e, float* y)
     // foreground
     filter(d_wf, d_spec.data());
     d_fft.inverse(d_spec.data(), d_time.data());
+    double dd = 0, ee = 0, dy = 0, yy = 0;
     for (int i = 0; i < d_n; i++) {
         y[i] = d_time[d_n + i];
         e[i] = d[i] - y[i];
+        dd += double(d[i]) * d[i];
+        ee += double(e[i]) * e[i];
+        dy += double(d[i]) * y[i];
+        yy += double(y[i]) * y[i];
     }
+    const float scale = ee > dd && yy > 0 ? static_cast<float>(std::clamp(dy / yy, 0.0, 1.0)) : 1.0f;
+    if (scale < 1.0f || d_scale < 1.0f) {
+        for (int i = 0; i < d_n; i++) {
+            y[i] *= d_scale + (scale - d_scale) * static_cast<float>(i + 1) / d_n;
+            e[i] = d[i] - y[i];
+        }
+    }
+    d_scale = scale;
 
     const double a = d_smooth;
-    d_sd = (1 - a) * d_sd + a * energy(d, d_n);
-    d_sf = (1 - a) * d_sf + a * energy(e, d_n);
+    d_sd = (1 - a) * d_sd + a * dd;
+    d_sf = (1 - a) * d_sf + a * ee; // the foreground's own error, unscaled, for the copies
     d_sb = (1 - a) * d_sb + a * energy(e_b, d_n);
+    d_since_good = d_sf < KEEP_GOOD * d_sd ? 0 : std::min(d_since_good + 1, d_good_blocks);
+    // the kept foreground, only while the current one cancels poorly (it costs a third filter)
+    const bool run_kept = d_kept_left > 0 && d_sf > KEPT_RUN_ERLE * d_sd;
+    bool kept_clearly_better = false; // in this very block: the echo is back, restore without waiting
+    if (run_kept) {
+        filter(d_wk, d_spec.data());
+        d_fft.inverse(d_spec.data(), d_time3.data());
+        float ek = 0;
+        for (int i = 0; i < d_n; i++) {
+            const float v = d[i] - d_time3[d_n + i];
+            ek += v * v;
+        }
+        d_sk = d_kept_running ? (1 - a) * d_sk + a * ek : ek;
+        kept_clearly_better = ek < KEPT_BLOCK_RATIO * ee && ek < energy(e_b, d_n);
+    }
+    d_kept_running = run_kept;
 
     d_copied = false;
-    if (d_sb < COPY_RATIO * d_sf && d_sb < d_sd) {
+    if (run_kept && ((d_sk < COPY_RATIO * d_sf && d_sk < d_sb) || kept_clearly_better)) {
+        // the echo came back as it was: the copies since were a mistake
+        d_wf = d_wk;
+        d_wb = d_wk;
+        d_sf = d_sb = d_sk;
+        d_kept_left = 0;
+        d_kept_running = false;
+        d_copied = true;
+    } else if (d_sb < COPY_RATIO * d_sf && d_sb < d_sd) {
+        if (d_kept_left == 0 && d_since_good < d_good_blocks) {
+            d_wk = d_wf;
+            d_sk = d_sf;
+            d_kept_left = d_keep_blocks;
+            d_kept_running = false;
+        }
         d_wf = d_wb;
         d_sf = d_sb;
         d_copied = true;
@@ -132,6 +192,8 @@ void echo_filter::process(const float* x, const float* d, float* e, float* y)
         d_wb = d_wf;
         d_sb = d_sf;
     }
+    if (d_kept_left > 0 && --d_kept_left == 0)
+        d_kept_running = false;
     if (d_far_active)
         adapt(e_b);
 }
@@ -186,7 +248,7 @@ void echo_filter::constrain(std::vector<cf>& w, int partition)
 void echo_filter::move(int samples)
 {
     std::vector<float> h(static_cast<size_t>(d_p) * d_n);
-    for (auto* w : { &d_wf, &d_wb }) {
+    for (auto* w : { &d_wf, &d_wb, &d_wk }) {
         for (int p = 0; p < d_p; p++) {
             d_fft.inverse(&(*w)[static_cast<size_t>(p) * d_k], d_time.data());
             std::copy_n(d_time.begin(), d_n, h.begin() + static_cast<size_t>(p) * d_n);

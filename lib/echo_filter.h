@@ -9,6 +9,18 @@
  * tail and that are uniform, so the early part of a room's response, where most of its energy is,
  * converges first.
  *
+ * A copy can be a mistake: when the echo stops for a moment while the reference plays (a loudspeaker
+ * that drops a buffer, a recording that loops), the background unlearns the path within a few blocks
+ * and is copied. So the first copy after the foreground cancelled well (15 dB within the last half
+ * second) keeps the foreground it replaces for 2 s; while the foreground cancels poorly (under 10 dB)
+ * that kept one is run too, and it comes back, to both filters, as soon as it cancels clearly better
+ * than both (over 0.15 s, or by 6 dB in one block).
+ *
+ * The output is never made louder than the microphone by the filter: in a block where subtracting the
+ * foreground's estimate would add energy (the echo stopped or moved, and the filter has not caught
+ * up), the estimate is scaled down to the share that fits the microphone (least squares, 0..1),
+ * ramping over the block from the last block's scale.
+ *
  * The foreground coefficients also tell how far the echo path moved between two snapshots
  * (shift()), which is how clock drift is measured once the filter has converged. */
 #ifndef INCLUDED_RIA_ECHO_FILTER_H
@@ -43,7 +55,7 @@ public:
 
     //! Mic power over output power of the foreground, smoothed over about half a second, in dB.
     double erle_db() const;
-    //! Whether the last block changed the foreground (a copy from the background).
+    //! Whether the last block changed the foreground (a copy from the background, or the kept one back).
     bool adapted() const { return d_copied; }
     //! Whether the background filter is usable for shift(): not diverged, and cancelling \p db at least.
     bool background_converged(double db) const { return d_sb > 0 && d_sd > d_sb * std::pow(10.0, db / 10) && d_sb <= 2.0 * d_sf; }
@@ -67,6 +79,8 @@ private:
     std::vector<cf> d_x;       // partitions spectra, ring; d_head is the newest
     int d_head = 0;
     std::vector<cf> d_wf, d_wb, d_snapshot;
+    std::vector<cf> d_wk;    // the foreground a copy replaced, kept for d_kept_left more blocks
+    std::vector<float> d_time3;
     std::vector<cf> d_spec, d_spec2;
     std::vector<float> d_gain;     // per partition: share of the step
     std::vector<float> d_energies; // per partition: norm of the background coefficients
@@ -74,6 +88,12 @@ private:
     std::vector<float> d_norm;
     int d_next_constraint = 0;
     double d_sd = 0, d_sf = 0, d_sb = 0; // smoothed block energies: mic, foreground and background error
+    double d_sk = 0;                     // and the kept filter's error, while it is run
+    int d_kept_left = 0;
+    const int d_keep_blocks, d_good_blocks;
+    int d_since_good = 0; // blocks since the foreground last cancelled well (capped at d_good_blocks)
+    bool d_kept_running = false;
+    float d_scale = 1.0f; // the share of the estimate subtracted at the end of the last block
     bool d_copied = false;
     bool d_snapshot_valid = false;
     bool d_far_active = false;
