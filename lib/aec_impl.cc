@@ -23,8 +23,11 @@ constexpr double DRIFT_INTERVAL_S = 0.1;
 constexpr double DRIFT_MIN_ERLE_DB = 3.0;
 constexpr double DRIFT_MIN_WEIGHT = 0.3;
 constexpr double MAX_DRIFT = 1000e-6;
-// Input beyond this is not audio: it is clipped (and NaN or Inf is zeroed) for the frame it is in.
+// Input beyond full scale is clipped; beyond NOT_AUDIO (18 dB over) it is not audio at all, a
+// corrupted sample: it is zeroed like NaN or Inf, for the frame it is in (clipped to full scale it
+// would be a full-scale click that the filter adapts to).
 constexpr float FULL_SCALE = 1.0f;
+constexpr float NOT_AUDIO = 8.0f;
 constexpr double ERLE_SMOOTHING_S = 1.0;
 constexpr double FAR_END_POWER = 1e-6; // -60 dBFS: a quieter reference frame does not count for ERLE
 constexpr double MAX_TAIL_S = 2.0;
@@ -190,13 +193,13 @@ bool aec_impl::start()
     return true;
 }
 
-// NaN and Inf become silence and louder than full scale is clipped, so nothing a bad sample does
-// outlasts its frame.
+// NaN, Inf and samples far beyond full scale become silence, and louder than full scale is clipped,
+// so nothing a bad sample does outlasts its frame.
 void aec_impl::sanitize(const float* in, float* out)
 {
     for (int i = 0; i < d_frame; i++) {
         const float x = in[i];
-        out[i] = std::isfinite(x) ? std::clamp(x, -FULL_SCALE, FULL_SCALE) : 0.0f;
+        out[i] = std::abs(x) <= NOT_AUDIO ? std::clamp(x, -FULL_SCALE, FULL_SCALE) : 0.0f; // NaN fails <=
     }
 }
 

@@ -215,7 +215,23 @@ def test_an_echo_at_the_same_sample_as_its_reference_is_cancelled(voices):
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, 1e30])
-def test_non_finite_or_absurd_input_disables_nothing(voices, bad):
+@pytest.mark.parametrize("where, at_s", [("mic", 0.5), ("mic", 1.7), ("ref", 0.9)])
+def test_a_bad_sample_while_the_delay_is_still_being_locked_disables_nothing(voices, bad, where, at_s):
+    """One NaN, Inf or 1e30 in the first 2 s, inside the delay tracker's first windows: it must still lock
+    on time and the canceller must converge as if the sample were not there (the old tracker's
+    cross-spectrum turned NaN or Inf for good and it never locked: mic at 1.45 to 2.2 s, ref at 0.9 s)."""
+    s = aec_signals.scenario(rate=RATE, seconds=12, far=voices[0], delay_s=0.25, noise_db=-65)
+    mic, ref = s["mic"].copy(), s["ref"].copy()
+    (mic if where == "mic" else ref)[int(at_s * RATE) + 17] = bad
+    out, block, _ = aec_runner.run(mic, ref, RATE, FRAME, TAIL, 1.0, True)
+    assert np.all(np.isfinite(out)) and np.isfinite(block.erle_db())
+    assert block.delay_locked() and abs(block.delay() - 0.252) <= FRAME / RATE
+    assert aec_metrics.time_to_db(out, s) <= 4.0
+    assert aec_metrics.steady_erle_db(out, s) >= 25.0
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e30])
+def test_non_finite_or_absurd_input_after_the_lock_disables_nothing(voices, bad):
     s = aec_signals.scenario(rate=RATE, seconds=20, far=voices[0], delay_s=0.25, noise_db=-65)
     mic, ref = s["mic"].copy(), s["ref"].copy()
     mic[3 * RATE + 17] = bad
@@ -224,6 +240,20 @@ def test_non_finite_or_absurd_input_disables_nothing(voices, bad):
     assert np.all(np.isfinite(out))
     assert block.delay_locked() and abs(block.delay() - 0.252) <= FRAME / RATE
     assert aec_metrics.steady_erle_db(out, s) >= 25.0
+
+
+def test_a_recording_that_loops_keeps_its_cancellation(voices):
+    """examples/voice_agent_file.grc loops its files: at each seam the reference plays on while the
+    microphone's echo of it is missing for the 0.2 s delay. The filter must not unlearn the path there
+    (the background adapts towards nothing and is copied) nor add its estimate to a quiet microphone."""
+    s = aec_signals.scenario(rate=RATE, seconds=20, far=voices[0], delay_s=0.2, noise_db=-65)
+    n = len(s["mic"])
+    mic, ref = np.tile(s["mic"], 3), np.tile(s["ref"], 3)
+    out, block, _ = aec_runner.run(mic, ref, RATE, FRAME, TAIL, 1.0, False)
+    assert block.delay_jumps() == 0
+    for start in (n, 2 * n):  # the first half of each later pass, seam included
+        seam = slice(start, start + n // 2)
+        assert 10 * np.log10(np.sum(mic[seam] ** 2) / np.sum(out[seam] ** 2)) >= 22.0  # was 12 dB
 
 
 RUN_ONCE = """
