@@ -23,6 +23,13 @@ constexpr double DRIFT_INTERVAL_S = 0.1;
 constexpr double DRIFT_MIN_ERLE_DB = 3.0;
 constexpr double DRIFT_MIN_WEIGHT = 0.3;
 constexpr double MAX_DRIFT = 1000e-6;
+// A filter that cancelled GOOD_DB and within JUMP_WATCH_S falls under LOST_DB has its echo searched
+// for nearby (echo_shift_finder) every JUMP_CHECK_S: a delay jump is followed in a few tenths of a
+// second instead of the tracker's second and more.
+constexpr double GOOD_DB = 15.0;
+constexpr double LOST_DB = 6.0;
+constexpr double JUMP_WATCH_S = 1.5;
+constexpr double JUMP_CHECK_S = 0.04;
 // Input beyond full scale is clipped; beyond NOT_AUDIO (18 dB over) it is not audio at all, a
 // corrupted sample: it is zeroed like NaN or Inf, for the frame it is in (clipped to full scale it
 // would be a full-scale click that the filter adapts to).
@@ -132,6 +139,7 @@ aec_impl::aec_impl(int sample_rate,
     set_output_multiple(frame_size);
     if (max_delay > 0) {
         d_tracker = std::make_unique<delay_tracker>(sample_rate, max_delay);
+        d_shift_finder = std::make_unique<echo_shift_finder>(frame_size, sample_rate);
         // room to read back a whole filter's history at the largest delay (for re-alignment)
         d_aligner = std::make_unique<reference_aligner>(
             max_delay * sample_rate + (std::ceil(MAX_TAIL_S * sample_rate / frame_size) + 2) * frame_size,
@@ -177,9 +185,12 @@ void aec_impl::clear()
         d_tracker->reset();
     if (d_aligner)
         d_aligner->reset();
+    if (d_shift_finder)
+        d_shift_finder->reset();
     d_drift.reset();
     d_offset = d_lead = 0;
     d_frames = 0;
+    d_last_good_frame = 0;
     d_filter->reset();
     d_suppressor->reset();
     make_preprocessor();
@@ -228,6 +239,8 @@ int aec_impl::work(int noutput_items,
         }
         cancel_frame(d_mic.data(), far, out + f);
         d_frames++;
+        if (d_tracker)
+            find_jump();
         if (d_tracker && d_frames % std::max<uint64_t>(1, std::lround(DRIFT_INTERVAL_S * d_rate / d_frame)) == 0)
             follow_drift();
     }
@@ -261,6 +274,24 @@ void aec_impl::realign()
         d_filter->reload(d_history.data());
     }
     d_drift.interrupt();
+    d_shift_finder->reset(); // its window holds estimates made at the old alignment
+}
+
+void aec_impl::find_jump()
+{
+    d_shift_finder->push(d_mic.data(), d_filter->estimate());
+    const double erle = d_filter->erle_db();
+    if (erle >= GOOD_DB)
+        d_last_good_frame = d_frames;
+    const auto frames_of = [this](double s) { return std::max<uint64_t>(1, std::lround(s * d_rate / d_frame)); };
+    if (!d_tracker->locked() || erle >= LOST_DB || d_last_good_frame == 0 ||
+        d_frames - d_last_good_frame > frames_of(JUMP_WATCH_S) || d_frames % frames_of(JUMP_CHECK_S) != 0)
+        return;
+    const int moved = d_shift_finder->find();
+    if (moved == 0)
+        return;
+    d_tracker->jump_to(d_offset + d_lead + moved);
+    realign();
 }
 
 void aec_impl::follow_drift()

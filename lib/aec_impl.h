@@ -53,6 +53,7 @@ private:
     void sanitize(const float* in, float* out);
     void realign();
     void follow_drift();
+    void find_jump();
     void cancel_frame(const float* mic, const float* far, float* out);
     void maybe_publish_status();
     double delay_unlocked() const;
@@ -73,6 +74,8 @@ private:
     std::unique_ptr<echo_suppressor> d_suppressor;
     std::unique_ptr<delay_tracker> d_tracker;
     std::unique_ptr<reference_aligner> d_aligner;
+    std::unique_ptr<echo_shift_finder> d_shift_finder;
+    uint64_t d_last_good_frame = 0; // the last frame the filter cancelled well (for the shift finder)
     drift_follower d_drift;
 
     uint64_t d_frames = 0; // frames processed since start or reset

@@ -42,6 +42,14 @@ public:
     }
     //! Where the caller believes the echo is now (samples): measurements there are no jump.
     void expect(double delay) { d_expected = delay; }
+    //! The caller found the echo moved to \p delay (samples) by other means: a jump, taken as if measured
+    //! here (take_change() stays false: the caller re-aligns itself).
+    void jump_to(double delay)
+    {
+        d_delay = d_expected = delay;
+        d_agreeing = 0;
+        d_jumps++;
+    }
     //! How many times the delay moved after the first lock.
     uint64_t jumps() const { return d_jumps; }
 

@@ -55,6 +55,8 @@ public:
 
     //! Mic power over output power of the foreground, smoothed over about half a second, in dB.
     double erle_db() const;
+    //! The foreground's echo estimate of the last block, before any scaling to fit the microphone.
+    const float* estimate() const { return d_raw_y.data(); }
     //! Whether the last block changed the foreground (a copy from the background, or the kept one back).
     bool adapted() const { return d_copied; }
     //! Whether the background filter is usable for shift(): not diverged, and cancelling \p db at least.
@@ -79,6 +81,7 @@ private:
     std::vector<cf> d_x;       // partitions spectra, ring; d_head is the newest
     int d_head = 0;
     std::vector<cf> d_wf, d_wb, d_snapshot;
+    std::vector<float> d_raw_y;
     std::vector<cf> d_wk;    // the foreground a copy replaced, kept for d_kept_left more blocks
     std::vector<float> d_time3;
     std::vector<cf> d_spec, d_spec2;
@@ -97,6 +100,29 @@ private:
     bool d_copied = false;
     bool d_snapshot_valid = false;
     bool d_far_active = false;
+};
+
+/* Finds how far the echo moved as a whole (a delay jump: a sound card's buffer under- or overrun),
+ * long before the delay tracker's half-second windows can: the microphone is cross-correlated with
+ * the filter's own echo estimate, which is the reference already shaped by the room, so the echo
+ * that moved shows as one sharp peak at the lag it moved by. Asked only when a filter that cancelled
+ * well suddenly does not. */
+class echo_shift_finder
+{
+public:
+    echo_shift_finder(int block, double sample_rate);
+    //! A block of microphone and echo estimate, in step.
+    void push(const float* d, const float* y);
+    void reset();
+    //! Samples the echo moved later (negative: earlier) when the last window shows it clearly, else 0.
+    int find();
+
+private:
+    const int d_n, d_window, d_reach, d_span; // block, correlated samples, largest lag, ring length
+    real_fft d_fft;
+    std::vector<float> d_d, d_y, d_a, d_b, d_c; // rings (oldest first once full) and work buffers
+    std::vector<std::complex<float>> d_fa, d_fb;
+    int d_filled = 0;
 };
 
 } // namespace ria
