@@ -79,20 +79,45 @@ def repeat_to(x, n, gap):
     return out
 
 
+def music(rate, seconds, seed=3):
+    """Chords of decaying harmonic tones with noise bursts between them, as float32 in -1..1."""
+    rng = np.random.default_rng(seed)
+    n = int(rate * seconds)
+    out = np.zeros(n, np.float32)
+    t = np.arange(int(0.6 * rate)) / rate
+    for start in range(0, n - len(t), int(0.7 * rate)):
+        root = 110 * 2 ** (rng.integers(0, 24) / 12)
+        chord = sum(np.sin(2 * np.pi * root * r * k * t) / k for r in (1, 1.26, 1.5) for k in range(1, 6))
+        out[start:start + len(t)] = chord * np.exp(-3 * t)
+        burst = rng.standard_normal(int(0.05 * rate)) * 0.3
+        out[start + len(t):start + len(t) + len(burst)] = burst[:n - start - len(t)]
+    return out / np.max(np.abs(out)) * 0.5
+
+
 def scenario(rate=16000, seconds=30.0, rt60=0.3, delay_s=0.0, drift_ppm=0.0, double_talk=False, path_change_s=None,
-             echo_gain=0.8, noise_db=-50.0, seed=1, far=None, near=None, reverb_gain=1.0):
-    """A dict with ref, mic, echo, near (float32 arrays of one length) and the conditions."""
+             echo_gain=0.8, noise_db=-50.0, seed=1, far=None, near=None, reverb_gain=1.0, rooms=None,
+             jump_s=None, jump_by_s=0.02, saturate=None):
+    """A dict with ref, mic, echo, near (float32 arrays of one length) and the conditions.
+
+    rooms: two impulse responses (before and after path_change_s) instead of the generated ones;
+    jump_s: the delay grows by jump_by_s from then on; saturate: the loudspeaker plays tanh(saturate * x).
+    """
     n = int(rate * seconds)
     far = far if far is not None else speech(FAR_TEXT, "en-us", rate)
     ref = repeat_to(far, n, int(0.4 * rate))
-    h = room_impulse_response(rate, rt60, seed, reverb_gain=reverb_gain)
+    h = rooms[0] if rooms else room_impulse_response(rate, rt60, seed, reverb_gain=reverb_gain)
     played = resample(ref, 1 + drift_ppm * 1e-6) if drift_ppm else ref
+    if saturate:
+        played = (np.tanh(saturate * played) / saturate).astype(np.float32)
     played = np.concatenate([np.zeros(int(delay_s * rate), np.float32), played])[:n]
     played = np.pad(played, (0, n - len(played)))
+    if jump_s is not None:  # a buffer underrun in the sound card: the rest comes later
+        k, d = int(jump_s * rate), int(jump_by_s * rate)
+        played = np.concatenate([played[:k], np.zeros(d, np.float32), played[k:]])[:n]
     echo = convolve(played, h) * echo_gain
     if path_change_s is not None:  # someone moves: a different room from then on
         k = int(path_change_s * rate)
-        h2 = room_impulse_response(rate, rt60, seed + 100, reverb_gain=reverb_gain)
+        h2 = rooms[1] if rooms else room_impulse_response(rate, rt60, seed + 100, reverb_gain=reverb_gain)
         echo[k:] = (convolve(played, h2) * echo_gain)[k:]
     near_sig = np.zeros(n, np.float32)
     if double_talk:

@@ -14,14 +14,27 @@ namespace {
 const pmt::pmt_t port_cmd = pmt::mp("cmd");
 const pmt::pmt_t port_status = pmt::mp("status");
 
-// Where the tracked echo sits in the canceller's filter. Moving the reference makes the canceller
-// learn the echo path again, so it moves only when the echo leaves [MIN_LEAD_S, MAX_LEAD_S] (it is
-// about to fall before the filter starts, or wastes its tail), and then puts it MARGIN_S in, so that an
-// arrival the tracker took for a reflection still fits. Measurements that take turns between two arrivals
-// of one echo stay inside the window. Once the drift is known the reference follows it.
+// Where the located echo sits in the canceller's filter: this far in, so that an earlier arrival the
+// tracker took for a reflection, or its millisecond of error, still fits.
 constexpr double MARGIN_S = 0.005;
-constexpr double MIN_LEAD_S = 0.001;
-constexpr double MAX_LEAD_S = 0.02;
+// How often the filter is asked how far the echo path moved (for the drift), and how well it must
+// cancel for the answer to count.
+constexpr double DRIFT_INTERVAL_S = 0.1;
+constexpr double DRIFT_MIN_ERLE_DB = 3.0;
+constexpr double DRIFT_MIN_WEIGHT = 0.3;
+constexpr double MAX_DRIFT = 1000e-6;
+// A filter that cancelled GOOD_DB and within JUMP_WATCH_S falls under LOST_DB has its echo searched
+// for nearby (echo_shift_finder) every JUMP_CHECK_S: a delay jump is followed in a few tenths of a
+// second instead of the tracker's second and more.
+constexpr double GOOD_DB = 15.0;
+constexpr double LOST_DB = 6.0;
+constexpr double JUMP_WATCH_S = 1.5;
+constexpr double JUMP_CHECK_S = 0.04;
+// Input beyond full scale is clipped; beyond NOT_AUDIO (18 dB over) it is not audio at all, a
+// corrupted sample: it is zeroed like NaN or Inf, for the frame it is in (clipped to full scale it
+// would be a full-scale click that the filter adapts to).
+constexpr float FULL_SCALE = 1.0f;
+constexpr float NOT_AUDIO = 8.0f;
 constexpr double ERLE_SMOOTHING_S = 1.0;
 constexpr double FAR_END_POWER = 1e-6; // -60 dBFS: a quieter reference frame does not count for ERLE
 constexpr double MAX_TAIL_S = 2.0;
@@ -44,16 +57,6 @@ std::string fft_friendly_neighbours(int frame)
     while (!has_only_factors_2_3_5(2 * above))
         above++;
     return std::to_string(below) + " or " + std::to_string(above);
-}
-
-// Sum of squares of 16-bit samples, on the -1..1 scale. Summed as integers, which (unlike a float sum)
-// the compiler may reorder into SIMD lanes.
-double energy(const int16_t* x, int n)
-{
-    int64_t sum = 0;
-    for (int i = 0; i < n; i++)
-        sum += int32_t(x[i]) * x[i];
-    return static_cast<double>(sum) / (32768.0 * 32768.0);
 }
 
 std::string number(double v)
@@ -125,16 +128,22 @@ aec_impl::aec_impl(int sample_rate,
       d_tail(tail_length),
       d_residual_suppression(residual_suppression),
       d_noise_suppression(noise_suppression),
-      d_offset(reference_aligner::min_offset()),
-      d_mic16(frame_size),
-      d_ref16(frame_size),
+      d_drift(MAX_DRIFT),
       d_out16(frame_size),
-      d_aligned(frame_size)
+      d_mic(frame_size),
+      d_ref(frame_size),
+      d_aligned(frame_size),
+      d_err(frame_size),
+      d_echo_estimate(frame_size)
 {
     set_output_multiple(frame_size);
     if (max_delay > 0) {
         d_tracker = std::make_unique<delay_tracker>(sample_rate, max_delay);
-        d_aligner = std::make_unique<reference_aligner>(max_delay * sample_rate, frame_size);
+        d_shift_finder = std::make_unique<echo_shift_finder>(frame_size, sample_rate);
+        // room to read back a whole filter's history at the largest delay (for re-alignment)
+        d_aligner = std::make_unique<reference_aligner>(
+            max_delay * sample_rate + (std::ceil(MAX_TAIL_S * sample_rate / frame_size) + 2) * frame_size,
+            frame_size);
     }
     make_canceller();
     message_port_register_in(port_cmd);
@@ -142,24 +151,19 @@ aec_impl::aec_impl(int sample_rate,
     message_port_register_out(port_status);
 }
 
-aec_impl::~aec_impl() { free_canceller(); }
-
-void aec_impl::free_canceller()
+aec_impl::~aec_impl()
 {
     if (d_pre)
         speex_preprocess_state_destroy(d_pre);
-    if (d_echo)
-        speex_echo_state_destroy(d_echo);
-    d_pre = nullptr;
-    d_echo = nullptr;
 }
 
 void aec_impl::make_canceller()
 {
-    free_canceller();
-    d_echo = speex_echo_state_init(d_frame, static_cast<int>(std::lround(d_tail * d_rate)));
-    int rate = d_rate;
-    speex_echo_ctl(d_echo, SPEEX_ECHO_SET_SAMPLING_RATE, &rate);
+    const int partitions = std::max(1, static_cast<int>(std::ceil(d_tail * d_rate / d_frame)));
+    d_filter = std::make_unique<echo_filter>(d_frame, partitions, d_rate);
+    d_suppressor = std::make_unique<echo_suppressor>(d_frame, d_rate);
+    d_history.assign(static_cast<size_t>(partitions + 1) * d_frame, 0.0f);
+    d_drift.interrupt();
     make_preprocessor();
 }
 
@@ -168,19 +172,29 @@ void aec_impl::make_preprocessor()
     if (d_pre)
         speex_preprocess_state_destroy(d_pre);
     d_pre = nullptr;
-    if (!d_residual_suppression && !d_noise_suppression)
+    if (!d_noise_suppression)
         return;
-    // The preprocessor applies no gain at all unless "denoise" is on, so it is on for both uses;
-    // residual echo alone keeps a 0 dB noise floor, so that stationary noise passes untouched.
     d_pre = speex_preprocess_state_init(d_frame, d_rate);
     int on = 1;
     speex_preprocess_ctl(d_pre, SPEEX_PREPROCESS_SET_DENOISE, &on);
-    if (!d_noise_suppression) {
-        int zero_db = 0;
-        speex_preprocess_ctl(d_pre, SPEEX_PREPROCESS_SET_NOISE_SUPPRESS, &zero_db);
-    }
-    if (d_residual_suppression)
-        speex_preprocess_ctl(d_pre, SPEEX_PREPROCESS_SET_ECHO_STATE, d_echo);
+}
+
+void aec_impl::clear()
+{
+    if (d_tracker)
+        d_tracker->reset();
+    if (d_aligner)
+        d_aligner->reset();
+    if (d_shift_finder)
+        d_shift_finder->reset();
+    d_drift.reset();
+    d_offset = d_lead = 0;
+    d_frames = 0;
+    d_last_good_frame = 0;
+    d_filter->reset();
+    d_suppressor->reset();
+    make_preprocessor();
+    d_mic_power = d_out_power = 0;
 }
 
 bool aec_impl::start()
@@ -188,6 +202,16 @@ bool aec_impl::start()
     std::lock_guard<std::mutex> lock(d_mutex);
     d_next_status_s = monotonic_s() + 1.0;
     return true;
+}
+
+// NaN, Inf and samples far beyond full scale become silence, and louder than full scale is clipped,
+// so nothing a bad sample does outlasts its frame.
+void aec_impl::sanitize(const float* in, float* out)
+{
+    for (int i = 0; i < d_frame; i++) {
+        const float x = in[i];
+        out[i] = std::abs(x) <= NOT_AUDIO ? std::clamp(x, -FULL_SCALE, FULL_SCALE) : 0.0f; // NaN fails <=
+    }
 }
 
 int aec_impl::work(int noutput_items,
@@ -199,63 +223,115 @@ int aec_impl::work(int noutput_items,
     float* out = static_cast<float*>(output_items[0]);
     std::lock_guard<std::mutex> lock(d_mutex);
     for (int f = 0; f < noutput_items; f += d_frame) {
-        const float* far = ref + f;
+        sanitize(mic + f, d_mic.data());
+        sanitize(ref + f, d_ref.data());
+        const float* far = d_ref.data();
         if (d_tracker) {
-            d_tracker->push(mic + f, ref + f, d_frame);
-            d_aligner->push(ref + f, d_frame);
-            align(d_aligned.data());
+            d_tracker->push(d_mic.data(), d_ref.data(), d_frame);
+            d_aligner->push(d_ref.data(), d_frame);
+            if (d_tracker->take_change())
+                realign();
+            const uint64_t start = d_aligner->written() - d_frame;
+            d_aligner->read(start, d_offset, d_drift.step(), d_aligned.data(), d_frame);
+            d_offset = std::clamp(d_offset + d_drift.step() * d_frame, 0.0, d_max_delay * d_rate);
+            d_tracker->expect(d_offset + d_lead);
             far = d_aligned.data();
         }
-        cancel_frame(mic + f, far, out + f);
+        cancel_frame(d_mic.data(), far, out + f);
         d_frames++;
+        if (d_tracker)
+            find_jump();
+        if (d_tracker && d_frames % std::max<uint64_t>(1, std::lround(DRIFT_INTERVAL_S * d_rate / d_frame)) == 0)
+            follow_drift();
     }
     maybe_publish_status();
     return noutput_items;
 }
 
-// Reads this frame's reference at the tracked delay, less a margin, following the delay's slope.
-void aec_impl::align(float* aligned)
+// The tracker located the echo (first lock) or saw it jump: the reference is read MARGIN_S ahead of it
+// from now on. The filter keeps what it learned: at a jump the echo path is the same, only later or
+// earlier, and reading the reference by as much puts it back where the filter has it; at the first
+// lock the filter had learned the echo where it was, so its coefficients move with the reference.
+void aec_impl::realign()
 {
-    const uint64_t start = d_aligner->written() - d_frame;
-    double step = 0;
-    if (d_tracker->locked()) {
-        const double lead = d_tracker->delay_at(static_cast<double>(start)) - d_offset;
-        // a whole number of samples: until a drift is followed, reading the reference is a copy
-        const double moved = std::clamp(std::round(d_offset + lead - MARGIN_S * d_rate),
-                                        reference_aligner::min_offset(),
-                                        std::floor(d_max_delay * d_rate));
-        // (an echo closer than the margin leaves the reference at its smallest offset, where it is)
-        if ((lead < MIN_LEAD_S * d_rate || lead > MAX_LEAD_S * d_rate) && std::abs(moved - d_offset) >= 1.0) {
-            d_offset = moved;
-            speex_echo_state_reset(d_echo); // the learned echo path sits at the old delay
-        }
-        if (d_tracker->slope_known())
-            step = d_tracker->slope();
+    const double delay = d_tracker->delay();
+    const double old_offset = d_offset;
+    const double echo_was = d_offset + d_lead; // where the filter believed the echo to be
+    d_offset = std::clamp(std::round(delay - MARGIN_S * d_rate), 0.0, d_max_delay * d_rate);
+    d_lead = delay - d_offset;
+    const bool first = d_tracker->jumps() == 0;
+    const double echo_moved = first ? 0.0 : delay - echo_was;
+    const int move = static_cast<int>(std::lround((d_offset - old_offset) - echo_moved));
+    if (move != 0)
+        d_filter->move(move);
+    // the filter's reference history, as read at the new offset
+    const int blocks = d_filter->partitions() + 1;
+    const uint64_t end = d_aligner->written() - d_frame; // this frame is read after
+    const uint64_t span = static_cast<uint64_t>(blocks) * d_frame;
+    if (end >= span) {
+        const double step = d_drift.step();
+        d_aligner->read(end - span, d_offset - step * span, step, d_history.data(), static_cast<int>(span));
+        d_filter->reload(d_history.data());
     }
-    d_aligner->read(start, d_offset, step, aligned, d_frame);
-    d_offset += step * d_frame;
+    d_drift.interrupt();
+    d_shift_finder->reset(); // its window holds estimates made at the old alignment
+}
+
+void aec_impl::find_jump()
+{
+    d_shift_finder->push(d_mic.data(), d_filter->estimate());
+    const double erle = d_filter->erle_db();
+    if (erle >= GOOD_DB)
+        d_last_good_frame = d_frames;
+    const auto frames_of = [this](double s) { return std::max<uint64_t>(1, std::lround(s * d_rate / d_frame)); };
+    if (!d_tracker->locked() || erle >= LOST_DB || d_last_good_frame == 0 ||
+        d_frames - d_last_good_frame > frames_of(JUMP_WATCH_S) || d_frames % frames_of(JUMP_CHECK_S) != 0)
+        return;
+    const int moved = d_shift_finder->find();
+    if (moved == 0)
+        return;
+    d_tracker->jump_to(d_offset + d_lead + moved);
+    realign();
+}
+
+void aec_impl::follow_drift()
+{
+    double weight = 0;
+    const double shift = d_filter->shift(weight);
+    if (d_offset < reference_aligner::min_offset()) {
+        d_drift.reset(); // an echo this close to its reference is read whole samples apart: not followed
+        return;
+    }
+    if (weight < DRIFT_MIN_WEIGHT || !d_filter->background_converged(DRIFT_MIN_ERLE_DB)) {
+        d_drift.interrupt();
+        return;
+    }
+    d_drift.measure(shift, std::lround(DRIFT_INTERVAL_S * d_rate / d_frame) * double(d_frame));
 }
 
 void aec_impl::cancel_frame(const float* mic, const float* far, float* out)
 {
-    auto to16 = [](float x) { // rounds half away from zero; plain arithmetic, so the loop vectorises
-        const float scaled = std::clamp(x * 32768.0f, -32768.0f, 32767.0f);
-        return static_cast<int16_t>(scaled + (scaled < 0 ? -0.5f : 0.5f));
-    };
+    d_filter->process(far, mic, d_err.data(), d_echo_estimate.data());
+    double far_power = 0, mic_power = 0, out_power = 0;
     for (int i = 0; i < d_frame; i++) {
-        d_mic16[i] = to16(mic[i]);
-        d_ref16[i] = to16(far[i]);
+        far_power += double(far[i]) * far[i];
+        mic_power += double(mic[i]) * mic[i];
     }
-    speex_echo_cancellation(d_echo, d_mic16.data(), d_ref16.data(), d_out16.data());
-    const double far_power = energy(d_ref16.data(), d_frame);
-    const double mic_power = energy(d_mic16.data(), d_frame);
-    const double out_power = energy(d_out16.data(), d_frame);
-    if (d_pre)
+    const bool far_active = far_power > FAR_END_POWER * d_frame;
+    if (d_residual_suppression)
+        d_suppressor->process(d_err.data(), d_echo_estimate.data(), far_active, out);
+    else
+        std::copy(d_err.begin(), d_err.end(), out);
+    if (d_pre) {
+        for (int i = 0; i < d_frame; i++)
+            d_out16[i] = static_cast<int16_t>(std::lround(std::clamp(out[i] * 32768.0f, -32768.0f, 32767.0f)));
         speex_preprocess_run(d_pre, d_out16.data());
+        for (int i = 0; i < d_frame; i++)
+            out[i] = d_out16[i] / 32768.0f;
+    }
     for (int i = 0; i < d_frame; i++)
-        out[i] = d_out16[i] / 32768.0f;
-
-    if (far_power > FAR_END_POWER * d_frame) {
+        out_power += double(out[i]) * out[i];
+    if (far_active) {
         d_mic_power = d_erle_keep * d_mic_power + (1 - d_erle_keep) * mic_power;
         d_out_power = d_erle_keep * d_out_power + (1 - d_erle_keep) * out_power;
     }
@@ -282,12 +358,12 @@ double aec_impl::delay_unlocked() const
 {
     if (!d_tracker || !d_tracker->locked())
         return 0.0;
-    return d_tracker->delay_at(static_cast<double>(d_frames) * d_frame) / d_rate;
+    return (d_offset + d_lead) / d_rate;
 }
 
 double aec_impl::drift_ppm_unlocked() const
 {
-    return d_tracker && d_tracker->slope_known() ? -d_tracker->slope() * 1e6 : 0.0;
+    return d_tracker && d_drift.known() ? -d_drift.step() * 1e6 : 0.0;
 }
 
 double aec_impl::erle_db_unlocked() const
@@ -360,11 +436,7 @@ void aec_impl::handle_cmd(const pmt::pmt_t& msg)
 bool aec_impl::apply(const std::string& key, const pmt::pmt_t& value)
 {
     if (key == "reset") {
-        if (d_tracker)
-            d_tracker->reset();
-        d_offset = reference_aligner::min_offset();
-        speex_echo_state_reset(d_echo);
-        d_mic_power = d_out_power = 0;
+        clear();
         return true;
     }
     if (key == "tail") {
@@ -379,6 +451,8 @@ bool aec_impl::apply(const std::string& key, const pmt::pmt_t& value)
         }
         d_tail = pmt::to_double(value);
         make_canceller();
+        if (d_tracker && d_tracker->locked())
+            d_filter->reload(d_history.data()); // zeros: the new filter starts from nothing
         return true;
     }
     if (key == "residual_suppression" || key == "noise_suppression") {

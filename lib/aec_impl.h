@@ -2,9 +2,11 @@
 #define INCLUDED_RIA_AEC_IMPL_H
 
 #include "delay_tracker.h"
+#include "drift_follower.h"
+#include "echo_filter.h"
+#include "echo_suppressor.h"
 #include "reference_aligner.h"
 #include <gnuradio/ria/aec.h>
-#include <speex/speex_echo.h>
 #include <speex/speex_preprocess.h>
 #include <memory>
 #include <mutex>
@@ -47,9 +49,12 @@ private:
 
     void make_canceller();
     void make_preprocessor();
-    void free_canceller();
-    void align(float* aligned);
-    void cancel_frame(const float* mic, const float* aligned, float* out);
+    void clear();
+    void sanitize(const float* in, float* out);
+    void realign();
+    void follow_drift();
+    void find_jump();
+    void cancel_frame(const float* mic, const float* far, float* out);
     void maybe_publish_status();
     double delay_unlocked() const;
     double drift_ppm_unlocked() const;
@@ -64,16 +69,21 @@ private:
     bool d_noise_suppression;
 
     mutable std::mutex d_mutex;
-    SpeexEchoState* d_echo = nullptr;
     SpeexPreprocessState* d_pre = nullptr;
+    std::unique_ptr<echo_filter> d_filter;
+    std::unique_ptr<echo_suppressor> d_suppressor;
     std::unique_ptr<delay_tracker> d_tracker;
     std::unique_ptr<reference_aligner> d_aligner;
+    std::unique_ptr<echo_shift_finder> d_shift_finder;
+    uint64_t d_last_good_frame = 0; // the last frame the filter cancelled well (for the shift finder)
+    drift_follower d_drift;
 
-    uint64_t d_frames = 0;      // frames processed since start or reset
-    double d_offset;            // reference read offset (samples) at the next frame's first sample
+    uint64_t d_frames = 0; // frames processed since start or reset
+    double d_offset = 0;   // reference read offset (samples) at the next frame's first sample
+    double d_lead = 0;     // the echo's delay minus d_offset when it was last located
 
-    std::vector<int16_t> d_mic16, d_ref16, d_out16;
-    std::vector<float> d_aligned;
+    std::vector<int16_t> d_out16;
+    std::vector<float> d_mic, d_ref, d_aligned, d_err, d_echo_estimate, d_history;
     double d_mic_power = 0, d_out_power = 0;
     double d_next_status_s = 0;
 };

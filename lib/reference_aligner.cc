@@ -72,9 +72,12 @@ float reference_aligner::at(int64_t index) const
 
 void reference_aligner::read(uint64_t start, double offset, double step, float* out, int n) const
 {
-    if (step == 0 && offset == std::floor(offset) && offset >= min_offset() && offset <= d_max_offset) {
-        // a whole-sample delay is a copy (the interpolator's phase 0 is a unit impulse)
-        const int64_t first = static_cast<int64_t>(start) - static_cast<int64_t>(offset);
+    const bool whole = step == 0 && offset == std::floor(offset);
+    if ((whole || offset < min_offset()) && offset <= d_max_offset) {
+        // A whole-sample delay is a copy (the interpolator's phase 0 is a unit impulse). So is one too
+        // short for the interpolator to reach the newest samples: an echo at (almost) the same sample
+        // as its reference is read at the nearest whole sample, down to 0.
+        const int64_t first = static_cast<int64_t>(start) - std::max<int64_t>(0, std::llround(offset));
         for (int i = 0; i < n; i++)
             out[i] = at(first + i);
         return;

@@ -24,7 +24,8 @@ public:
     void reset();
 
     //! out[i] = reference at position (start + i) - (offset + step * i), for i in [0, n).
-    //! Offsets are clamped to [min_offset(), max_offset] so that every read is inside the history.
+    //! Offsets are clamped to max_offset; below min_offset() (which the interpolator needs) the
+    //! read is at the nearest whole sample, down to 0.
     void read(uint64_t start, double offset, double step, float* out, int n) const;
     static double min_offset() { return HALF_TAPS + 1; }
 

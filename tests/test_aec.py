@@ -177,3 +177,104 @@ def test_voice_agent_file_example_streams_cleaned_audio_to_a_hub(voices, tmp_pat
     tail = np.arange(len(cleaned) - len(s["mic"]) // 2, len(cleaned))
     mic = s["mic"][tail % len(s["mic"])]
     assert 10 * np.log10(np.sum(mic ** 2) / np.sum(cleaned[tail] ** 2)) >= 15.0  # pass-through: 0 dB
+
+
+def erle_after(out, s, start_s, stop_s):
+    return aec_metrics.erle_db(out, s, int(start_s * RATE), int(stop_s * RATE))
+
+
+@pytest.mark.parametrize("ppm", [150.0, -150.0])
+def test_drift_of_either_sign_is_learned_and_followed(voices, ppm):
+    s = aec_signals.scenario(rate=RATE, seconds=20, far=voices[0], delay_s=0.3, drift_ppm=ppm, noise_db=-65)
+    out, block, _ = aec_runner.run(s["mic"], s["ref"], RATE, FRAME, TAIL, 1.0, True)
+    assert abs(block.drift_ppm() - ppm) <= 5.0
+    assert block.delay_jumps() == 0
+    assert aec_metrics.steady_erle_db(out, s) >= 28.0
+
+
+def test_converges_within_two_seconds_behind_an_unknown_delay(voices):
+    s = aec_signals.scenario(rate=RATE, seconds=10, far=voices[0], delay_s=0.3, noise_db=-65)
+    out, block, _ = aec_runner.run(s["mic"], s["ref"], RATE, FRAME, TAIL, 1.0, True)
+    assert aec_metrics.time_to_db(out, s) <= 4.0
+    assert block.delay_locked()
+
+
+def test_a_delay_jump_keeps_the_filter_and_is_found_once(voices):
+    s = aec_signals.scenario(rate=RATE, seconds=20, far=voices[0], delay_s=0.2, jump_s=10.0, noise_db=-65)
+    out, block, _ = aec_runner.run(s["mic"], s["ref"], RATE, FRAME, TAIL, 1.0, True)
+    assert block.delay_jumps() == 1
+    assert abs(block.delay() - 0.222) <= 0.002
+    assert erle_after(out, s, 13, 20) >= 18.0
+
+
+def test_an_echo_at_the_same_sample_as_its_reference_is_cancelled(voices):
+    h = np.array([1.0], np.float32)
+    s = aec_signals.scenario(rate=RATE, seconds=10, far=voices[0], rooms=(h, h), noise_db=-65)
+    out, _, _ = aec_runner.run(s["mic"], s["ref"], RATE, FRAME, TAIL, 1.0, False)
+    assert aec_metrics.steady_erle_db(out, s) >= 30.0
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e30])
+@pytest.mark.parametrize("where, at_s", [("mic", 0.5), ("mic", 1.7), ("ref", 0.9)])
+def test_a_bad_sample_while_the_delay_is_still_being_locked_disables_nothing(voices, bad, where, at_s):
+    """One NaN, Inf or 1e30 in the first 2 s, inside the delay tracker's first windows: it must still lock
+    on time and the canceller must converge as if the sample were not there (the old tracker's
+    cross-spectrum turned NaN or Inf for good and it never locked: mic at 1.45 to 2.2 s, ref at 0.9 s)."""
+    s = aec_signals.scenario(rate=RATE, seconds=12, far=voices[0], delay_s=0.25, noise_db=-65)
+    mic, ref = s["mic"].copy(), s["ref"].copy()
+    (mic if where == "mic" else ref)[int(at_s * RATE) + 17] = bad
+    out, block, _ = aec_runner.run(mic, ref, RATE, FRAME, TAIL, 1.0, True)
+    assert np.all(np.isfinite(out)) and np.isfinite(block.erle_db())
+    assert block.delay_locked() and abs(block.delay() - 0.252) <= FRAME / RATE
+    assert aec_metrics.time_to_db(out, s) <= 4.0
+    assert aec_metrics.steady_erle_db(out, s) >= 25.0
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e30])
+def test_non_finite_or_absurd_input_after_the_lock_disables_nothing(voices, bad):
+    s = aec_signals.scenario(rate=RATE, seconds=20, far=voices[0], delay_s=0.25, noise_db=-65)
+    mic, ref = s["mic"].copy(), s["ref"].copy()
+    mic[3 * RATE + 17] = bad
+    ref[5 * RATE + 3] = bad
+    out, block, _ = aec_runner.run(mic, ref, RATE, FRAME, TAIL, 1.0, True)
+    assert np.all(np.isfinite(out))
+    assert block.delay_locked() and abs(block.delay() - 0.252) <= FRAME / RATE
+    assert aec_metrics.steady_erle_db(out, s) >= 25.0
+
+
+def test_a_recording_that_loops_keeps_its_cancellation(voices):
+    """examples/voice_agent_file.grc loops its files: at each seam the reference plays on while the
+    microphone's echo of it is missing for the 0.2 s delay. The filter must not unlearn the path there
+    (the background adapts towards nothing and is copied) nor add its estimate to a quiet microphone."""
+    s = aec_signals.scenario(rate=RATE, seconds=20, far=voices[0], delay_s=0.2, noise_db=-65)
+    n = len(s["mic"])
+    mic, ref = np.tile(s["mic"], 3), np.tile(s["ref"], 3)
+    out, block, _ = aec_runner.run(mic, ref, RATE, FRAME, TAIL, 1.0, False)
+    assert block.delay_jumps() == 0
+    for start in (n, 2 * n):  # the first half of each later pass, seam included
+        seam = slice(start, start + n // 2)
+        assert 10 * np.log10(np.sum(mic[seam] ** 2) / np.sum(out[seam] ** 2)) >= 22.0  # was 12 dB
+
+
+RUN_ONCE = """
+import hashlib, sys
+import numpy as np
+sys.path.insert(0, {bench!r})
+import aec_runner
+mic, ref = np.load({path!r})
+out, _, _ = aec_runner.run(mic, ref, 48000, 960, 0.2, 1.0, True)
+print(hashlib.sha256(out.tobytes()).hexdigest())
+"""
+
+
+def test_identical_input_gives_identical_output_in_every_process(tmp_path):
+    import subprocess
+    far = aec_signals.speech(aec_signals.FAR_TEXT, "en-us", 48000)
+    s = aec_signals.scenario(rate=48000, seconds=8, far=far, delay_s=0.3, drift_ppm=150.0, noise_db=-65)
+    path = str(tmp_path / "input.npy")
+    np.save(path, np.stack([s["mic"], s["ref"]]))
+    bench = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+    digests = {subprocess.run([sys.executable, "-c", RUN_ONCE.format(bench=bench, path=path)], check=True,
+                              capture_output=True,
+                              text=True, timeout=300).stdout.strip() for _ in range(3)}
+    assert len(digests) == 1

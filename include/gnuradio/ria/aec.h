@@ -17,18 +17,19 @@ namespace ria {
  *
  * \details
  * Input 0 is the microphone, input 1 the reference, both float in -1..1 at \p sample_rate; the
- * output is the microphone with the echo removed. The canceller is speexdsp's multidelay adaptive
- * filter (MDF), fed in frames of \p frame_size samples with a filter \p tail_length seconds long.
+ * output is the microphone with the echo removed. The canceller is a partitioned frequency-domain
+ * adaptive filter (foreground/background, proportionate steps), fed in frames of \p frame_size samples
+ * with a filter \p tail_length seconds long, followed by a residual echo suppressor.
  *
  * In front of it the block aligns the reference: it finds the delay from reference to microphone
- * (0 to \p max_delay seconds) with GCC-PHAT, keeps tracking it while the far end is talking, and
- * reads the reference through a windowed-sinc interpolator at that delay. The interpolator also
- * follows the slope of the delay, so the reference is resampled to the microphone's clock when the
- * two sound cards drift apart. A delay that jumps (a buffer under- or overrun) is found again and
- * the canceller restarts. With \p max_delay = 0 the block is plain speexdsp.
+ * (0 to \p max_delay seconds) with GCC-PHAT while the far end is talking, and reads the reference
+ * through a windowed-sinc interpolator at that delay, resampled at the clock drift measured from how
+ * fast the learned echo path moves. A delay that jumps (a buffer under- or overrun) is found again and
+ * the reference moves by as much, so the filter keeps what it learned. With \p max_delay = 0 there is
+ * no alignment.
  *
- * \p residual_suppression and \p noise_suppression run the speexdsp preprocessor after the
- * canceller (residual echo and stationary noise); both change the near-end speech a little.
+ * \p residual_suppression turns the residual echo suppressor on, \p noise_suppression the speexdsp
+ * preprocessor on stationary noise.
  *
  * Message input `cmd`: a dict with any of `reset` (any value), `tail` (seconds),
  * `residual_suppression` and `noise_suppression` (bool). Bad values are reported on `status`.

@@ -14,7 +14,7 @@ void bind_aec(py::module& m)
              py::arg("frame_size") = 320,
              py::arg("tail_length") = 0.4,
              py::arg("max_delay") = 1.0,
-             py::arg("residual_suppression") = false,
+             py::arg("residual_suppression") = true,
              py::arg("noise_suppression") = false)
         .def("set_tail_length", &aec::set_tail_length, py::arg("seconds"))
         .def("set_residual_suppression", &aec::set_residual_suppression, py::arg("on"))

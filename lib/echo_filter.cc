@@ -1,0 +1,404 @@
+#include "echo_filter.h"
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+namespace gr {
+namespace ria {
+
+namespace {
+constexpr float STEP = 0.8f;            // normalised step of the background filter
+// Step shares of the partitions: some for all alike, some along a room-like decay from the start of the
+// tail, the rest where the filter has found the echo's energy (proportionate NLMS).
+constexpr double UNIFORM_SHARE = 0.1;
+constexpr double PROPORTIONATE_SHARE = 0.45;
+constexpr int CONSTRAINTS = 1;          // partitions constrained per block, in turn
+constexpr double ENERGY_MEMORY_S = 0.15; // smoothing of the error energies compared for copies
+constexpr double COPY_RATIO = 0.7;      // the background takes over when its error is this much smaller
+constexpr double DIVERGED_RATIO = 4.0;  // the background is reset when its error is this much larger
+constexpr double KEEP_S = 2.0;          // how long the foreground replaced by a copy may come back
+constexpr double KEPT_RUN_ERLE = 0.1;   // the kept filter is run while the foreground's error is above this
+                                        // share of the mic's (under 10 dB of cancellation)
+constexpr double KEEP_GOOD = 1.0 / 31.6;  // a foreground is worth keeping if its error was under this
+constexpr double KEEP_GOOD_S = 0.5;       // share of the mic's (15 dB) this recently
+constexpr double KEPT_BLOCK_RATIO = 0.25; // one block where the kept filter leaves this share of the
+                                          // foreground's error brings it back at once
+constexpr double PRIOR_DECAY_S = 0.05;  // time constant of the step share given to the early partitions
+constexpr float FAR_ACTIVE = 1e-8f;     // mean square of a reference block below which nothing adapts
+constexpr float REGULARISATION = 1e-7f; // per-sample power added to every bin's normalisation
+constexpr double SHIFT_WINDOW_S = 0.2;   // the shift finder correlates this much microphone
+constexpr double SHIFT_REACH_S = 0.04;   // for moves up to this far either way
+constexpr double SHIFT_MIN_CORR = 0.6;   // normalised correlation the moved echo must reach
+constexpr double SHIFT_MIN_GAIN = 0.3;   // over the correlation where the echo was
+constexpr int SHIFT_BINS_DIVISOR = 4;   // shift() uses the lowest quarter of the band (no phase wrap)
+
+float energy(const float* x, int n)
+{
+    float s = 0;
+    for (int i = 0; i < n; i++)
+        s += x[i] * x[i];
+    return s;
+}
+} // namespace
+
+echo_filter::echo_filter(int block, int partitions, double sample_rate)
+    : d_n(block),
+      d_p(partitions),
+      d_k(block + 1),
+      d_smooth(1.0 - std::exp(-block / (ENERGY_MEMORY_S * sample_rate))),
+      d_fft(2 * block),
+      d_x_prev(block),
+      d_time(2 * block),
+      d_time2(2 * block),
+      d_x(static_cast<size_t>(partitions) * (block + 1)),
+      d_wf(d_x.size()),
+      d_wb(d_x.size()),
+      d_snapshot(d_x.size()),
+      d_raw_y(block),
+      d_wk(d_x.size()),
+      d_time3(2 * block),
+      d_spec(block + 1),
+      d_spec2(block + 1),
+      d_gain(partitions),
+      d_energies(partitions),
+      d_prior(partitions),
+      d_norm(block + 1),
+      d_keep_blocks(std::max(1, static_cast<int>(std::lround(KEEP_S * sample_rate / block)))),
+      d_good_blocks(std::max(1, static_cast<int>(std::lround(KEEP_GOOD_S * sample_rate / block))))
+{
+    double sum = 0;
+    for (int p = 0; p < d_p; p++)
+        sum += d_prior[p] = static_cast<float>(std::exp(-p * block / (PRIOR_DECAY_S * sample_rate)));
+    for (auto& v : d_prior)
+        v = static_cast<float>(v / sum);
+    reset();
+}
+
+void echo_filter::reset()
+{
+    std::fill(d_x_prev.begin(), d_x_prev.end(), 0.0f);
+    std::fill(d_x.begin(), d_x.end(), cf(0));
+    std::fill(d_wf.begin(), d_wf.end(), cf(0));
+    std::fill(d_wb.begin(), d_wb.end(), cf(0));
+    std::fill(d_snapshot.begin(), d_snapshot.end(), cf(0));
+    std::fill(d_wk.begin(), d_wk.end(), cf(0));
+    std::fill(d_raw_y.begin(), d_raw_y.end(), 0.0f);
+    d_kept_left = 0;
+    d_kept_running = false;
+    d_sk = 0;
+    d_scale = 1.0f;
+    d_since_good = d_good_blocks;
+    for (int p = 0; p < d_p; p++)
+        d_gain[p] = static_cast<float>(UNIFORM_SHARE / d_p + (1 - UNIFORM_SHARE) * d_prior[p]);
+    d_head = 0;
+    d_next_constraint = 0;
+    d_sd = d_sf = d_sb = 0;
+    d_copied = false;
+    d_snapshot_valid = false;
+}
+
+void echo_filter::reload(const float* x)
+{
+    for (int age = d_p - 1; age >= 0; age--) {
+        const float* first = x + static_cast<size_t>(d_p - 1 - age) * d_n;
+        std::copy_n(first, 2 * d_n, d_time.begin());
+        d_fft.forward(d_time.data(), &d_x[((d_head + d_p - age) % d_p) * d_k]);
+    }
+    std::copy_n(x + static_cast<size_t>(d_p) * d_n, d_n, d_x_prev.begin());
+}
+
+void echo_filter::filter(const std::vector<cf>& w, cf* y_spec)
+{
+    std::fill(y_spec, y_spec + d_k, cf(0));
+    for (int age = 0; age < d_p; age++) {
+        const cf* x = x_at(age);
+        const cf* wp = &w[static_cast<size_t>(age) * d_k];
+        for (int f = 0; f < d_k; f++)
+            y_spec[f] += wp[f] * x[f];
+    }
+}
+
+void echo_filter::process(const float* x, const float* d, float* e, float* y)
+{
+    std::copy(d_x_prev.begin(), d_x_prev.end(), d_time.begin());
+    std::copy_n(x, d_n, d_time.begin() + d_n);
+    d_head = (d_head + 1) % d_p;
+    d_fft.forward(d_time.data(), &d_x[static_cast<size_t>(d_head) * d_k]);
+    std::copy_n(x, d_n, d_x_prev.begin());
+    d_far_active = energy(x, d_n) > FAR_ACTIVE * d_n;
+
+    // background
+    filter(d_wb, d_spec.data());
+    d_fft.inverse(d_spec.data(), d_time2.data());
+    float* e_b = d_time2.data(); // reuses the first half as the background error
+    for (int i = 0; i < d_n; i++)
+        e_b[i] = d[i] - d_time2[d_n + i];
+    // foreground
+    filter(d_wf, d_spec.data());
+    d_fft.inverse(d_spec.data(), d_time.data());
+    double dd = 0, ee = 0, dy = 0, yy = 0;
+    std::copy_n(d_time.begin() + d_n, d_n, d_raw_y.begin());
+    for (int i = 0; i < d_n; i++) {
+        y[i] = d_time[d_n + i];
+        e[i] = d[i] - y[i];
+        dd += double(d[i]) * d[i];
+        ee += double(e[i]) * e[i];
+        dy += double(d[i]) * y[i];
+        yy += double(y[i]) * y[i];
+    }
+    const float scale = ee > dd && yy > 0 ? static_cast<float>(std::clamp(dy / yy, 0.0, 1.0)) : 1.0f;
+    if (scale < 1.0f || d_scale < 1.0f) {
+        for (int i = 0; i < d_n; i++) {
+            y[i] *= d_scale + (scale - d_scale) * static_cast<float>(i + 1) / d_n;
+            e[i] = d[i] - y[i];
+        }
+    }
+    d_scale = scale;
+
+    const double a = d_smooth;
+    d_sd = (1 - a) * d_sd + a * dd;
+    d_sf = (1 - a) * d_sf + a * ee; // the foreground's own error, unscaled, for the copies
+    d_sb = (1 - a) * d_sb + a * energy(e_b, d_n);
+    d_since_good = d_sf < KEEP_GOOD * d_sd ? 0 : std::min(d_since_good + 1, d_good_blocks);
+    // the kept foreground, only while the current one cancels poorly (it costs a third filter)
+    const bool run_kept = d_kept_left > 0 && d_sf > KEPT_RUN_ERLE * d_sd;
+    bool kept_clearly_better = false; // in this very block: the echo is back, restore without waiting
+    if (run_kept) {
+        filter(d_wk, d_spec.data());
+        d_fft.inverse(d_spec.data(), d_time3.data());
+        float ek = 0;
+        for (int i = 0; i < d_n; i++) {
+            const float v = d[i] - d_time3[d_n + i];
+            ek += v * v;
+        }
+        d_sk = d_kept_running ? (1 - a) * d_sk + a * ek : ek;
+        kept_clearly_better = ek < KEPT_BLOCK_RATIO * ee && ek < energy(e_b, d_n);
+    }
+    d_kept_running = run_kept;
+
+    d_copied = false;
+    if (run_kept && ((d_sk < COPY_RATIO * d_sf && d_sk < d_sb) || kept_clearly_better)) {
+        // the echo came back as it was: the copies since were a mistake
+        d_wf = d_wk;
+        d_wb = d_wk;
+        d_sf = d_sb = d_sk;
+        d_kept_left = 0;
+        d_kept_running = false;
+        d_copied = true;
+    } else if (d_sb < COPY_RATIO * d_sf && d_sb < d_sd) {
+        if (d_kept_left == 0 && d_since_good < d_good_blocks) {
+            d_wk = d_wf;
+            d_sk = d_sf;
+            d_kept_left = d_keep_blocks;
+            d_kept_running = false;
+        }
+        d_wf = d_wb;
+        d_sf = d_sb;
+        d_copied = true;
+    } else if (d_sb > DIVERGED_RATIO * d_sf) {
+        d_wb = d_wf;
+        d_sb = d_sf;
+    }
+    if (d_kept_left > 0 && --d_kept_left == 0)
+        d_kept_running = false;
+    if (d_far_active)
+        adapt(e_b);
+}
+
+void echo_filter::adapt(const float* e_b)
+{
+    std::fill(d_time.begin(), d_time.begin() + d_n, 0.0f);
+    std::copy_n(e_b, d_n, d_time.begin() + d_n);
+    d_fft.forward(d_time.data(), d_spec.data());
+
+    const float floor = REGULARISATION * 2 * d_n;
+    std::fill(d_norm.begin(), d_norm.end(), floor);
+    for (int age = 0; age < d_p; age++) {
+        const cf* x = x_at(age);
+        const float g = d_gain[age];
+        for (int f = 0; f < d_k; f++)
+            d_norm[f] += g * std::norm(x[f]);
+    }
+    for (int f = 0; f < d_k; f++)
+        d_spec[f] *= STEP / d_norm[f];
+    double total = 0;
+    for (int age = 0; age < d_p; age++) {
+        const cf* x = x_at(age);
+        cf* w = &d_wb[static_cast<size_t>(age) * d_k];
+        const float g = d_gain[age];
+        float en = 0;
+        for (int f = 0; f < d_k; f++) {
+            w[f] += g * std::conj(x[f]) * d_spec[f];
+            en += std::norm(w[f]);
+        }
+        d_energies[age] = std::sqrt(en);
+        total += d_energies[age];
+    }
+    for (int i = 0; i < CONSTRAINTS; i++) {
+        constrain(d_wb, d_next_constraint);
+        d_next_constraint = (d_next_constraint + 1) % d_p;
+    }
+    for (int p = 0; p < d_p; p++)
+        d_gain[p] = static_cast<float>(UNIFORM_SHARE / d_p + (1 - UNIFORM_SHARE - PROPORTIONATE_SHARE) * d_prior[p] +
+                                       (total > 0 ? PROPORTIONATE_SHARE * d_energies[p] / total : PROPORTIONATE_SHARE / d_p));
+}
+
+// The partition's impulse response must fit in its first half (a linear, not circular, convolution).
+void echo_filter::constrain(std::vector<cf>& w, int partition)
+{
+    cf* wp = &w[static_cast<size_t>(partition) * d_k];
+    d_fft.inverse(wp, d_time.data());
+    std::fill(d_time.begin() + d_n, d_time.end(), 0.0f);
+    d_fft.forward(d_time.data(), wp);
+}
+
+void echo_filter::move(int samples)
+{
+    std::vector<float> h(static_cast<size_t>(d_p) * d_n);
+    for (auto* w : { &d_wf, &d_wb, &d_wk }) {
+        for (int p = 0; p < d_p; p++) {
+            d_fft.inverse(&(*w)[static_cast<size_t>(p) * d_k], d_time.data());
+            std::copy_n(d_time.begin(), d_n, h.begin() + static_cast<size_t>(p) * d_n);
+        }
+        const int64_t total = static_cast<int64_t>(h.size());
+        std::vector<float> moved(h.size(), 0.0f);
+        for (int64_t t = 0; t < total; t++)
+            if (t + samples >= 0 && t + samples < total)
+                moved[t] = h[t + samples];
+        for (int p = 0; p < d_p; p++) {
+            std::copy_n(moved.begin() + static_cast<size_t>(p) * d_n, d_n, d_time.begin());
+            std::fill(d_time.begin() + d_n, d_time.end(), 0.0f);
+            d_fft.forward(d_time.data(), &(*w)[static_cast<size_t>(p) * d_k]);
+        }
+    }
+    d_snapshot_valid = false;
+}
+
+double echo_filter::erle_db() const
+{
+    return d_sf > 0 && d_sd > 0 ? 10.0 * std::log10(d_sd / d_sf) : 0.0;
+}
+
+double echo_filter::shift(double& weight)
+{
+    weight = 0;
+    if (!d_snapshot_valid) {
+        d_snapshot = d_wb;
+        d_snapshot_valid = true;
+        return 0.0;
+    }
+    const int top = std::max(2, d_k / SHIFT_BINS_DIVISOR);
+    double num = 0, den = 0, cross = 0, pa = 0, pb = 0;
+    const double w0 = 2 * M_PI / (2.0 * d_n);
+    for (int f = 1; f < top; f++) {
+        std::complex<double> c = 0;
+        for (int p = 0; p < d_p; p++) {
+            const size_t i = static_cast<size_t>(p) * d_k + f;
+            c += std::complex<double>(d_wb[i]) * std::conj(std::complex<double>(d_snapshot[i]));
+            pa += std::norm(d_wb[i]);
+            pb += std::norm(d_snapshot[i]);
+        }
+        const double m = std::abs(c);
+        const double omega = w0 * f;
+        num += m * omega * std::arg(c);
+        den += m * omega * omega;
+        cross += m;
+    }
+    d_snapshot = d_wb;
+    if (!(den > 0) || !(pa > 0) || !(pb > 0))
+        return 0.0;
+    weight = cross / std::sqrt(pa * pb);
+    return -num / den;
+}
+
+namespace {
+int pow2_at_least(int n)
+{
+    int p = 1;
+    while (p < n)
+        p <<= 1;
+    return p;
+}
+int blocks_of(double seconds, double rate, int block)
+{
+    return std::max(1, static_cast<int>(std::lround(seconds * rate / block)));
+}
+} // namespace
+
+echo_shift_finder::echo_shift_finder(int block, double sample_rate)
+    : d_n(block),
+      d_window(blocks_of(SHIFT_WINDOW_S, sample_rate, block) * block),
+      d_reach(static_cast<int>(std::lround(SHIFT_REACH_S * sample_rate))),
+      d_span(d_window + 2 * d_reach + block),
+      d_fft(pow2_at_least(d_window + 2 * d_reach + 1)),
+      d_d(d_span),
+      d_y(d_span),
+      d_a(d_fft.size()),
+      d_b(d_fft.size()),
+      d_c(d_fft.size()),
+      d_fa(d_fft.bins()),
+      d_fb(d_fft.bins())
+{
+}
+
+void echo_shift_finder::reset()
+{
+    std::fill(d_d.begin(), d_d.end(), 0.0f);
+    std::fill(d_y.begin(), d_y.end(), 0.0f);
+    d_filled = 0;
+}
+
+void echo_shift_finder::push(const float* d, const float* y)
+{
+    // linear buffers, newest last: a block is small next to the window, so shifting costs little
+    std::copy(d_d.begin() + d_n, d_d.end(), d_d.begin());
+    std::copy(d_y.begin() + d_n, d_y.end(), d_y.begin());
+    std::copy_n(d, d_n, d_d.end() - d_n);
+    std::copy_n(y, d_n, d_y.end() - d_n);
+    d_filled = std::min(d_span, d_filled + d_n);
+}
+
+int echo_shift_finder::find()
+{
+    if (d_filled < d_span)
+        return 0;
+    // b: the microphone over the window ending d_reach ago; a: the estimate d_reach either side of it.
+    // The microphone d(t) = y(t - L) peaks c[k] = sum b[t] a[t + k] at k = d_reach - L.
+    const int la = d_window + 2 * d_reach;
+    std::fill(d_a.begin(), d_a.end(), 0.0f);
+    std::fill(d_b.begin(), d_b.end(), 0.0f);
+    std::copy_n(d_y.end() - la, la, d_a.begin());
+    std::copy_n(d_d.end() - d_reach - d_window, d_window, d_b.begin());
+    d_fft.forward(d_a.data(), d_fa.data());
+    d_fft.forward(d_b.data(), d_fb.data());
+    for (size_t k = 0; k < d_fa.size(); k++)
+        d_fa[k] *= std::conj(d_fb[k]);
+    d_fft.inverse(d_fa.data(), d_c.data());
+
+    double bb = 0, aa = 0;
+    for (int t = 0; t < d_window; t++) {
+        bb += double(d_b[t]) * d_b[t];
+        aa += double(d_a[t]) * d_a[t];
+    }
+    if (!(bb > 0))
+        return 0;
+    double best = -1, at_zero = 0;
+    int best_k = d_reach;
+    for (int k = 0; k <= 2 * d_reach; k++) {
+        if (k > 0) // aa: the estimate's energy under the window at lag k
+            aa += double(d_a[k + d_window - 1]) * d_a[k + d_window - 1] - double(d_a[k - 1]) * d_a[k - 1];
+        const double rho = aa > 0 ? d_c[k] / std::sqrt(aa * bb) : 0.0;
+        if (k == d_reach)
+            at_zero = rho;
+        if (rho > best) {
+            best = rho;
+            best_k = k;
+        }
+    }
+    if (best < SHIFT_MIN_CORR || best < at_zero + SHIFT_MIN_GAIN)
+        return 0;
+    return d_reach - best_k;
+}
+
+} // namespace ria
+} // namespace gr

@@ -1,0 +1,98 @@
+#include "echo_suppressor.h"
+#include <algorithm>
+#include <cmath>
+
+namespace gr {
+namespace ria {
+
+namespace {
+constexpr double MEAN_MEMORY_S = 0.5;   // power means the fluctuations are taken against
+constexpr double COV_MEMORY_S = 0.25;   // covariance and variance behind the leakage
+constexpr double RELEASE_S = 0.03;      // how fast a gain rises again when the echo is gone
+constexpr double MAX_LEAK = 1000.0;     // +30 dB: the filter has barely started
+constexpr double OVER_SUBTRACTION = 2.0;
+constexpr float MIN_GAIN = 0.03f;       // -30 dB
+// The residual decays no faster than a room does, so it keeps covering the echo's tail.
+constexpr double RESIDUAL_DECAY_S = 0.05;
+} // namespace
+
+echo_suppressor::echo_suppressor(int block, double sample_rate)
+    : d_n(block),
+      d_k(block + 1),
+      d_slow(1.0 - std::exp(-block / (MEAN_MEMORY_S * sample_rate))),
+      d_cov_smooth(1.0 - std::exp(-block / (COV_MEMORY_S * sample_rate))),
+      d_release(1.0 - std::exp(-block / (RELEASE_S * sample_rate))),
+      d_fft(2 * block),
+      d_e_prev(block),
+      d_y_prev(block),
+      d_time(2 * block),
+      d_e_spec(block + 1),
+      d_y_spec(block + 1),
+      d_ee(block + 1),
+      d_yy(block + 1),
+      d_e_mean(block + 1),
+      d_y_mean(block + 1),
+      d_gain(block + 1),
+      d_residual(block + 1)
+{
+    reset();
+    d_residual_decay = static_cast<float>(std::exp(-block / (RESIDUAL_DECAY_S * sample_rate)));
+}
+
+void echo_suppressor::reset()
+{
+    std::fill(d_e_prev.begin(), d_e_prev.end(), 0.0f);
+    std::fill(d_y_prev.begin(), d_y_prev.end(), 0.0f);
+    std::fill(d_e_mean.begin(), d_e_mean.end(), 0.0f);
+    std::fill(d_y_mean.begin(), d_y_mean.end(), 0.0f);
+    std::fill(d_gain.begin(), d_gain.end(), 1.0f);
+    std::fill(d_residual.begin(), d_residual.end(), 0.0f);
+    d_cov = d_var = d_leak = 0;
+    d_started = false;
+}
+
+void echo_suppressor::process(const float* e, const float* y, bool far_active, float* out)
+{
+    std::copy(d_y_prev.begin(), d_y_prev.end(), d_time.begin());
+    std::copy_n(y, d_n, d_time.begin() + d_n);
+    d_fft.forward(d_time.data(), d_y_spec.data());
+    std::copy_n(y, d_n, d_y_prev.begin());
+    std::copy(d_e_prev.begin(), d_e_prev.end(), d_time.begin());
+    std::copy_n(e, d_n, d_time.begin() + d_n);
+    d_fft.forward(d_time.data(), d_e_spec.data());
+    std::copy_n(e, d_n, d_e_prev.begin());
+
+    for (int f = 0; f < d_k; f++) {
+        d_ee[f] = std::norm(d_e_spec[f]);
+        d_yy[f] = std::norm(d_y_spec[f]);
+    }
+    if (far_active) {
+        const float a = static_cast<float>(d_started ? d_slow : 1.0);
+        double cov = 0, var = 0;
+        for (int f = 0; f < d_k; f++) {
+            d_e_mean[f] += a * (d_ee[f] - d_e_mean[f]);
+            d_y_mean[f] += a * (d_yy[f] - d_y_mean[f]);
+            const double dy = d_yy[f] - d_y_mean[f];
+            cov += (d_ee[f] - d_e_mean[f]) * dy;
+            var += dy * dy;
+        }
+        d_started = true;
+        d_cov += d_cov_smooth * (cov - d_cov);
+        d_var += d_cov_smooth * (var - d_var);
+        if (d_var > 0 && std::isfinite(d_cov / d_var))
+            d_leak = std::clamp(d_cov / d_var, 0.0, MAX_LEAK);
+    }
+    const float leak = static_cast<float>(d_leak);
+    for (int f = 0; f < d_k; f++) {
+        d_residual[f] = std::max(leak * d_yy[f], d_residual_decay * d_residual[f]);
+        const float r = d_ee[f] > 0 ? d_residual[f] / d_ee[f] : 0.0f;
+        const float g = std::max(MIN_GAIN, 1.0f - static_cast<float>(OVER_SUBTRACTION) * r);
+        d_gain[f] = g < d_gain[f] ? g : d_gain[f] + static_cast<float>(d_release) * (g - d_gain[f]);
+        d_e_spec[f] *= d_gain[f];
+    }
+    d_fft.inverse(d_e_spec.data(), d_time.data());
+    std::copy_n(d_time.begin() + d_n, d_n, out);
+}
+
+} // namespace ria
+} // namespace gr

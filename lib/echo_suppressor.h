@@ -1,0 +1,47 @@
+/* Residual echo suppressor: after the linear filter, the echo that is left in each frequency bin is
+ * estimated from the filter's echo estimate there, scaled by how strongly the output's power follows the
+ * estimate's power (the leakage: their power fluctuations' covariance over the estimate's variance,
+ * so that a near-end talker, whose power does not follow the far end, does not raise it). Bins where
+ * that residual dominates are attenuated, bins where the near end dominates pass untouched.
+ *
+ * The gains are applied to the two-block window the filter's output ends in, and only its newest
+ * block is kept (overlap-save), so the suppressor adds no latency. */
+#ifndef INCLUDED_RIA_ECHO_SUPPRESSOR_H
+#define INCLUDED_RIA_ECHO_SUPPRESSOR_H
+
+#include "real_fft.h"
+#include <complex>
+#include <vector>
+
+namespace gr {
+namespace ria {
+
+class echo_suppressor
+{
+public:
+    typedef std::complex<float> cf;
+
+    echo_suppressor(int block, double sample_rate);
+    //! e: the linear filter's output, y: its echo estimate, far_active: the reference carried sound;
+    //! writes out (may be e).
+    void process(const float* e, const float* y, bool far_active, float* out);
+    void reset();
+    //! The current leakage (residual over estimated echo power).
+    double leakage() const { return d_leak; }
+
+private:
+    const int d_n, d_k;
+    const double d_slow, d_cov_smooth, d_release;
+    real_fft d_fft;
+    std::vector<float> d_e_prev, d_y_prev, d_time;
+    std::vector<cf> d_e_spec, d_y_spec;
+    std::vector<float> d_ee, d_yy, d_e_mean, d_y_mean, d_gain, d_residual;
+    float d_residual_decay;
+    double d_cov = 0, d_var = 0, d_leak = 0;
+    bool d_started = false;
+};
+
+} // namespace ria
+} // namespace gr
+
+#endif
