@@ -8,6 +8,7 @@ import pytest
 def serial(tmp_path, monkeypatch):
     """A riasim serial of this test's own, with its own fault control directory."""
     monkeypatch.setenv("RIASIM_CONTROL_DIR", str(tmp_path / "riasim"))
+    monkeypatch.setenv("RIASIM_AIR", str(tmp_path / "riasim-air"))  # what this test transmits, only it hears
     return "t" + uuid.uuid4().hex[:10]
 
 
