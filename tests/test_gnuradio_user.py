@@ -47,6 +47,7 @@ IQ_AGENTS = {  # .grc -> needs a screen (QT GUI)
     "labs/02_find_the_emitter/find_the_emitter.grc": True,
     "labs/03_unplug_and_recover/unplug_and_recover.grc": False,
     "labs/04_guard_block/guard_block.grc": False,
+    "labs/05_transmit_and_find_it/transmit_and_find_it.grc": False,
 }
 OTHER_EXAMPLES = {
     "sdr_source_headless.grc": "test_headless_source_example_runs_to_its_end",
