@@ -56,6 +56,8 @@ def send_with_credit(hub, signal, armed, frame=4096, app_id="tx-1"):
     """Sends like a hub that listens to tx_progress: never more than queue_samples unplayed."""
     sent = 0
     while sent < len(signal):
+        if {"done", "underrun", "error"} & set(tx_states(hub, app_id)):
+            break  # the session is over: nothing more to send
         played = max([m["played"] for m in hub.texts("tx_progress") if m["app_id"] == app_id] or [0])
         if sent - played + frame > armed["queue_samples"]:
             hub.wait_for(lambda s: len(s.texts("tx_progress")) > 0 and max(
@@ -121,7 +123,7 @@ def test_a_session_is_armed_transmits_and_is_done_within_a_second_of_the_stop(hu
     heartbeat = hub.wait_for(lambda s: "tx" in s.texts("heartbeat")[-1].get("sessions", {}), WAIT)
     assert heartbeat
     signal = tone(int(2 * RATE))  # 2 s: still playing when the stop comes
-    sender = threading.Thread(target=send_with_credit, args=(hub, signal, armed))
+    sender = threading.Thread(target=send_with_credit, args=(hub, signal, armed), daemon=True)
     sender.start()
     wait_state(hub, "transmitting")
     hub.wait_for(lambda s: any(m["played"] >= RATE // 2 for m in s.texts("tx_progress")), WAIT)
@@ -208,7 +210,7 @@ def test_a_hub_that_ignores_flow_control_is_held_back_and_every_sample_goes_out(
     signal = tone(int(3 * RATE))  # 6 MB, far more than the socket buffers
     most_queued = 0
     sender = threading.Thread(target=lambda: [hub.send_bytes(signal[k:k + 8192].tobytes(), timeout=30)
-                                              for k in range(0, len(signal), 8192)])
+                                              for k in range(0, len(signal), 8192)], daemon=True)
     sender.start()
     while sender.is_alive():
         most_queued = max(most_queued, agent.tx_stream.stats()["queued"])

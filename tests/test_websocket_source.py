@@ -154,7 +154,7 @@ def test_a_hub_that_sends_faster_than_real_time_is_held_back_and_nothing_is_lost
     signal = np.tile(tone(10_000), 250)  # 2.5 s: far more than the socket buffers hold
     frame = 10_000
     sender = threading.Thread(target=lambda: [hub.send_bytes(signal[k:k + frame].tobytes(), timeout=30)
-                                              for k in range(0, len(signal), frame)])
+                                              for k in range(0, len(signal), frame)], daemon=True)
     sender.start()
     most_queued = 0
     while len(p.out.data()) < len(signal) and (sender.is_alive() or p.src.stats()["queued"]):

@@ -26,7 +26,7 @@ constexpr uint64_t ring_mask = ring_samples - 1;
 // A claim whose owner process is alive is only taken over after this much silence.
 constexpr int64_t slot_abandoned_ns = 60'000'000'000LL;
 // A receiver without a file looks for one this often (a stat: costs nothing measurable).
-constexpr int64_t attach_retry_ns = 1'000'000'000LL;
+constexpr int64_t attach_retry_ns = 10'000'000LL; // a stat() every 10 ms: a first transmitter is heard within 10 ms
 constexpr double two_pi = 6.283185307179586476925286766559;
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "the air needs lock-free 64-bit atomics");
