@@ -60,3 +60,15 @@ def driver_of(args):
 def is_simulator(args):
     """Whether SoapySDR args open the simulated radio."""
     return driver_of(args) == SIMULATOR_DRIVER
+
+
+def args_from_config(clean, errors):
+    """Replaces a radio_config's `device` / `identifier` in `clean` by SoapySDR args under `device_args`;
+    a device that cannot be named adds its error to `errors`."""
+    if "device" in clean or "identifier" in clean:
+        try:
+            clean["device_args"] = soapy_args(clean.get("device", "sim"), clean.get("identifier", ""))
+        except ValueError as e:
+            errors.append(str(e))
+        clean.pop("device", None)
+        clean.pop("identifier", None)

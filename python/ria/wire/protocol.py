@@ -66,7 +66,7 @@ def encode(msg):
     return json.dumps(msg, separators=(",", ":"), allow_nan=False)
 
 
-def _finite(key, value):
+def finite_number(key, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{key} must be a finite number, got {value!r}")
     return float(value)
@@ -84,12 +84,12 @@ def normalize_radio_config(rc):
         key = KEY_ALIASES.get(key, key)
         try:
             if key in ("sample_rate", "center_frequency", "bandwidth"):
-                v = _finite(key, value)
+                v = finite_number(key, value)
                 if v < 0 or (key == "sample_rate" and v == 0):
                     raise ValueError(f"{key} must be {'> 0' if key == 'sample_rate' else '>= 0'}, got {value!r}")
                 clean[key] = v
             elif key == "gain":
-                clean[key] = _finite(key, value)
+                clean[key] = finite_number(key, value)
             elif key == "antenna":
                 if not isinstance(value, str):
                     raise ValueError(f"antenna must be a string, got {value!r}")
@@ -108,13 +108,7 @@ def normalize_radio_config(rc):
                 raise ValueError(f"unknown radio_config key {key!r} (known: {', '.join(RADIO_CONFIG_KEYS)})")
         except ValueError as e:
             errors.append(str(e))
-    if "device" in clean or "identifier" in clean:
-        try:
-            clean["device_args"] = devices.soapy_args(clean.get("device", "sim"), clean.get("identifier", ""))
-        except ValueError as e:
-            errors.append(str(e))
-        clean.pop("device", None)
-        clean.pop("identifier", None)
+    devices.args_from_config(clean, errors)
     return clean, errors
 
 

@@ -2,9 +2,8 @@
 operator's interlocks, and the agent's tx_* messages. Used by the agent (to decide) and by the hub (to
 build requests and to read the agent's answers)."""
 
-import math
-
 from . import devices
+from .protocol import finite_number
 
 REQUIRED_KEYS = ("tx_sample_rate", "tx_center_frequency", "tx_gain")
 UNDERRUN_POLICIES = ("pause", "zero", "repeat")
@@ -16,12 +15,6 @@ STATES = ("armed", "transmitting", "underrun", "done", "error")
 BYTES_PER_SAMPLE = 8  # interleaved float32 I/Q
 MAX_FRAME_BYTES = 1 << 20
 MAX_RANGES = 64
-
-
-def _number(key, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{key} must be a finite number, got {value!r}")
-    return float(value)
 
 
 def normalize(rc, kind):
@@ -38,12 +31,12 @@ def normalize(rc, kind):
             if key not in known:
                 raise ValueError(f"{kind}: unknown radio_config key {key!r} (known: {', '.join(known)})")
             if key in ("tx_sample_rate", "tx_center_frequency", "tx_bandwidth"):
-                v = _number(key, value)
+                v = finite_number(key, value)
                 if v < 0 or (key == "tx_sample_rate" and v == 0):
                     raise ValueError(f"{key} must be {'> 0' if key == 'tx_sample_rate' else '>= 0'}, got {value!r}")
                 clean[key] = v
             elif key == "tx_gain":
-                clean[key] = _number(key, value)
+                clean[key] = finite_number(key, value)
             elif key in ("tx_channel", "buffer_size"):
                 if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= (1 << 22):
                     raise ValueError(f"{key} must be a small non-negative integer, got {value!r}")
@@ -66,13 +59,7 @@ def normalize(rc, kind):
             errors.append(str(e))
     if kind == "tx_start":
         errors += [f"tx_start: radio_config.{key} is required" for key in REQUIRED_KEYS if key not in rc]
-    if "device" in clean or "identifier" in clean:
-        try:
-            clean["device_args"] = devices.soapy_args(clean.get("device", "sim"), clean.get("identifier", ""))
-        except ValueError as e:
-            errors.append(str(e))
-        clean.pop("device", None)
-        clean.pop("identifier", None)
+    devices.args_from_config(clean, errors)
     return clean, errors
 
 
@@ -98,7 +85,7 @@ def parse_ranges(value):
     for pair in value:
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
             raise ValueError(f"TX frequency range {pair!r} must be a [lo, hi] pair in Hz")
-        lo, hi = (_number("TX frequency range bound", v) for v in pair)
+        lo, hi = (finite_number("TX frequency range bound", v) for v in pair)
         if not 0 <= lo <= hi:
             raise ValueError(f"TX frequency range [{lo:g}, {hi:g}] must have 0 <= lo <= hi")
         ranges.append([lo, hi])
@@ -114,8 +101,8 @@ class Interlocks:
 
     def __init__(self, enabled=False, max_gain_db=None, max_duration_s=None, allowed_freq_ranges=None):
         self.enabled = bool(enabled)
-        self.max_gain_db = None if max_gain_db is None else _number("tx_max_gain_db", max_gain_db)
-        self.max_duration_s = None if max_duration_s is None else _number("tx_max_duration_s", max_duration_s)
+        self.max_gain_db = None if max_gain_db is None else finite_number("tx_max_gain_db", max_gain_db)
+        self.max_duration_s = None if max_duration_s is None else finite_number("tx_max_duration_s", max_duration_s)
         if self.max_duration_s is not None and self.max_duration_s <= 0:
             raise ValueError(f"tx_max_duration_s must be > 0, got {max_duration_s!r}")
         self.allowed_freq_ranges = parse_ranges(allowed_freq_ranges)
@@ -251,7 +238,7 @@ def parse_tx_status(msg):
             out[key] = _count(msg, key)
     for key in ("tx_sample_rate", "tx_center_frequency", "tx_gain"):
         if msg.get(key) is not None:
-            out[key] = _number(f"tx_status.{key}", msg[key])
+            out[key] = finite_number(f"tx_status.{key}", msg[key])
     return out
 
 
@@ -262,5 +249,5 @@ def parse_tx_progress(msg):
 def parse_tx_info(msg):
     out = {"app_id": _app_id(msg), "sample_index": _count(msg, "sample_index")}
     for key in ("tx_sample_rate", "tx_center_frequency", "tx_gain"):
-        out[key] = None if msg.get(key) is None else _number(f"tx_info.{key}", msg[key])
+        out[key] = None if msg.get(key) is None else finite_number(f"tx_info.{key}", msg[key])
     return out
