@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import SoapySDR
 
-from helpers import running_agent
+from helpers import running_agent, wait_until
 
 WAIT = 10.0
 RATE = 250e3
@@ -99,7 +99,7 @@ def test_each_interlock_refuses_the_start_with_its_message_and_nothing_opens(hub
     assert message in refusal["message"]
     agent = hub.agent
     hub.send_bytes(tone(1000).tobytes())  # frames after a refused start are not transmitted, but counted
-    assert hub.wait_for(lambda s: agent.tx_stream.stats()["late_frames"] == 1, WAIT)
+    assert wait_until(lambda: agent.tx_stream.stats()["late_frames"] == 1, WAIT)
     assert tx_states(hub) == ["error"] and tx_log(serial) == []
 
 

@@ -13,6 +13,7 @@ import pytest
 from gnuradio import blocks, gr
 
 from gnuradio import ria
+from helpers import wait_until
 from hub_server import TOKEN
 
 RATE = 100e3
@@ -50,12 +51,7 @@ class Player:
         return np.array(self.out.data(), dtype=np.complex64)
 
     def wait_samples(self, n, timeout=WAIT):
-        deadline = threading.Event()
-        for _ in range(int(timeout / 0.02)):
-            if len(self.out.data()) >= n:
-                return True
-            deadline.wait(0.02)
-        return False
+        return wait_until(lambda: len(self.out.data()) >= n, timeout)
 
     def tags(self):
         return [(t.offset, pmt.symbol_to_string(t.key), pmt.to_python(t.value)) for t in self.out.tags()]
@@ -117,7 +113,7 @@ def test_an_underrun_with_policy_pause_ends_the_burst_on_a_tagged_zero(hub, flow
     hub.send_bytes(tone(100).tobytes())
     error = hub.wait_text("error")
     assert "outside a TX session" in error["message"]
-    assert hub.wait_for(lambda s: p.src.stats()["late_frames"] == 1, WAIT)
+    assert wait_until(lambda: p.src.stats()["late_frames"] == 1, WAIT)
 
 
 @pytest.mark.parametrize("policy", ["zero", "repeat"])
@@ -127,13 +123,20 @@ def test_zero_and_repeat_fill_an_underrun_and_the_session_goes_on(hub, flowgraph
     p.arm(1, policy=policy)
     a = tone(2000)
     hub.send_bytes(a.tobytes())
-    assert hub.wait_for(lambda s: p.src.stats()["underruns"] >= 1, WAIT)
+    assert wait_until(lambda: p.src.stats()["underruns"] >= 1, WAIT)
     b = tone(1000, hz=-11e3)
     hub.send_bytes(b.tobytes())
-    assert p.wait_samples(4000)
+    assert wait_until(lambda: p.src.stats()["played"] == 3000, WAIT)
+
+    def where_b():  # (the fill before it is as long as the underrun lasted)
+        out = p.samples()
+        starts = np.flatnonzero(out[2000:len(out) - 999] == b[0]) + 2000
+        return next((k for k in starts if np.array_equal(out[k:k + 1000], b)), None)
+
+    assert wait_until(lambda: where_b() is not None, WAIT)
+    start_b = where_b()
     out = p.samples()
     assert np.array_equal(out[:2000], a)
-    start_b = next(k for k in range(2000, len(out) - 999) if np.array_equal(out[k:k + 1000], b))
     fill = out[2000:start_b]
     assert len(fill) > 0
     if policy == "zero":
@@ -180,7 +183,7 @@ def test_stop_ends_the_burst_and_what_was_queued_is_dropped(hub, flowgraphs):
     ended = p.event("ended")
     assert ended["reason"] == "stopped" and 0 < ended["played"] < 30_000
     assert p.src.stats()["queued"] == 0
-    assert hub.wait_for(lambda s: any(t[1] == "tx_eob" for t in p.tags()), WAIT)
+    assert wait_until(lambda: any(t[1] == "tx_eob" for t in p.tags()), WAIT)
     eob = [t[0] for t in p.tags() if t[1] == "tx_eob"][0]
     assert eob == ended["played"] and p.wait_samples(eob + 1) and p.samples()[eob] == 0
 
@@ -209,5 +212,5 @@ def test_a_lost_hub_connection_ends_the_session_whatever_the_policy(hub, flowgra
     hub.drop_connection()
     ended = p.event("ended")
     assert ended["reason"] == "hub connection lost"
-    assert hub.wait_for(lambda s: any(t[1] == "tx_eob" for t in p.tags()), WAIT)
+    assert wait_until(lambda: any(t[1] == "tx_eob" for t in p.tags()), WAIT)
     assert p.src.state() == "idle"
