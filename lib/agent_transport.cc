@@ -58,17 +58,6 @@ transport_settings transport_settings::checked(const std::string& url,
     return ts;
 }
 
-std::string require_choice(const std::string& name, const std::string& value, std::initializer_list<const char*> ok)
-{
-    std::string list;
-    for (const char* o : ok) {
-        if (value == o)
-            return value;
-        list += (list.empty() ? "'" : ", '") + std::string(o) + "'";
-    }
-    throw std::invalid_argument(name + " must be one of " + list + ", got '" + value + "'");
-}
-
 struct agent_transport::data_item {
     enum kind_t { FRAME, TEXT, GAP } kind = TEXT;
     frame fr;

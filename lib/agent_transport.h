@@ -44,9 +44,6 @@ struct transport_settings {
                                       double heartbeat_interval);
 };
 
-//! `value` if it is one of `ok`, else std::invalid_argument naming the argument and the choices.
-std::string require_choice(const std::string& name, const std::string& value, std::initializer_list<const char*> ok);
-
 struct transport_counters {
     uint64_t frames_sent = 0, samples_sent = 0, bytes_sent = 0;
     uint64_t frames_dropped = 0, samples_dropped = 0;

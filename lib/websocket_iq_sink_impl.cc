@@ -1,5 +1,6 @@
 #include "websocket_iq_sink_impl.h"
 
+#include "block_args.h"
 #include "monotonic_clock.h"
 #include "pmt_json.h"
 #include "wire.h"
@@ -21,14 +22,6 @@ const pmt::pmt_t RX_GAIN = pmt::mp("rx_gain");
 constexpr double DRAIN_ON_STOP_S = 0.5;
 constexpr double ROOM_WAIT_S = 0.1; // every wait in work() is short, so tb.stop() stays prompt
 constexpr unsigned HISTORY = 1 << 16;
-
-double finite_number(const json& cmd, const char* key)
-{
-    const json& v = cmd.at(key);
-    if (!v.is_number() || !std::isfinite(v.get<double>()))
-        throw std::invalid_argument(std::string(key) + " must be a finite number, got " + wire::encode(v));
-    return v.get<double>();
-}
 
 } // namespace
 

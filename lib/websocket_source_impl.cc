@@ -1,5 +1,6 @@
 #include "websocket_source_impl.h"
 
+#include "block_args.h"
 #include "monotonic_clock.h"
 #include "pmt_json.h"
 #include "wire.h"
@@ -22,14 +23,6 @@ constexpr double PROGRESS_EVERY_S = 0.1;  // tx_progress while the session plays
 constexpr double DEFAULT_RATE = 1e6;      // for the queue's size before a session names its rate
 constexpr size_t MAX_REPEAT = 1 << 16;    // samples "repeat" keeps of the last piece
 constexpr size_t DEFAULT_FILL = 1024;     // samples of zeros per call when nothing was played yet
-
-double number(const json& cmd, const char* key)
-{
-    const json& v = cmd.at(key);
-    if (!v.is_number() || !std::isfinite(v.get<double>()))
-        throw std::invalid_argument(std::string(key) + " must be a finite number, got " + wire::encode(v));
-    return v.get<double>();
-}
 
 //! The "_seq" of a tx_* message, as a cmd names it under `key`.
 uint64_t sequence(const json& cmd, const char* key)
@@ -274,7 +267,7 @@ void websocket_source_impl::apply_cmd(const json& cmd)
                 if (item.key() != "tx_freq" && item.key() != "tx_rate" && item.key() != "tx_gain")
                     throw std::invalid_argument("configure: unknown tag '" + item.key() +
                                                 "' (known: tx_freq, tx_rate, tx_gain)");
-                tags.push_back({ 0, item.key(), number(cmd["tags"], item.key().c_str()) });
+                tags.push_back({ 0, item.key(), finite_number(cmd["tags"], item.key().c_str()) });
             }
         if (!d_queue.schedule(seq, tags))
             publish({ { "event", "configure_lost" }, { "seq", seq } });
@@ -290,9 +283,9 @@ void websocket_source_impl::arm(const json& cmd)
     d_rate_known = cmd.contains("sample_rate");
     d_freq_known = cmd.contains("center_frequency");
     d_gain_known = cmd.contains("gain");
-    d_rate = d_rate_known ? number(cmd, "sample_rate") : d_default_rate;
-    d_freq = d_freq_known ? number(cmd, "center_frequency") : 0;
-    d_gain = d_gain_known ? number(cmd, "gain") : 0;
+    d_rate = d_rate_known ? finite_number(cmd, "sample_rate") : d_default_rate;
+    d_freq = d_freq_known ? finite_number(cmd, "center_frequency") : 0;
+    d_gain = d_gain_known ? finite_number(cmd, "gain") : 0;
     if (!(d_rate > 0))
         throw std::invalid_argument("sample_rate must be > 0");
     d_policy = require_choice("underrun_policy", cmd.value("underrun_policy", std::string("pause")),

@@ -3,7 +3,7 @@
 import pmt
 from gnuradio import gr
 
-from . import pmt_json
+from . import pmt_json, radio_ranges
 from .tx_control import TxControl
 from .wire import protocol, tx
 from .wire.devices import is_simulator
@@ -37,7 +37,7 @@ class control_handler(gr.basic_block):
         self.started = {}  # seq -> app_id of the recent starts, for the source's errors about their opens
         self.pending_config = {}
         self.ranges = {}  # of the device open now
-        self.known_ranges = {}  # device args -> ranges, from every device that opened
+        self.known_ranges = radio_ranges.Remembered()  # of every device that opened
         self.frame = {}  # buffer_size / sample_format for the sink
         for port in ("ctrl", "status", "tx_radio_status", "tx_stream_status"):
             self.message_port_register_in(pmt.intern(port))
@@ -114,7 +114,7 @@ class control_handler(gr.basic_block):
         device = clean.get("device_args", self.default_device)
         if "device_args" in clean or not {"device", "identifier"} & merged.keys():  # (else: already an error)
             errors += self._device_errors(device, merged.get("device", device))
-        errors += [e for e in (self._range_error(k, v, self.known_ranges.get(device, {})) for k, v in clean.items()
+        errors += [e for e in (self._range_error(k, v, self.known_ranges.get(device)) for k, v in clean.items()
                                if k in RANGE_FIELDS) if e]
         if errors:
             for message in errors:
@@ -185,14 +185,10 @@ class control_handler(gr.basic_block):
     @staticmethod
     def _range_error(key, value, ranges):
         """The error for a value outside the device's range (None when inside, or when the range is unknown)."""
+        if key == "bandwidth" and value == 0:  # (0: the radio's default)
+            return None
         field, unit = RANGE_FIELDS[key]
-        span = ranges.get(field)
-        if not span or (key == "bandwidth" and value == 0):
-            return None
-        lo, hi = span
-        if lo <= value <= hi:
-            return None
-        return f"{key} {value:g} {unit} is outside the device range {lo:g} to {hi:g} {unit}"
+        return radio_ranges.outside(key, value, ranges.get(field), unit, "the device range")
 
     @staticmethod
     def _frame_settings(clean):
@@ -230,12 +226,9 @@ class control_handler(gr.basic_block):
         if name in ("streaming", "refused") and event.get("seq", self.open_seq) != self.open_seq:
             return  # about the open of a start that a later start replaced
         if name in ("opened", "reconnected"):
-            self.ranges = {field: event[field] for field, _ in RANGE_FIELDS.values() if event.get(field)}
+            self.ranges = radio_ranges.from_event(event)
             if isinstance(event.get("device"), str):
-                self.known_ranges.pop(event["device"], None)
-                self.known_ranges[event["device"]] = self.ranges
-                while len(self.known_ranges) > 16:  # the radios opened lately
-                    del self.known_ranges[next(iter(self.known_ranges))]
+                self.known_ranges.note(event["device"], self.ranges)
         if name == "streaming" and self.session == "starting":
             self.session = "streaming"
             self.replaced = None

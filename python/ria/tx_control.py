@@ -4,6 +4,7 @@ ria.websocket_source (port `tx_stream`) and ria.sdr_sink (port `tx_radio`).
 The session's state changes only on what those blocks report: `armed` goes out once the radio is open
 and the stream is armed, `done` once the radio has closed. Every refusal leaves nothing open."""
 
+from . import radio_ranges
 from .wire import tx
 
 # sdr_sink cmd key for each radio_config key that is the radio's business at once (not at a sample)
@@ -33,7 +34,7 @@ class TxControl:
         self.handler = handler
         self.interlocks = interlocks
         self.session = None
-        self.known_ranges = {}  # device args -> ranges of the TX side, from every open
+        self.known_ranges = radio_ranges.Remembered()  # of the TX side, from every open
 
     # ---------------------------------------------------------------- outputs
 
@@ -73,7 +74,7 @@ class TxControl:
         device = clean.get("device_args", self.handler.default_device)
         if not errors:
             errors += self.handler._device_errors(device, (rc or {}).get("device", device))
-        known = self.known_ranges.get(device, {})
+        known = self.known_ranges.get(device)
         errors += [e for e in (range_error(k, v, known) for k, v in clean.items() if k in RANGE_FIELDS) if e]
         if errors:
             return self._refuse_start(seq, app_id, "; ".join(errors))
@@ -125,15 +126,11 @@ class TxControl:
         name = event.get("event")
         s = self.session
         if name == "opened" and isinstance(event.get("device"), str):
-            ranges = {f: event[f] for f, _ in RANGE_FIELDS.values() if event.get(f)}
-            self.known_ranges.pop(event["device"], None)
-            self.known_ranges[event["device"]] = ranges
-            while len(self.known_ranges) > 16:
-                del self.known_ranges[next(iter(self.known_ranges))]
+            self.known_ranges.note(event["device"], radio_ranges.from_event(event))
         if s is None:
             return
         if name == "opened" and event.get("seq") == s.seq and s.state == "opening":
-            s.ranges = self.known_ranges.get(event.get("device"), {})
+            s.ranges = self.known_ranges.get(event.get("device"))
             s.settings = {"tx_sample_rate": event.get("rate"), "tx_center_frequency": event.get("freq"),
                           "tx_gain": event.get("gain")}
             self._stream({"arm": s.seq, "app_id": s.app_id, "sample_rate": event["rate"],
@@ -196,13 +193,7 @@ class TxControl:
 
 def range_error(key, value, ranges):
     field, unit = RANGE_FIELDS[key]
-    span = ranges.get(field)
-    if not span:
-        return None
-    lo, hi = span
-    if lo <= value <= hi:
-        return None
-    return f"{key} {value:g} {unit} is outside the radio's TX range {lo:g} to {hi:g} {unit}"
+    return radio_ranges.outside(key, value, ranges.get(field), unit, "the radio's TX range")
 
 
 def radio_message(event):
