@@ -300,6 +300,19 @@ void agent_transport::deliver(const json& msg)
             }
 }
 
+void agent_transport::tell_connection_lost()
+{
+    std::lock_guard<std::mutex> calls(d_callback_mutex);
+    for (auto& [handle, u] : d_users)
+        if (u.connection_lost) {
+            try {
+                u.connection_lost();
+            } catch (const std::exception& e) {
+                d_logger.error("a block could not take a lost connection: {}", e.what());
+            }
+        }
+}
+
 void agent_transport::send_heartbeat()
 {
     push_control(json()); // built when sent
@@ -545,6 +558,8 @@ void agent_transport::on_ended(const std::shared_ptr<link>& l, const std::string
     }
     if (!quiet)
         note_error(why);
+    if (l->open)
+        tell_connection_lost();
     if (l->open && monotonic_s() - l->opened_at >= BACKOFF_RESET_AFTER_S)
         d_attempt = 0;
     schedule_reconnect();

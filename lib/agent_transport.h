@@ -69,6 +69,8 @@ public:
         std::function<bool(const void* data, size_t bytes)> binary;
         //! Adds this user's fields to every heartbeat (after the speaking user built it).
         std::function<void(json& heartbeat)> annotate;
+        //! A connection that had opened has ended, after every message it brought was delivered.
+        std::function<void()> connection_lost;
     };
 
     //! Checks the settings (throws std::invalid_argument naming the bad one); no network.
@@ -121,6 +123,7 @@ private:
     void halt_io();
     json build_heartbeat();
     void deliver(const json& msg);
+    void tell_connection_lost();
 
     // io thread
     void connect();

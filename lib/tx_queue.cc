@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <chrono>
 #include <cstring>
+#include <utility>
 
 namespace gr {
 namespace ria {
@@ -29,6 +30,22 @@ void tx_queue::on_stop()
 {
     std::lock_guard<std::mutex> lk(d_mutex);
     d_intake = 0;
+}
+
+void tx_queue::on_connection_lost()
+{
+    std::lock_guard<std::mutex> lk(d_mutex);
+    d_intake = 0;
+    if (d_active != 0) {
+        d_lost = true;
+        d_cond.notify_all();
+    }
+}
+
+bool tx_queue::take_lost()
+{
+    std::lock_guard<std::mutex> lk(d_mutex);
+    return std::exchange(d_lost, false);
 }
 
 void tx_queue::on_configure(uint64_t seq)
@@ -91,6 +108,7 @@ bool tx_queue::arm(uint64_t seq, uint64_t capacity)
     drop_if_locked([](const chunk& c, uint64_t s) { return c.session != s; }, seq);
     d_capacity = std::max<uint64_t>(capacity, 1);
     d_scheduled.clear();
+    d_lost = false;
     d_next_hub = 0;
     if (d_intake != seq) {
         d_active = 0;
@@ -123,6 +141,7 @@ void tx_queue::end()
     if (d_intake == d_active)
         d_intake = 0; // what the hub still sends for it is late
     d_active = 0;
+    d_lost = false;
     d_scheduled.clear();
     d_cond.notify_all();
 }
@@ -205,7 +224,7 @@ size_t tx_queue::pop(float* out, size_t max, uint64_t& first, std::vector<tx_tag
 bool tx_queue::wait(double timeout_s)
 {
     std::unique_lock<std::mutex> lk(d_mutex);
-    auto ready = [this] { return d_interrupted || playable_locked() > 0; };
+    auto ready = [this] { return d_interrupted || d_lost || playable_locked() > 0; };
     d_cond.wait_for(lk, std::chrono::duration<double>(timeout_s), ready);
     d_interrupted = false;
     return playable_locked() > 0;

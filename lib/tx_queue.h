@@ -44,6 +44,9 @@ public:
     void on_stop();
     //! A tx_configure (its "_seq"): it applies from the intake session's next hub sample.
     void on_configure(uint64_t seq);
+    //! The connection that brought the sessions is gone: none takes frames, and the active one
+    //! (sent by a hub that may not know of it when it is back) is lost.
+    void on_connection_lost();
     //! A binary frame. `full`: taken, but the queue is at its capacity; read no more until
     //! take_resume() says so.
     intake push(const void* data, size_t bytes);
@@ -70,6 +73,8 @@ public:
     bool wait(double timeout_s);
     //! True once after the queue went below capacity while the reader was paused.
     bool take_resume();
+    //! True once after on_connection_lost() found a session active (cleared by arm() and end()).
+    bool take_lost();
     //! Wakes wait() (the block is stopping).
     void interrupt();
 
@@ -110,6 +115,7 @@ private:
     uint64_t d_next_hub = 0;                                       // the active session's next hub index
     tx_queue_counters d_counters;
     bool d_interrupted = false;
+    bool d_lost = false;
 };
 
 } // namespace ria

@@ -94,6 +94,7 @@ bool websocket_source_impl::start()
         me.receiver = [this](const json& msg) { on_hub(msg); };
         me.binary = [this](const void* data, size_t bytes) { return on_binary(data, bytes); };
         me.annotate = [this](json& hb) { annotate(hb); };
+        me.connection_lost = [this] { d_queue.on_connection_lost(); };
         int handle = -1;
         auto t = agent_transport::acquire(d_settings, std::move(me), handle);
         std::shared_ptr<agent_transport> previous;
@@ -400,9 +401,9 @@ int websocket_source_impl::work(int noutput_items, gr_vector_const_void_star&, g
         d_queue.wait(WAIT_S);
         return 0;
     }
-    if (auto t = transport(); t && !t->connected()) {
+    if (d_queue.take_lost()) {
         // No hub, no transmission: a radio left on "zero" or "repeat" must not go on by itself, and
-        // a hub that comes back may not know of the session.
+        // a hub that comes back may not know of the session (however soon it is back).
         end_session("ended", "hub connection lost");
         return 0;
     }

@@ -210,6 +210,8 @@ def test_a_lost_hub_connection_ends_the_session_whatever_the_policy(hub, flowgra
     hub.send_bytes(tone(2000).tobytes())
     p.event("transmitting")
     hub.drop_connection()
+    # however soon the agent is back, the session it had is over
+    assert hub.wait_for(lambda s: s.connections >= 2, WAIT)
     ended = p.event("ended")
     assert ended["reason"] == "hub connection lost"
     assert wait_until(lambda: any(t[1] == "tx_eob" for t in p.tags()), WAIT)
