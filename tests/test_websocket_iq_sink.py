@@ -34,12 +34,15 @@ def known_samples(n, seed=7):
 
 
 def run_vector(hub, data, tags=(), **sink_kwargs):
-    """Streams data through the sink (autostart) until the flowgraph ends; returns the sink."""
+    """Streams data through the sink (autostart) until the flowgraph ends and the hub has read every
+    sample (the sink's drain ends when the socket took them, not when the hub read them); returns the sink."""
     tb = gr.top_block()
     src = blocks.vector_source_c(data.tolist(), False, 1, list(tags))
     sink = make_sink(hub.url(), autostart=True, app_id="app-1", overflow="block", **sink_kwargs)
     tb.connect(src, sink)
     tb.run()
+    size = {"cf32": 8, "cs16": 4, "cs8": 2}[sink_kwargs.get("sample_format", "cf32")]
+    assert hub.wait_for(lambda s: s.binary_bytes() >= len(data) * size, WAIT)
     return sink
 
 

@@ -150,7 +150,8 @@ def test_zero_and_repeat_fill_an_underrun_and_the_session_goes_on(hub, flowgraph
 
 def test_a_hub_that_sends_faster_than_real_time_is_held_back_and_nothing_is_lost(hub, flowgraphs):
     rate = 1e6
-    p = Player(hub, flowgraphs, queue_seconds=0.1, rate=rate)  # 100000 samples
+    # (a sender starved of CPU for 0.1 s is not what this is about: the underrun clock allows 2 s)
+    p = Player(hub, flowgraphs, queue_seconds=0.1, rate=rate, underrun_timeout=2.0)  # 100000 samples
     seen(hub, {"type": "tx_start", "app_id": "t1", "radio_config": {}})
     p.cmd(arm=1, app_id="t1", sample_rate=rate, underrun_policy="pause")
     assert p.event("armed")["queue_samples"] == 100_000
