@@ -1,11 +1,14 @@
-"""GRC: every block file is complete, and every example compiles with grcc (and the headless one runs)."""
+"""GRC: every block file is complete and shows few parameters, every example compiles with grcc (and the
+headless one runs), no block of an example hides another, and no .grc holds a token."""
 
 import glob
 import os
+import re
 
 import pytest
 import yaml
 
+import grc_layout
 from processes import Process, grcc, python, run_app
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,6 +30,69 @@ def test_block_file_is_complete(path):
     assert len(block.get("documentation", "").strip()) > 200, "documentation: must teach the block"
 
 
+# As gr-soapy's RTL-SDR Source (2) and ZMQ SUB Source (4): what matters on the canvas, the rest in the tabs.
+MAX_PARAMETER_LINES = 4
+
+
+@pytest.fixture(scope="module")
+def grc_platform():
+    return grc_layout.platform()
+
+
+@pytest.mark.parametrize("path", BLOCK_FILES, ids=os.path.basename)
+def test_block_shows_few_parameters_on_the_canvas(path, grc_platform):
+    with open(path) as f:
+        block_id = yaml.safe_load(f)["id"]
+    flow_graph = grc_platform.make_flow_graph()
+    block = flow_graph.new_block(block_id)
+    assert block is not None, f"GRC does not know {block_id}: is the prefix installed?"
+    flow_graph.rewrite()
+    lines = grc_layout.visible_lines(block)
+    assert 1 <= len(lines) <= MAX_PARAMETER_LINES, lines
+    hidden = [p for p in block.params.values() if p.hide == "part"]
+    assert len(hidden) >= 2, "the other parameters belong in the properties dialog"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=os.path.basename)
+def test_no_block_hides_another(path, grc_platform):
+    """Boxes estimated as tests/grc_layout.py explains; the check fails on lab 2 as it was (the control handler
+    under the sink)."""
+    flow_graph = grc_layout.load(grc_platform, path)
+    found = grc_layout.overlaps(flow_graph)
+    assert not found, "blocks drawn over each other: " + "; ".join(f"{a} {ba} and {b} {bb}" for a, b, ba, bb in found)
+
+
+TOKEN_TEXT = re.compile(r"ria_(?:agt|adm|reg)_[A-Za-z0-9_-]{8,}|Bearer\s+\S+", re.IGNORECASE)
+
+
+def _token_values(flow_graph):
+    """(where, value) of every token a .grc would hand a block: token parameters and what they name."""
+    blocks = flow_graph.get("blocks") or []
+    by_name = {b["name"]: b for b in blocks}
+    found = []
+    for b in blocks:
+        params = b.get("parameters") or {}
+        if b["id"] in ("parameter", "variable") and "token" in b["name"].lower():
+            found.append((b["name"], params.get("value")))
+        for key, value in params.items():
+            if "token" in key and key != "token_in_query":
+                named = by_name.get(str(value))
+                found.append((f"{b['name']}.{key}", named["parameters"].get("value") if named else value))
+    return found
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=os.path.basename)
+def test_no_grc_stores_a_token(path):
+    """A token comes from $RIA_TOKEN or the agent config (config.hub_connection), never from the file."""
+    with open(path) as f:
+        text = f.read()
+    assert not TOKEN_TEXT.search(text)
+    values = _token_values(yaml.safe_load(text))
+    assert values, "every shipped flowgraph talks to a hub: its token parameter should be checked"
+    for where, value in values:
+        assert str(value).strip("'\"") == "", f"{where} holds a token: {value!r}"
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=os.path.basename)
 def test_example_compiles(path, tmp_path):
     grcc(path, tmp_path)
@@ -43,12 +109,14 @@ def test_headless_example_runs(tmp_path, serial):
 
 
 def test_wired_agent_example_streams_to_a_hub(tmp_path, serial):
-    """The generated flowgraph of the hand-wired example, run as a process against a real hub."""
+    """The generated flowgraph of the hand-wired example, run as a process against a real hub. Its token
+    parameter is empty: the token comes from RIA_TOKEN."""
     from hub_server import HubServer
 
     grcc(os.path.join(ROOT, "examples", "iq_agent_wired.grc"), tmp_path)
     hub = HubServer(token="lab-token").start()
-    agent = Process(python(str(tmp_path / "iq_agent_wired.py"), "--url", hub.url(), "--token", "lab-token"))
+    agent = Process(python(str(tmp_path / "iq_agent_wired.py"), "--url", hub.url()),
+                    env={"RIA_TOKEN": "lab-token", "RIA_AGENT_CONFIG": str(tmp_path / "no-agent.json")})
     try:
         assert hub.wait_text("heartbeat", 30), "the example never connected"
         hub.send({"type": "start", "app_id": "lab", "radio_config": {
