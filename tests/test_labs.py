@@ -26,7 +26,8 @@ def run_registered_lab(lab, tmp_path, folder, name, student):
     assert result.returncode == 0, result.stderr
     agent_id = re.search(r"registered as (agent-\w+)", result.stdout).group(1)
     grcc(os.path.join(LABS, folder, f"{name}.grc"), tmp_path)
-    lab.processes.append(Process([SYSTEM_PYTHON, "-u", str(tmp_path / f"{name}.py")], env={"RIA_AGENT_CONFIG": config}))
+    env = {"RIA_AGENT_CONFIG": config, "QT_QPA_PLATFORM": "offscreen"}  # a Qt GUI lab runs without a display
+    lab.processes.append(Process([SYSTEM_PYTHON, "-u", str(tmp_path / f"{name}.py")], env=env))
     lab.wait_agent(agent_id, lambda v: v["online"], timeout=60)
     return agent_id
 
@@ -61,10 +62,12 @@ def test_lab1_the_fm_carrier_shows_100_khz_above_the_center(tmp_path, serial):
         assert spec["center_frequency"] == 100e6 and spec["sample_rate"] == 2.048e6
         assert spec["peak_db"] - np.median(spec["bins"]) > 40  # far above the noise
         view = lab.wait_agent(agent, lambda v: v["stream"]["frames"] >= 250, timeout=30)
-        print("stream:", {k: view["stream"][k] for k in ("frames", "drops") if k in view["stream"]})
+        stream = view["stream"]
+        print("stream:", {k: stream[k] for k in ("frames", "samples", "gaps", "dropped_samples")})
+        assert stream["samples"] == 16384 * stream["frames"]  # the lab's buffer size: 125 frames a second
         hub_cli_ok(lab, "agents")
         hub_cli_ok(lab, "stop", agent)
-        lab.wait_agent(agent, lambda v: v["state"] == "idle")
+        lab.wait_agent(agent, lambda v: v["status"] == "idle")
     finally:
         lab.close()
 
