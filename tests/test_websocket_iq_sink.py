@@ -78,6 +78,8 @@ def test_wrong_token_is_rejected_retried_and_never_logged(hub, flowgraphs, capfd
 def test_frames_are_bit_exact_in_each_format(hub, fmt):
     data = known_samples(10_000)
     run_vector(hub, data, buffer_size=1024, sample_format=fmt)
+    # The flowgraph ends when the sink has handed its last frame on, not when the hub has it: wait for all ten.
+    assert hub.wait_for(lambda h: len(h.binary()) >= 10, WAIT), [len(f) for f in hub.binary()]
     frames = frame_payloads(hub)
     assert [len(f) for f in frames[:-1]] == [1024 * {"cf32": 8, "cs16": 4, "cs8": 2}[fmt]] * 9
     assert b"".join(frames) == convert(data, fmt)
