@@ -104,6 +104,47 @@ def test_example_compiles(path, tmp_path):
     assert (tmp_path / f"{flowgraph_id}.py").exists()
 
 
+SC16_FLOWGRAPH = """
+options:
+  parameters: {id: sc16_check, generate_options: no_gui, run_options: run, title: sc16}
+  states: {coordinate: [8, 8], rotation: 0, state: enabled}
+blocks:
+- name: src
+  id: ria_sdr_source
+  parameters: {output_type: "'sc16'", device_args: "driver=riasim,serial=SERIAL,pace=false", sample_rate: 1e6,
+               ppm: '12.5', device_settings: biastee=true}
+  states: {coordinate: [40, 140], rotation: 0, state: enabled}
+- name: conv
+  id: blocks_interleaved_short_to_complex
+  parameters: {vector_input: 'True', scale_factor: '32767'}
+  states: {coordinate: [340, 140], rotation: 0, state: enabled}
+- name: head
+  id: blocks_head
+  parameters: {type: complex, num_items: '100000'}
+  states: {coordinate: [600, 140], rotation: 0, state: enabled}
+- name: sink
+  id: blocks_null_sink
+  parameters: {type: complex}
+  states: {coordinate: [800, 140], rotation: 0, state: enabled}
+connections:
+- [src, '0', conv, '0']
+- [conv, '0', head, '0']
+- [head, '0', sink, '0']
+metadata: {file_format: 1}
+"""
+
+
+def test_sc16_output_connects_to_a_short_vector_block_in_grc(tmp_path, serial):
+    """GRC's sc16 port (complex int16) takes an IShort to Complex with vector input, as gr-soapy's does."""
+    path = tmp_path / "sc16.grc"
+    path.write_text(SC16_FLOWGRAPH.replace("SERIAL", serial))
+    grcc(str(path), tmp_path)
+    generated = (tmp_path / "sc16_check.py").read_text()
+    assert "0, 12.5, 'sc16', 'biastee=true')" in generated
+    result = run_app(str(tmp_path / "sc16_check.py"), timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
 def test_headless_example_runs(tmp_path, serial):
     grcc(os.path.join(ROOT, "examples", "sdr_source_headless.grc"), tmp_path)
     result = run_app(str(tmp_path / "sdr_source_headless.py"), timeout=60)
