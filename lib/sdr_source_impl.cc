@@ -77,6 +77,14 @@ bool parse_policy(const std::string& on_disconnect)
                                 on_disconnect + "'");
 }
 
+size_t output_item_size(const std::string& output_type)
+{
+    // sc16: complex int16, I then Q, as GRC's sc16 ports and gr-soapy's CS16 streams.
+    return require_choice("sdr_source: output_type", output_type, { "fc32", "sc16" }) == "sc16"
+               ? 2 * sizeof(int16_t)
+               : sizeof(gr_complex);
+}
+
 double require(const char* name, double value, bool ok, const char* rule)
 {
     if (!std::isfinite(value) || !ok)
@@ -102,12 +110,7 @@ sdr_source_impl::sdr_source_impl(const std::string& device_args,
                                  const std::string& device_settings)
     : gr::sync_block("ria_sdr_source",
                      gr::io_signature::make(0, 0, 0),
-                     gr::io_signature::make(1,
-                                            1,
-                                            require_choice("sdr_source: output_type", output_type, { "fc32", "sc16" }) ==
-                                                    "sc16"
-                                                ? 2 * sizeof(int16_t)
-                                                : sizeof(gr_complex))),
+                     gr::io_signature::make(1, 1, output_item_size(output_type))),
       d_args(device_args),
       d_channel(channel),
       d_sc16(output_type == "sc16"),
