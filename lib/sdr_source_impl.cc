@@ -29,7 +29,8 @@ constexpr long read_timeout_us = 100000;
 constexpr double idle_poll_s = 0.05;
 constexpr double fast_error_backoff_s = 0.01;
 
-const char* const known_keys = "freq, rate, gain, bandwidth, antenna, agc, ppm, open, seq, close, chan";
+const char* const known_keys =
+    "freq, rate, gain, bandwidth, antenna, agc, ppm, device_settings, open, seq, close, chan";
 // A crystal further off than this is broken, not in need of correction.
 constexpr double max_ppm = 1000.0;
 
@@ -170,6 +171,10 @@ void sdr_source_impl::set_agc(bool agc) { post_cmd("agc", pmt::from_bool(agc)); 
 void sdr_source_impl::set_bandwidth(double bandwidth) { post_cmd("bandwidth", pmt::from_double(bandwidth)); }
 void sdr_source_impl::set_antenna(const std::string& antenna) { post_cmd("antenna", pmt::mp(antenna)); }
 void sdr_source_impl::set_ppm(double ppm) { post_cmd("ppm", pmt::from_double(ppm)); }
+void sdr_source_impl::set_device_settings(const std::string& settings)
+{
+    post_cmd("device_settings", pmt::mp(settings));
+}
 
 std::string sdr_source_impl::state() const
 {
@@ -289,7 +294,8 @@ sdr_source_impl::open_result sdr_source_impl::try_open()
                                         std::to_string(d_dev->getNumChannels(SOAPY_SDR_RX)) +
                                         " RX channels)");
         // Driver settings first: some (direct sampling) change what the tuner can do.
-        write_device_settings();
+        d_settings_read_back = pmt::PMT_NIL;
+        write_device_settings(d_device_settings);
         // Each refusal is reported; one of a setting the `open` command carried refuses the open.
         for (const auto& key : apply_all_settings())
             if (std::find(d_open_keys.begin(), d_open_keys.end(), key) != d_open_keys.end()) {
@@ -443,15 +449,13 @@ double sdr_source_impl::tune(double freq)
     return d_dev->getFrequency(SOAPY_SDR_RX, d_channel) * scale;
 }
 
-void sdr_source_impl::write_device_settings()
+bool sdr_source_impl::write_device_settings(const device_settings& which)
 {
     // Like the block's other settings, one the radio refuses is reported and the radio streams without it.
-    d_settings_read_back = pmt::PMT_NIL;
-    if (d_device_settings.empty())
-        return;
-    const SoapySDR::ArgInfoList info = d_dev->getSettingInfo();
-    pmt::pmt_t read_back = pmt::make_dict();
-    for (const auto& [key, value] : d_device_settings) {
+    const SoapySDR::ArgInfoList info = which.empty() ? SoapySDR::ArgInfoList{} : d_dev->getSettingInfo();
+    pmt::pmt_t read_back = pmt::is_null(d_settings_read_back) ? pmt::make_dict() : d_settings_read_back;
+    bool all_taken = true;
+    for (const auto& [key, value] : which) {
         std::string problem = setting_problem(key, value, info);
         if (problem.empty()) {
             try {
@@ -461,10 +465,43 @@ void sdr_source_impl::write_device_settings()
                 problem = "device setting '" + key + "': the radio refused '" + value + "': " + e.what();
             }
         }
-        if (!problem.empty())
+        if (!problem.empty()) {
             report_error("device_settings", pmt::mp(key + "=" + value), problem);
+            all_taken = false;
+        }
     }
-    d_settings_read_back = read_back;
+    if (!which.empty())
+        d_settings_read_back = read_back;
+    return all_taken;
+}
+
+bool sdr_source_impl::change_device_settings(const pmt::pmt_t& value)
+{
+    if (!pmt::is_symbol(value)) {
+        report_error("device_settings", value, "cmd device_settings: expected a string such as 'biastee=true', got " +
+                                                   pmt::write_string(value));
+        return false;
+    }
+    device_settings given;
+    try {
+        given = parse_device_settings(pmt::symbol_to_string(value));
+    } catch (const std::invalid_argument& e) {
+        const std::string why = e.what(); // "sdr_source: ...", as the constructor says it
+        report_error("device_settings", value, "cmd device_settings: " + why.substr(why.find(": ") + 2));
+        return false;
+    }
+    if (d_dev && !write_device_settings(given))
+        return false; // what the radio took stays taken (it has it), and is written again after a reopen
+    for (const auto& kv : given) {
+        auto it = std::find_if(d_device_settings.begin(), d_device_settings.end(), [&](const auto& old) {
+            return old.first == kv.first;
+        });
+        if (it == d_device_settings.end())
+            d_device_settings.push_back(kv);
+        else
+            it->second = kv.second;
+    }
+    return true;
 }
 
 bool sdr_source_impl::number_arg(const std::string& key, const pmt::pmt_t& value, double& out)
@@ -556,6 +593,9 @@ bool sdr_source_impl::apply(const std::string& key, const pmt::pmt_t& value)
                 if (d_state == state_t::streaming) // while opening, the frequency is applied next
                     d_set.freq = tune(d_set.freq);
             }
+        } else if (key == "device_settings") {
+            if (!change_device_settings(value))
+                return false;
         } else if (key == "antenna") {
             if (!pmt::is_symbol(value)) {
                 report_error(key, value, "cmd antenna: expected a string, got " + pmt::write_string(value));

@@ -45,6 +45,7 @@ public:
     void set_bandwidth(double bandwidth) override;
     void set_antenna(const std::string& antenna) override;
     void set_ppm(double ppm) override;
+    void set_device_settings(const std::string& settings) override;
 
     std::string state() const override;
     uint64_t overflows() const override;
@@ -75,7 +76,10 @@ private:
     //! Tunes to `freq` as corrected by d_set.ppm; returns the frequency the radio now receives.
     double tune(double freq);
     bool driver_corrects() const;
-    void write_device_settings();
+    //! Writes `which` to the open radio, each checked against its list; false if one was refused.
+    bool write_device_settings(const device_settings& which);
+    //! cmd device_settings: the keys given are written now (with a radio open) and after every reopen.
+    bool change_device_settings(const pmt::pmt_t& value);
     open_result try_open();
     std::vector<std::string> apply_all_settings();
     void read_back();
@@ -99,7 +103,7 @@ private:
     std::string d_args;
     const size_t d_channel;
     const bool d_sc16;
-    const device_settings d_device_settings;
+    device_settings d_device_settings;
     pmt::pmt_t d_settings_read_back = pmt::PMT_NIL; // {key: readSetting(key)} after the last open
     settings d_set;
     const bool d_stop_on_disconnect;

@@ -379,3 +379,23 @@ def test_a_device_setting_the_radio_lacks_is_refused_naming_it(serial, flowgraph
     assert errors["direct_samp=7"] == "device setting 'direct_samp' takes one of 0, 1, 2, not '7'"
     assert all(e["key"] == "device_settings" for e in status.events("error"))
     assert status.events("opened")[0]["device_settings"] == {"biastee": "true"}
+
+
+def test_device_settings_change_while_streaming(serial, flowgraphs):
+    """The GRC callback (set_device_settings) and the cmd key: written at once, kept for every reopen."""
+    src = settings_source(f"driver=riasim,serial={serial}", "biastee=true")
+    tb, rec, status = receiver(src)
+    flowgraphs(tb)
+    assert status.wait_for(is_event("streaming"), WAIT)
+    src.set_device_settings("direct_samp=1")
+    assert status.wait_for(is_event("settings"), WAIT)["device_settings"] == {"biastee": "true", "direct_samp": "1"}
+    post(src, device_settings="direct_samp=9")
+    assert "takes one of 0, 1, 2, not '9'" in status.wait_for(is_event("error"), WAIT)["message"]
+    post(src, device_settings="biastee")
+    assert status.wait_for(lambda m: is_event("error")(m) and m["value"] == "biastee", WAIT)["message"] == \
+        "cmd device_settings: device setting 'biastee' has no '=' (write key=value, e.g. biastee=true)"
+    riasim_control.unplug(serial)
+    assert status.wait_for(is_event("disconnected"), WAIT)
+    riasim_control.replug(serial)
+    # a fresh riasim after the reopen: what it reads back is what the block wrote again
+    assert status.wait_for(is_event("reconnected"), WAIT)["device_settings"] == {"biastee": "true", "direct_samp": "1"}

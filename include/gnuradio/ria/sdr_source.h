@@ -29,7 +29,7 @@ namespace ria {
  * \p reopen_interval seconds and re-applies the current settings (`on_disconnect` =
  * "reconnect") or ends its stream ("stop").
  *
- * Message input `cmd`: a dict with any of `freq`, `rate`, `gain`, `bandwidth` (Hz, dB), `ppm`,
+ * Message input `cmd`: a dict with any of `freq`, `rate`, `gain`, `bandwidth` (Hz, dB), `ppm`, `device_settings`,
  * `antenna` (string), `agc` (bool), `open` (device args), `close` (any value), `chan`.
  * Bad values are reported on `status` and leave the stream untouched. A command with `open`
  * is all or nothing: if a setting it carries is refused (a bad value, or one outside the
@@ -87,6 +87,8 @@ public:
     virtual void set_bandwidth(double bandwidth) = 0;
     virtual void set_antenna(const std::string& antenna) = 0;
     virtual void set_ppm(double ppm) = 0;
+    //! "key=value, ..." written now and after every reopen, added to (or replacing) the keys given before.
+    virtual void set_device_settings(const std::string& settings) = 0;
 
     //! The device state: "closed", "opening", "streaming", "disconnected", "stopped".
     virtual std::string state() const = 0;

@@ -31,6 +31,7 @@ void bind_sdr_source(py::module& m)
         .def("set_bandwidth", &sdr_source::set_bandwidth, py::arg("bandwidth"))
         .def("set_antenna", &sdr_source::set_antenna, py::arg("antenna"))
         .def("set_ppm", &sdr_source::set_ppm, py::arg("ppm"))
+        .def("set_device_settings", &sdr_source::set_device_settings, py::arg("settings"))
         .def("state", &sdr_source::state)
         .def("overflows", &sdr_source::overflows)
         .def("disconnects", &sdr_source::disconnects);
