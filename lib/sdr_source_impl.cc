@@ -1,4 +1,5 @@
 #include "sdr_source_impl.h"
+#include "block_args.h"
 #include "monotonic_clock.h"
 #include "soapy_ranges.h"
 #include "status_message.h"
@@ -28,7 +29,10 @@ constexpr long read_timeout_us = 100000;
 constexpr double idle_poll_s = 0.05;
 constexpr double fast_error_backoff_s = 0.01;
 
-const char* const known_keys = "freq, rate, gain, bandwidth, antenna, agc, open, seq, close, chan";
+const char* const known_keys =
+    "freq, rate, gain, bandwidth, antenna, agc, ppm, device_settings, open, seq, close, chan";
+// A crystal further off than this is broken, not in need of correction.
+constexpr double max_ppm = 1000.0;
 
 } // namespace
 
@@ -42,7 +46,10 @@ sdr_source::sptr sdr_source::make(const std::string& device_args,
                                   const std::string& antenna,
                                   const std::string& on_disconnect,
                                   double reopen_interval,
-                                  double disconnect_timeout)
+                                  double disconnect_timeout,
+                                  double ppm,
+                                  const std::string& output_type,
+                                  const std::string& device_settings)
 {
     return gnuradio::make_block_sptr<sdr_source_impl>(device_args,
                                                       channel,
@@ -54,7 +61,10 @@ sdr_source::sptr sdr_source::make(const std::string& device_args,
                                                       antenna,
                                                       on_disconnect,
                                                       reopen_interval,
-                                                      disconnect_timeout);
+                                                      disconnect_timeout,
+                                                      ppm,
+                                                      output_type,
+                                                      device_settings);
 }
 
 namespace {
@@ -66,6 +76,14 @@ bool parse_policy(const std::string& on_disconnect)
         return true;
     throw std::invalid_argument("sdr_source: on_disconnect must be 'reconnect' or 'stop', not '" +
                                 on_disconnect + "'");
+}
+
+size_t output_item_size(const std::string& output_type)
+{
+    // sc16: complex int16, I then Q, as GRC's sc16 ports and gr-soapy's CS16 streams.
+    return require_choice("sdr_source: output_type", output_type, { "fc32", "sc16" }) == "sc16"
+               ? 2 * sizeof(int16_t)
+               : sizeof(gr_complex);
 }
 
 double require(const char* name, double value, bool ok, const char* rule)
@@ -87,18 +105,24 @@ sdr_source_impl::sdr_source_impl(const std::string& device_args,
                                  const std::string& antenna,
                                  const std::string& on_disconnect,
                                  double reopen_interval,
-                                 double disconnect_timeout)
+                                 double disconnect_timeout,
+                                 double ppm,
+                                 const std::string& output_type,
+                                 const std::string& device_settings)
     : gr::sync_block("ria_sdr_source",
                      gr::io_signature::make(0, 0, 0),
-                     gr::io_signature::make(1, 1, sizeof(gr_complex))),
+                     gr::io_signature::make(1, 1, output_item_size(output_type))),
       d_args(device_args),
       d_channel(channel),
+      d_sc16(output_type == "sc16"),
+      d_device_settings(parse_device_settings(device_settings)),
       d_set{ require("sample_rate", sample_rate, sample_rate > 0, "> 0"),
              require("center_freq", center_freq, center_freq >= 0, ">= 0"),
              require("gain", gain, true, "a finite number"),
              agc,
              require("bandwidth", bandwidth, bandwidth >= 0, ">= 0 (0: driver's choice)"),
-             antenna },
+             antenna,
+             require("ppm", ppm, std::abs(ppm) <= max_ppm, "within +-1000") },
       d_stop_on_disconnect(parse_policy(on_disconnect)),
       d_reopen_interval(require("reopen_interval", reopen_interval, reopen_interval > 0, "> 0 seconds")),
       d_classifier(require("disconnect_timeout", disconnect_timeout, disconnect_timeout > 0, "> 0 seconds"))
@@ -146,6 +170,11 @@ void sdr_source_impl::set_gain(double gain) { post_cmd("gain", pmt::from_double(
 void sdr_source_impl::set_agc(bool agc) { post_cmd("agc", pmt::from_bool(agc)); }
 void sdr_source_impl::set_bandwidth(double bandwidth) { post_cmd("bandwidth", pmt::from_double(bandwidth)); }
 void sdr_source_impl::set_antenna(const std::string& antenna) { post_cmd("antenna", pmt::mp(antenna)); }
+void sdr_source_impl::set_ppm(double ppm) { post_cmd("ppm", pmt::from_double(ppm)); }
+void sdr_source_impl::set_device_settings(const std::string& settings)
+{
+    post_cmd("device_settings", pmt::mp(settings));
+}
 
 std::string sdr_source_impl::state() const
 {
@@ -208,6 +237,12 @@ pmt::pmt_t sdr_source_impl::settings_fields(pmt::pmt_t d) const
     d = with_field(d, "agc", pmt::from_bool(d_set.agc));
     d = with_field(d, "bandwidth", pmt::from_double(bandwidth));
     d = with_field(d, "antenna", pmt::mp(antenna));
+    d = with_field(d, "ppm", pmt::from_double(d_set.ppm));
+    if (d_dev)
+        d = with_field(d, "ppm_method", pmt::mp(driver_corrects() ? "driver" : "retune"));
+    d = with_field(d, "output_type", pmt::mp(d_sc16 ? "sc16" : "fc32"));
+    if (!pmt::is_null(d_settings_read_back))
+        d = with_field(d, "device_settings", d_settings_read_back);
     return d;
 }
 
@@ -258,6 +293,9 @@ sdr_source_impl::open_result sdr_source_impl::try_open()
                                         " does not exist (the device has " +
                                         std::to_string(d_dev->getNumChannels(SOAPY_SDR_RX)) +
                                         " RX channels)");
+        // Driver settings first: some (direct sampling) change what the tuner can do.
+        d_settings_read_back = pmt::PMT_NIL;
+        write_device_settings(d_device_settings);
         // Each refusal is reported; one of a setting the `open` command carried refuses the open.
         for (const auto& key : apply_all_settings())
             if (std::find(d_open_keys.begin(), d_open_keys.end(), key) != d_open_keys.end()) {
@@ -265,7 +303,7 @@ sdr_source_impl::open_result sdr_source_impl::try_open()
                 return open_result::refused;
             }
         read_back();
-        d_stream = d_dev->setupStream(SOAPY_SDR_RX, SOAPY_SDR_CF32, { d_channel });
+        d_stream = d_dev->setupStream(SOAPY_SDR_RX, d_sc16 ? SOAPY_SDR_CS16 : SOAPY_SDR_CF32, { d_channel });
         const int rc = d_dev->activateStream(d_stream);
         if (rc != 0)
             throw std::runtime_error(std::string("activateStream failed: ") + SoapySDR::errToStr(rc));
@@ -338,6 +376,7 @@ std::vector<std::string> sdr_source_impl::apply_all_settings()
     one("rate", pmt::from_double(d_set.rate));
     if (d_set.bandwidth > 0)
         one("bandwidth", pmt::from_double(d_set.bandwidth));
+    one("ppm", pmt::from_double(d_set.ppm));
     one("freq", pmt::from_double(d_set.freq));
     if (!d_set.antenna.empty())
         one("antenna", pmt::mp(d_set.antenna));
@@ -351,7 +390,9 @@ std::vector<std::string> sdr_source_impl::apply_all_settings()
 void sdr_source_impl::read_back()
 {
     // What the radio has, not what was asked: a refused or rounded value never reaches a tag or a status.
-    d_set.freq = d_dev->getFrequency(SOAPY_SDR_RX, d_channel);
+    if (driver_corrects())
+        d_set.ppm = d_dev->getFrequencyCorrection(SOAPY_SDR_RX, d_channel);
+    d_set.freq = d_dev->getFrequency(SOAPY_SDR_RX, d_channel) * (driver_corrects() ? 1.0 : 1.0 + d_set.ppm * 1e-6);
     d_set.rate = d_dev->getSampleRate(SOAPY_SDR_RX, d_channel);
     d_set.gain = d_dev->getGain(SOAPY_SDR_RX, d_channel);
     if (d_dev->hasGainMode(SOAPY_SDR_RX, d_channel))
@@ -393,6 +434,75 @@ void sdr_source_impl::lose_device(const std::string& reason)
 }
 
 // ---------------------------------------------------------------- commands
+
+bool sdr_source_impl::driver_corrects() const
+{
+    return d_dev && d_dev->hasFrequencyCorrection(SOAPY_SDR_RX, d_channel);
+}
+
+double sdr_source_impl::tune(double freq)
+{
+    // A driver without its own correction: a crystal d_set.ppm fast puts the radio at
+    // tuned * (1 + ppm / 1e6), so it is tuned that much lower.
+    const double scale = driver_corrects() ? 1.0 : 1.0 + d_set.ppm * 1e-6;
+    d_dev->setFrequency(SOAPY_SDR_RX, d_channel, freq / scale);
+    return d_dev->getFrequency(SOAPY_SDR_RX, d_channel) * scale;
+}
+
+bool sdr_source_impl::write_device_settings(const device_settings& which)
+{
+    // Like the block's other settings, one the radio refuses is reported and the radio streams without it.
+    const SoapySDR::ArgInfoList info = which.empty() ? SoapySDR::ArgInfoList{} : d_dev->getSettingInfo();
+    pmt::pmt_t read_back = pmt::is_null(d_settings_read_back) ? pmt::make_dict() : d_settings_read_back;
+    bool all_taken = true;
+    for (const auto& [key, value] : which) {
+        std::string problem = setting_problem(key, value, info);
+        if (problem.empty()) {
+            try {
+                d_dev->writeSetting(key, value);
+                read_back = pmt::dict_add(read_back, pmt::mp(key), pmt::mp(d_dev->readSetting(key)));
+            } catch (const std::exception& e) {
+                problem = "device setting '" + key + "': the radio refused '" + value + "': " + e.what();
+            }
+        }
+        if (!problem.empty()) {
+            report_error("device_settings", pmt::mp(key + "=" + value), problem);
+            all_taken = false;
+        }
+    }
+    if (!which.empty())
+        d_settings_read_back = read_back;
+    return all_taken;
+}
+
+bool sdr_source_impl::change_device_settings(const pmt::pmt_t& value)
+{
+    if (!pmt::is_symbol(value)) {
+        report_error("device_settings", value, "cmd device_settings: expected a string such as 'biastee=true', got " +
+                                                   pmt::write_string(value));
+        return false;
+    }
+    device_settings given;
+    try {
+        given = parse_device_settings(pmt::symbol_to_string(value));
+    } catch (const std::invalid_argument& e) {
+        const std::string why = e.what(); // "sdr_source: ...", as the constructor says it
+        report_error("device_settings", value, "cmd device_settings: " + why.substr(why.find(": ") + 2));
+        return false;
+    }
+    if (d_dev && !write_device_settings(given))
+        return false; // what the radio took stays taken (it has it), and is written again after a reopen
+    for (const auto& kv : given) {
+        auto it = std::find_if(d_device_settings.begin(), d_device_settings.end(), [&](const auto& old) {
+            return old.first == kv.first;
+        });
+        if (it == d_device_settings.end())
+            d_device_settings.push_back(kv);
+        else
+            it->second = kv.second;
+    }
+    return true;
+}
 
 bool sdr_source_impl::number_arg(const std::string& key, const pmt::pmt_t& value, double& out)
 {
@@ -439,10 +549,8 @@ bool sdr_source_impl::apply(const std::string& key, const pmt::pmt_t& value)
             if (key == "freq") {
                 if (d_dev && !check_range(key, v, d_dev->getFrequencyRange(rx, ch), "Hz"))
                     return false;
-                if (d_dev) {
-                    d_dev->setFrequency(rx, ch, v);
-                    v = d_dev->getFrequency(rx, ch);
-                }
+                if (d_dev)
+                    v = tune(v);
                 d_set.freq = v;
             } else if (key == "rate") {
                 if (d_dev && !check_range(key, v, d_dev->getSampleRateRange(rx, ch), "S/s"))
@@ -469,6 +577,25 @@ bool sdr_source_impl::apply(const std::string& key, const pmt::pmt_t& value)
                     d_dev->setBandwidth(rx, ch, v);
                 d_set.bandwidth = v;
             }
+        } else if (key == "ppm") {
+            if (!number_arg(key, value, v))
+                return false;
+            if (std::abs(v) > max_ppm) {
+                report_error(key, value, "cmd ppm: " + format_number(v) + " is outside -1000 to 1000 ppm");
+                return false;
+            }
+            d_set.ppm = v;
+            if (d_dev) {
+                if (driver_corrects()) {
+                    d_dev->setFrequencyCorrection(rx, ch, v);
+                    d_set.ppm = d_dev->getFrequencyCorrection(rx, ch);
+                }
+                if (d_state == state_t::streaming) // while opening, the frequency is applied next
+                    d_set.freq = tune(d_set.freq);
+            }
+        } else if (key == "device_settings") {
+            if (!change_device_settings(value))
+                return false;
         } else if (key == "antenna") {
             if (!pmt::is_symbol(value)) {
                 report_error(key, value, "cmd antenna: expected a string, got " + pmt::write_string(value));

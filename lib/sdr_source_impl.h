@@ -1,6 +1,7 @@
 #ifndef INCLUDED_RIA_SDR_SOURCE_IMPL_H
 #define INCLUDED_RIA_SDR_SOURCE_IMPL_H
 
+#include "device_settings.h"
 #include <gnuradio/ria/disconnect_classifier.h>
 #include <gnuradio/ria/sdr_source.h>
 #include <SoapySDR/Device.hpp>
@@ -25,7 +26,10 @@ public:
                     const std::string& antenna,
                     const std::string& on_disconnect,
                     double reopen_interval,
-                    double disconnect_timeout);
+                    double disconnect_timeout,
+                    double ppm,
+                    const std::string& output_type,
+                    const std::string& device_settings);
     ~sdr_source_impl() override;
 
     bool start() override;
@@ -40,6 +44,8 @@ public:
     void set_agc(bool agc) override;
     void set_bandwidth(double bandwidth) override;
     void set_antenna(const std::string& antenna) override;
+    void set_ppm(double ppm) override;
+    void set_device_settings(const std::string& settings) override;
 
     std::string state() const override;
     uint64_t overflows() const override;
@@ -54,6 +60,7 @@ private:
         bool agc;
         double bandwidth;
         std::string antenna;
+        double ppm;
     };
 
     //! What an open attempt came to: streaming, not there (retry), or a setting of the `open` command refused.
@@ -66,6 +73,13 @@ private:
     bool number_arg(const std::string& key, const pmt::pmt_t& value, double& out);
     bool check_range(const std::string& key, double v, const SoapySDR::RangeList& ranges, const char* unit);
 
+    //! Tunes to `freq` as corrected by d_set.ppm; returns the frequency the radio now receives.
+    double tune(double freq);
+    bool driver_corrects() const;
+    //! Writes `which` to the open radio, each checked against its list; false if one was refused.
+    bool write_device_settings(const device_settings& which);
+    //! cmd device_settings: the keys given are written now (with a radio open) and after every reopen.
+    bool change_device_settings(const pmt::pmt_t& value);
     open_result try_open();
     std::vector<std::string> apply_all_settings();
     void read_back();
@@ -88,6 +102,9 @@ private:
 
     std::string d_args;
     const size_t d_channel;
+    const bool d_sc16;
+    device_settings d_device_settings;
+    pmt::pmt_t d_settings_read_back = pmt::PMT_NIL; // {key: readSetting(key)} after the last open
     settings d_set;
     const bool d_stop_on_disconnect;
     const double d_reopen_interval;

@@ -217,10 +217,48 @@ def test_timeline_from_device_args(serial):
         dev.closeStream(stream)
 
 
+def test_a_fast_crystal_and_its_correction(serial):
+    """xtal_ppm=100: tuned to 100 MHz the receiver sits 10 kHz high, until setFrequencyCorrection(100) undoes it."""
+    dev = open_device(serial, TONE_ARGS + ",pace=false,xtal_ppm=100")
+    dev.setSampleRate(SOAPY_SDR_RX, 0, 1e6)
+    dev.setFrequency(SOAPY_SDR_RX, 0, 100e6)
+    assert dev.hasFrequencyCorrection(SOAPY_SDR_RX, 0)
+    bin_hz = 1e6 / (1 << 16)
+    assert peak_offset_hz(read_samples(dev, 1 << 16)[0], 1e6) == pytest.approx(240e3, abs=2 * bin_hz)
+    dev.setFrequencyCorrection(SOAPY_SDR_RX, 0, 100.0)
+    assert dev.getFrequencyCorrection(SOAPY_SDR_RX, 0) == 100.0
+    assert dev.getFrequency(SOAPY_SDR_RX, 0) == 100e6  # the frequency asked for, now true
+    assert peak_offset_hz(read_samples(dev, 1 << 16)[0], 1e6) == pytest.approx(250e3, abs=2 * bin_hz)
+    with pytest.raises(IndexError, match="outside"):  # SoapySDR's binding turns std::out_of_range into IndexError
+        dev.setFrequencyCorrection(SOAPY_SDR_RX, 0, 5000.0)
+
+
+def test_without_frequency_correction(serial):
+    dev = open_device(serial, "freq_correction=false")
+    assert not dev.hasFrequencyCorrection(SOAPY_SDR_RX, 0)
+    with pytest.raises(RuntimeError, match="no frequency correction"):
+        dev.setFrequencyCorrection(SOAPY_SDR_RX, 0, 1.0)
+
+
+def test_driver_settings_are_listed_written_and_read_back(serial):
+    dev = open_device(serial)
+    info = {a.key: a for a in dev.getSettingInfo()}
+    assert {"biastee", "direct_samp"} <= set(info) and list(info["direct_samp"].options) == ["0", "1", "2"]
+    assert (dev.readSetting("biastee"), dev.readSetting("direct_samp")) == ("false", "0")
+    dev.writeSetting("biastee", "true")
+    dev.writeSetting("direct_samp", "2")
+    assert (dev.readSetting("biastee"), dev.readSetting("direct_samp")) == ("true", "2")
+    for key, value in (("biastee", "yes"), ("direct_samp", "3"), ("no_such_key", "1")):
+        with pytest.raises(ValueError, match=key):
+            dev.writeSetting(key, value)
+    assert (dev.readSetting("biastee"), dev.readSetting("direct_samp")) == ("true", "2")
+
+
 @pytest.mark.parametrize("args,named", [("emitters=abc", "emitters"), ("faults=melt@1", "faults"),
-                                        ("noise=loud", "noise"), ("faults=unplug:zap@1", "unplug style")])
+                                        ("noise=loud", "noise"), ("faults=unplug:zap@1", "unplug style"),
+                                        ("xtal_ppm=5000", "xtal_ppm")])
 def test_bad_device_args_name_the_argument(serial, args, named):
-    with pytest.raises((RuntimeError, ValueError), match=named):
+    with pytest.raises((RuntimeError, ValueError, IndexError), match=named):
         open_device(serial, args)
     assert open_device(serial).getDriverKey() == "riasim"  # nothing half-made was left behind
 

@@ -5,10 +5,10 @@ import threading
 import numpy as np
 import pmt
 import pytest
-from gnuradio import gr, ria
+from gnuradio import blocks, gr, ria
 
 from gnuradio.ria import riasim_control
-from helpers import instantaneous_hz, is_event, peak_offset_hz, stream_recorder
+from helpers import instantaneous_hz, is_event, peak_offset_hz, stream_recorder, wait_until
 
 RATE = 1e6
 # One clean, strong tone 200 kHz above 100 MHz: -30 dBm + 20 dB = -10 dBFS over -120 dBFS noise.
@@ -259,6 +259,12 @@ def test_overflows_are_summarised_not_spammed(serial, flowgraphs):
     ({"disconnect_timeout": -1.0}, "disconnect_timeout"),
     ({"sample_rate": 0.0}, "sample_rate"),
     ({"center_freq": float("inf")}, "center_freq"),
+    ({"ppm": 5000.0}, "ppm"),
+    ({"ppm": float("nan")}, "ppm"),
+    ({"output_type": "fc64"}, "output_type"),
+    ({"device_settings": "biastee"}, "biastee"),
+    ({"device_settings": "=1"}, "=1"),
+    ({"device_settings": "a=1, a=2"}, "'a' is given twice"),
 ])
 def test_bad_constructor_arguments_raise_naming_them(kwargs, named):
     with pytest.raises(ValueError, match=named):
@@ -274,3 +280,122 @@ def test_stop_returns_promptly_in_every_state(serial):
     tb.stop()
     tb.wait()  # a hang here fails the run by its timeout
     assert src.state() in ("disconnected", "opening")
+
+
+# ---------------------------------------------------------------- ppm, output type, device settings
+
+# riasim with a crystal 50 ppm fast: tuned to 100 MHz it really sits 5 kHz higher, so the tone at 100.2 MHz shows
+# at +195 kHz until the correction puts it back at +200 kHz.
+XTAL = "xtal_ppm=50"
+FFT = 1 << 16
+
+
+def tone_offset(rec, start=0):
+    assert rec.wait_count(start + FFT, WAIT)
+    return peak_offset_hz(rec.samples()[start:start + FFT], RATE)
+
+
+def ppm_source(device_args, ppm):
+    return ria.sdr_source(device_args, 0, RATE, 100e6, 20.0, False, 0.0, "", "reconnect", 0.1, 0.5, ppm)
+
+
+@pytest.mark.parametrize("ppm,expected_hz", [(0.0, 195e3), (50.0, 200e3)])
+def test_ppm_uses_the_drivers_correction(serial, flowgraphs, ppm, expected_hz):
+    src = ppm_source(f"driver=riasim,serial={serial},{CLEAN_TONE},{XTAL}", ppm)
+    tb, rec, status = receiver(src)
+    flowgraphs(tb)
+    assert abs(tone_offset(rec) - expected_hz) < 2 * RATE / FFT
+    opened = status.events("opened")[0]
+    assert opened["ppm"] == ppm and opened["ppm_method"] == "driver" and opened["freq"] == 100e6
+    assert rec.tags_named("rx_freq")[0] == (0, 100e6)
+
+
+def test_ppm_retunes_when_the_driver_has_no_correction(serial, flowgraphs):
+    """riasim with freq_correction=false is such a driver: the block tunes 50 ppm low and reports 100 MHz."""
+    src = ppm_source(f"driver=riasim,serial={serial},{CLEAN_TONE},{XTAL},freq_correction=false", 0.0)
+    tb, rec, status = receiver(src)
+    flowgraphs(tb)
+    assert abs(tone_offset(rec) - 195e3) < 2 * RATE / FFT
+    post(src, ppm=50.0)
+    settings = status.wait_for(is_event("settings"), WAIT)
+    assert settings["ppm"] == 50.0 and settings["ppm_method"] == "retune"
+    assert settings["freq"] == pytest.approx(100e6, abs=1e-3)
+    assert wait_until(lambda: [t for t in rec.tags_named("rx_freq") if t[0] > 0], WAIT)
+    retune, freq = [t for t in rec.tags_named("rx_freq") if t[0] > 0][0]
+    assert freq == pytest.approx(100e6, abs=1e-3)
+    assert abs(tone_offset(rec, retune) - 200e3) < 2 * RATE / FFT
+    post(src, ppm=2000.0)
+    assert "outside -1000 to 1000 ppm" in status.wait_for(is_event("error"), WAIT)["message"]
+
+
+def test_sc16_output_is_the_fc32_stream_scaled(serial):
+    """Two runs of the same unpaced riasim (same seed, same samples): the CS16 one is the CF32 one times 32767."""
+    n = 50000
+
+    def run(output_type, sink, itemsize):
+        src = ria.sdr_source(f"driver=riasim,serial={serial},pace=false,emitters=100.2e6:-30", 0, RATE, 100e6, 20.0,
+                             False, 0.0, "", "reconnect", 0.1, 0.5, 0.0, output_type)
+        tb = gr.top_block()
+        tb.connect(src, blocks.head(itemsize, n), sink)
+        tb.run()
+        return sink.data()
+
+    cf32 = np.array(run("fc32", blocks.vector_sink_c(), gr.sizeof_gr_complex), np.complex64)
+    sc16 = np.array(run("sc16", blocks.vector_sink_s(2), 4), np.int16).reshape(-1, 2)
+    assert len(cf32) == len(sc16) == n
+    as_complex = (sc16[:, 0] + 1j * sc16[:, 1]) / 32767.0
+    # Sample for sample one quantisation step apart at first; the tone's phase then drifts by rounding that depends
+    # on how the runs were cut into reads (different item sizes), so the rest only within 0.2 % of full scale.
+    assert np.max(np.abs(as_complex[:1000] - cf32[:1000])) <= 1.0 / 32767
+    assert np.max(np.abs(as_complex - cf32)) < 2e-3
+    assert np.std(as_complex) == pytest.approx(np.std(cf32), rel=1e-3)
+    assert np.max(np.abs(sc16)) > 1000  # a real signal, not zeros on both sides
+
+
+def settings_source(device_args, settings):
+    return ria.sdr_source(device_args, 0, RATE, 100e6, 20.0, False, 0.0, "", "reconnect", 0.1, 0.5, 0.0, "fc32",
+                          settings)
+
+
+def test_device_settings_reach_the_radio(serial, flowgraphs):
+    src = settings_source(f"driver=riasim,serial={serial}", " biastee=true,  direct_samp=2 ")
+    tb, rec, status = receiver(src)
+    flowgraphs(tb)
+    opened = status.wait_for(is_event("opened"), WAIT)
+    # what riasim's readSetting answers after the writes
+    assert opened["device_settings"] == {"biastee": "true", "direct_samp": "2"}
+    assert status.wait_for(is_event("streaming"), WAIT)
+    assert not status.events("error")
+
+
+def test_a_device_setting_the_radio_lacks_is_refused_naming_it(serial, flowgraphs):
+    src = settings_source(f"driver=riasim,serial={serial}", "biastee=true, bias_t=1, direct_samp=7")
+    tb, rec, status = receiver(src)
+    flowgraphs(tb)
+    assert status.wait_for(is_event("streaming"), WAIT)  # like any refused setting: reported, the radio streams
+    errors = {e["value"]: e["message"] for e in status.events("error")}
+    assert errors["bias_t=1"].startswith("device setting 'bias_t' is not one this radio has (it has: pace, ")
+    assert "biastee" in errors["bias_t=1"]
+    assert errors["direct_samp=7"] == "device setting 'direct_samp' takes one of 0, 1, 2, not '7'"
+    assert all(e["key"] == "device_settings" for e in status.events("error"))
+    assert status.events("opened")[0]["device_settings"] == {"biastee": "true"}
+
+
+def test_device_settings_change_while_streaming(serial, flowgraphs):
+    """The GRC callback (set_device_settings) and the cmd key: written at once, kept for every reopen."""
+    src = settings_source(f"driver=riasim,serial={serial}", "biastee=true")
+    tb, rec, status = receiver(src)
+    flowgraphs(tb)
+    assert status.wait_for(is_event("streaming"), WAIT)
+    src.set_device_settings("direct_samp=1")
+    assert status.wait_for(is_event("settings"), WAIT)["device_settings"] == {"biastee": "true", "direct_samp": "1"}
+    post(src, device_settings="direct_samp=9")
+    assert "takes one of 0, 1, 2, not '9'" in status.wait_for(is_event("error"), WAIT)["message"]
+    post(src, device_settings="biastee")
+    assert status.wait_for(lambda m: is_event("error")(m) and m["value"] == "biastee", WAIT)["message"] == \
+        "cmd device_settings: device setting 'biastee' has no '=' (write key=value, e.g. biastee=true)"
+    riasim_control.unplug(serial)
+    assert status.wait_for(is_event("disconnected"), WAIT)
+    riasim_control.replug(serial)
+    # a fresh riasim after the reopen: what it reads back is what the block wrote again
+    assert status.wait_for(is_event("reconnected"), WAIT)["device_settings"] == {"biastee": "true", "direct_samp": "1"}

@@ -81,6 +81,8 @@ def test_wrong_token_is_rejected_retried_and_never_logged(hub, flowgraphs, capfd
 def test_frames_are_bit_exact_in_each_format(hub, fmt):
     data = known_samples(10_000)
     run_vector(hub, data, buffer_size=1024, sample_format=fmt)
+    # The flowgraph ends when the sink has handed its last frame on, not when the hub has it: wait for all ten.
+    assert hub.wait_for(lambda h: len(h.binary()) >= 10, WAIT), [len(f) for f in hub.binary()]
     frames = frame_payloads(hub)
     assert [len(f) for f in frames[:-1]] == [1024 * {"cf32": 8, "cs16": 4, "cs8": 2}[fmt]] * 9
     assert b"".join(frames) == convert(data, fmt)
@@ -286,3 +288,28 @@ def test_float_audio_frames_carry_the_given_sample_rate(hub):
     assert info["sample_rate"] == 16000 and info["sample_format"] == "cs16"
     assert [len(f) for f in hub.binary()] == [3200, 3200, 1600]  # one int16 per audio sample
     assert b"".join(hub.binary()) == convert(audio, "cs16")
+
+
+def test_an_empty_token_is_taken_from_ria_token(hub, monkeypatch, tmp_path):
+    """What a .grc with an empty token parameter does: the hub sees RIA_TOKEN's value."""
+    monkeypatch.setenv("RIA_AGENT_CONFIG", str(tmp_path / "no-agent.json"))
+    monkeypatch.setenv("RIA_TOKEN", TOKEN)
+    run_vector(hub, known_samples(100), token="")
+    assert hub.auth_seen == ["header"] and hub.received[0][1]["type"] == "heartbeat"
+
+
+def test_an_empty_token_is_the_saved_one_only_for_the_saved_hub(hub, monkeypatch, tmp_path):
+    from gnuradio.ria.agent import config
+
+    monkeypatch.delenv("RIA_TOKEN", raising=False)
+    monkeypatch.setenv("RIA_AGENT_CONFIG", str(tmp_path / "agent.json"))
+    base = hub.url().split("/screens/")[0].replace("ws://", "http://")
+    config.save({"hub_url": base, "agent_id": "agent-1", "token": TOKEN})
+    run_vector(hub, known_samples(100), token="")
+    assert hub.auth_seen == ["header"]
+    # Another hub never gets the saved token; a given token and RIA_TOKEN come first.
+    assert config.hub_connection("ws://other.example:8600/screens/agent/ws", "") == \
+        ("ws://other.example:8600/screens/agent/ws", "")
+    assert config.hub_connection(hub.url(), "given")[1] == "given"
+    monkeypatch.setenv("RIA_TOKEN", "from-env")
+    assert config.hub_connection(hub.url(), "")[1] == "from-env"

@@ -15,6 +15,7 @@ size_t paced_chunk(double rate) { return std::clamp<size_t>(size_t(rate * 0.01),
 constexpr size_t unpaced_mtu = 65536;
 // Host-side buffering before the simulated hardware overflows, as on a real radio.
 constexpr double overflow_after_s = 0.5;
+constexpr double max_ppm = 1000.0;
 
 bool parse_bool(const std::string& s)
 {
@@ -64,6 +65,9 @@ device::device(const SoapySDR::Kwargs& args)
     d_freq = arg_double(args, "freq", d_freq);
     d_rate = arg_double(args, "rate", d_rate);
     d_gain = arg_double(args, "gain", d_gain);
+    d_xtal_ppm = arg_double(args, "xtal_ppm", 0.0);
+    d_has_correction = parse_bool(arg_string(args, "freq_correction", "true"));
+    check_in_range("xtal_ppm", d_xtal_ppm, -max_ppm, max_ppm);
     check_in_range("freq", d_freq, min_freq_hz, max_freq_hz);
     check_in_range("rate", d_rate, min_rate_hz, max_rate_hz);
     check_in_range("gain", d_gain, min_gain_db, max_gain_db);
@@ -267,7 +271,7 @@ int device::readStream(SoapySDR::Stream* stream,
     }
     const int64_t air_ns = rx_air_ns_locked();
     d_world.generate(samples, n);
-    d_air.mix(samples, n, air_ns, d_rate, d_freq, d_bandwidth, d_gain);
+    d_air.mix(samples, n, air_ns, d_rate, lo_hz_locked(), d_bandwidth, d_gain);
     saturate(samples, n);
     if (d_cs16) {
         auto* out = static_cast<int16_t*>(buffs[0]);
@@ -447,6 +451,28 @@ double device::getFrequency(int direction, size_t channel, const std::string&) c
 
 std::vector<std::string> device::listFrequencies(int, size_t) const { return { "RF" }; }
 
+bool device::hasFrequencyCorrection(int direction, size_t) const
+{
+    return direction == SOAPY_SDR_RX && d_has_correction;
+}
+
+void device::setFrequencyCorrection(int direction, size_t channel, double ppm)
+{
+    check_channel(direction, channel);
+    if (!hasFrequencyCorrection(direction, channel))
+        throw std::runtime_error("riasim: this device has no frequency correction (freq_correction=false)");
+    check_in_range("frequency correction (ppm)", ppm, -max_ppm, max_ppm);
+    std::lock_guard<std::mutex> lock(d_mutex);
+    d_correction_ppm = ppm;
+    retune_locked();
+}
+
+double device::getFrequencyCorrection(int direction, size_t) const
+{
+    std::lock_guard<std::mutex> lock(d_mutex);
+    return direction == SOAPY_SDR_RX ? d_correction_ppm : 0.0;
+}
+
 SoapySDR::RangeList device::getFrequencyRange(int, size_t) const
 {
     return { SoapySDR::Range(min_freq_hz, max_freq_hz) };
@@ -552,6 +578,15 @@ SoapySDR::ArgInfoList device::getSettingInfo() const
              SoapySDR::ArgInfo::STRING, ""),
         info("path_loss", "Path loss (dB)", "Loss from any riasim transmitter to this receiver",
              SoapySDR::ArgInfo::FLOAT, std::to_string(default_path_loss_db)),
+        info("biastee", "Bias tee", "Power on the antenna port (simulated: no effect on the samples)",
+             SoapySDR::ArgInfo::BOOL, "false"),
+        [&] {
+            auto a = info("direct_samp", "Direct sampling", "0: off, 1: I branch, 2: Q branch (simulated: no effect)",
+                          SoapySDR::ArgInfo::INT, "0");
+            a.options = { "0", "1", "2" };
+            a.optionNames = { "Off", "I-ADC", "Q-ADC" };
+            return a;
+        }(),
         info("air", "Air file", "Read only: the shared file of the simulated air ('' when off)",
              SoapySDR::ArgInfo::STRING, ""),
         info("air_slots", "Transmitters on the air", "Read only: the claimed slots of the air file as JSON",
@@ -568,6 +603,14 @@ void device::writeSetting(const std::string& key, const std::string& value)
         restart_pacing_locked();
     } else if (key == "tx_pace") {
         d_tx.set_pace(parse_bool(value));
+    } else if (key == "biastee") {
+        if (value != "true" && value != "false")
+            throw std::invalid_argument("riasim: setting biastee takes true or false, not '" + value + "'");
+        d_biastee = value == "true";
+    } else if (key == "direct_samp") {
+        if (value != "0" && value != "1" && value != "2")
+            throw std::invalid_argument("riasim: setting direct_samp takes 0, 1 or 2, not '" + value + "'");
+        d_direct_samp = value[0] - '0';
     } else if (key == "tx_log") {
         if (value != "clear")
             throw std::invalid_argument("riasim: setting tx_log takes 'clear', not '" + value + "'");
@@ -592,6 +635,10 @@ std::string device::readSetting(const std::string& key) const
         return d_tx.pace() ? "true" : "false";
     if (key == "tx_log")
         return d_tx.log().json();
+    if (key == "biastee")
+        return d_biastee ? "true" : "false";
+    if (key == "direct_samp")
+        return std::to_string(d_direct_samp);
     if (key == "path_loss")
         return std::to_string(d_path_loss_db);
     if (key == "air")
@@ -601,13 +648,16 @@ std::string device::readSetting(const std::string& key) const
     return "";
 }
 
+double device::lo_hz_locked() const { return d_freq * (1.0 + (d_xtal_ppm - d_correction_ppm) * 1e-6); }
+
 void device::retune_locked()
 {
-    d_world.tune(d_freq, d_rate, d_bandwidth, d_gain);
+    const double lo_hz = lo_hz_locked();
+    d_world.tune(lo_hz, d_rate, d_bandwidth, d_gain);
     if (d_agc) {
         // Bring the strongest in-band signal to about -12 dBFS.
         d_gain = std::clamp(-12.0 - d_world.strongest_in_band_dbm(), min_gain_db, max_gain_db);
-        d_world.tune(d_freq, d_rate, d_bandwidth, d_gain);
+        d_world.tune(lo_hz, d_rate, d_bandwidth, d_gain);
     }
 }
 

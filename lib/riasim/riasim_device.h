@@ -92,6 +92,10 @@ public:
     double getFrequency(int direction, size_t channel) const override;
     double getFrequency(int direction, size_t channel, const std::string& name) const override;
     std::vector<std::string> listFrequencies(int direction, size_t channel) const override;
+    //! RX only, and only while the device args do not say freq_correction=false (a driver without it).
+    bool hasFrequencyCorrection(int direction, size_t channel) const override;
+    void setFrequencyCorrection(int direction, size_t channel, double ppm) override;
+    double getFrequencyCorrection(int direction, size_t channel) const override;
     SoapySDR::RangeList getFrequencyRange(int direction, size_t channel) const override;
     SoapySDR::RangeList getFrequencyRange(int direction, size_t channel, const std::string& name) const override;
 
@@ -117,6 +121,8 @@ private:
     void check_channel(int direction, size_t channel) const;
     bool is_tx(SoapySDR::Stream* stream) const;
     void retune_locked();
+    //! Where the receiver really is: d_freq moved by the crystal's error less the correction.
+    double lo_hz_locked() const;
     void restart_pacing_locked();
     int fail_unplugged(unplug_style style, long timeout_us);
     int64_t rx_air_ns_locked() const;
@@ -133,6 +139,14 @@ private:
     double d_gain = 30.0;
     bool d_agc = false;
     std::string d_antenna = "RX";
+    // The simulated crystal is off by d_xtal_ppm (device arg xtal_ppm): the receiver really sits at
+    // d_freq * (1 + (d_xtal_ppm - d_correction_ppm) / 1e6).
+    double d_xtal_ppm = 0.0;
+    double d_correction_ppm = 0.0;
+    bool d_has_correction = true;
+    // Driver keys with no effect on the samples, for ria.sdr_source's device settings.
+    bool d_biastee = false;
+    int d_direct_samp = 0;
 
     // RX stream (one at a time). Its sample clock runs on air time: paced, it keeps to the real time.
     bool d_stream_open = false;

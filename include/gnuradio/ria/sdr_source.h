@@ -19,7 +19,7 @@ namespace ria {
  *
  * \details
  * Opens the device named by \p device_args (empty: start closed and wait for an `open`
- * command), applies the settings and streams CF32 samples. Every change is tagged on
+ * command), applies the settings and streams CF32 (or CS16) samples. Every change is tagged on
  * the first sample it affects with `rx_freq`, `rx_rate`, `rx_gain` and `rx_time`. The tags
  * and the status messages carry what the radio reports back, never a value it refused.
  *
@@ -29,7 +29,7 @@ namespace ria {
  * \p reopen_interval seconds and re-applies the current settings (`on_disconnect` =
  * "reconnect") or ends its stream ("stop").
  *
- * Message input `cmd`: a dict with any of `freq`, `rate`, `gain`, `bandwidth` (Hz, dB),
+ * Message input `cmd`: a dict with any of `freq`, `rate`, `gain`, `bandwidth` (Hz, dB), `ppm`, `device_settings`,
  * `antenna` (string), `agc` (bool), `open` (device args), `close` (any value), `chan`.
  * Bad values are reported on `status` and leave the stream untouched. A command with `open`
  * is all or nothing: if a setting it carries is refused (a bad value, or one outside the
@@ -58,6 +58,10 @@ public:
      * \param on_disconnect "reconnect" or "stop"
      * \param reopen_interval seconds between attempts to reopen a lost device (> 0)
      * \param disconnect_timeout seconds without samples that count as a disconnect (> 0)
+     * \param ppm frequency correction in parts per million (|ppm| <= 1000): the driver's own
+     *        (setFrequencyCorrection) when it has one, else the tuned frequency is offset
+     * \param output_type "fc32" (gr_complex items) or "sc16" (complex int16: two shorts per item)
+     * \param device_settings driver settings "key=value, key=value" written after each open
      */
     static sptr make(const std::string& device_args,
                      size_t channel,
@@ -69,7 +73,10 @@ public:
                      const std::string& antenna,
                      const std::string& on_disconnect,
                      double reopen_interval,
-                     double disconnect_timeout);
+                     double disconnect_timeout,
+                     double ppm = 0.0,
+                     const std::string& output_type = "fc32",
+                     const std::string& device_settings = "");
 
     //! Setters for GRC callbacks; each posts the matching `cmd` message to this block,
     //! so it is validated and applied exactly like a command from the hub.
@@ -79,6 +86,9 @@ public:
     virtual void set_agc(bool agc) = 0;
     virtual void set_bandwidth(double bandwidth) = 0;
     virtual void set_antenna(const std::string& antenna) = 0;
+    virtual void set_ppm(double ppm) = 0;
+    //! "key=value, ..." written now and after every reopen, added to (or replacing) the keys given before.
+    virtual void set_device_settings(const std::string& settings) = 0;
 
     //! The device state: "closed", "opening", "streaming", "disconnected", "stopped".
     virtual std::string state() const = 0;

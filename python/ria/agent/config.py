@@ -5,6 +5,8 @@ import os
 import tempfile
 
 FIELDS = ("hub_url", "agent_id", "token", "name")
+# The token a block with an empty token parameter uses (before the saved one).
+TOKEN_ENV = "RIA_TOKEN"
 
 
 class ConfigError(ValueError):
@@ -66,10 +68,21 @@ def ws_url(hub_url, agent_id):
 
 
 def hub_connection(url="", token=""):
-    """(url, token) for a block: as given, or from the file `ria_agent.py register` wrote when url is empty."""
-    if url:
-        return url, token
-    saved = load()
-    if not saved.get("hub_url"):
-        raise ValueError(f"url is empty and {path()} has no hub_url: give a URL or register first")
-    return ws_url(saved["hub_url"], saved.get("agent_id", "")), token or saved.get("token", "")
+    """(url, token) for a block, so that no .grc ever holds a token.
+
+    url empty: the hub saved by `ria_agent.py register`. token empty: $RIA_TOKEN, else the saved token
+    when the block talks to the saved hub (never sent to another one)."""
+    token = token or os.environ.get(TOKEN_ENV, "")
+    saved = load() if not (url and token) else {}
+    if not url:
+        if not saved.get("hub_url"):
+            raise ValueError(f"url is empty and {path()} has no hub_url: give a URL or register first")
+        url = ws_url(saved["hub_url"], saved.get("agent_id", ""))
+        return url, token or saved.get("token", "")
+    if not token and saved.get("hub_url") and _endpoint(url) == _endpoint(ws_url(saved["hub_url"], "")):
+        token = saved.get("token", "")
+    return url, token
+
+
+def _endpoint(url):
+    return url.split("?", 1)[0].rstrip("/")

@@ -20,13 +20,18 @@ void bind_sdr_source(py::module& m)
              py::arg("antenna") = "",
              py::arg("on_disconnect") = "reconnect",
              py::arg("reopen_interval") = 1.0,
-             py::arg("disconnect_timeout") = 2.0)
+             py::arg("disconnect_timeout") = 2.0,
+             py::arg("ppm") = 0.0,
+             py::arg("output_type") = "fc32",
+             py::arg("device_settings") = "")
         .def("set_center_freq", &sdr_source::set_center_freq, py::arg("freq"))
         .def("set_sample_rate", &sdr_source::set_sample_rate, py::arg("rate"))
         .def("set_gain", &sdr_source::set_gain, py::arg("gain"))
         .def("set_agc", &sdr_source::set_agc, py::arg("agc"))
         .def("set_bandwidth", &sdr_source::set_bandwidth, py::arg("bandwidth"))
         .def("set_antenna", &sdr_source::set_antenna, py::arg("antenna"))
+        .def("set_ppm", &sdr_source::set_ppm, py::arg("ppm"))
+        .def("set_device_settings", &sdr_source::set_device_settings, py::arg("settings"))
         .def("state", &sdr_source::state)
         .def("overflows", &sdr_source::overflows)
         .def("disconnects", &sdr_source::disconnects);
