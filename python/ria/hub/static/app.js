@@ -63,7 +63,7 @@ function card(a) {
     line.className = "line";
     const canvas = document.createElement("canvas");
     canvas.width = 300;
-    canvas.height = 90;
+    canvas.height = 120;
     el.append(top, line, canvas);
     el.addEventListener("click", () => select(a.agent_id));
   }
@@ -72,9 +72,9 @@ function card(a) {
   el.querySelector(".name").title = a.agent_id;
   el.querySelector(".state").textContent = state;
   el.querySelector(".state").className = "state " + state;
-  el.querySelector(".tx").textContent = txState(a) === "-" ? "" : "TX " + txState(a);
+  el.querySelector(".tx").textContent = ["-", "off"].includes(txState(a)) ? "" : "TX " + txState(a);
   el.querySelector(".tx").dataset.tx = txState(a);
-  el.querySelector(".line").textContent = s
+  el.querySelector(".line").textContent = s && s.sample_rate
     ? `${mhz(s.center_frequency)} · ${(s.sample_rate / 1e6).toFixed(3)} MS/s · drops ${s.dropped_samples}`
     : (a.hardware || []).join(", ") || "-";
   el.classList.toggle("offline", !a.online);
@@ -91,19 +91,25 @@ function renderOverview() {
 }
 
 function drawMinis() {
-  const [ref, range] = scale();
   for (const a of view.agents) {
     const el = document.querySelector(`.card[data-agent-id="${CSS.escape(a.agent_id)}"]`);
     const spec = view.spectra[a.agent_id];
     if (el && spec && a.stream) {
-      drawMini(el.querySelector("canvas"), spec, ref, range);
+      drawMini(el.querySelector("canvas"), spec, ...miniScale(spec.bins));
       el.dataset.drawn = spec.updates;
       view.miniDrawn += 1;
     }
   }
 }
 
-function scale() { return [view.spectrum.ref ?? -20, view.spectrum.range]; }
+// Each card's own scale in 10 dB steps, from its median (the noise floor) to its strongest bin, so that every
+// radio's floor is dark and its carriers bright, and the scale does not flicker from one update to the next.
+function miniScale(bins) {
+  const sorted = Array.from(bins).sort((a, b) => a - b);
+  const floor = Math.floor((sorted[Math.floor(sorted.length / 2)] - 5) / 10) * 10;
+  const ref = Math.max(floor + 30, Math.ceil((sorted[sorted.length - 1] + 3) / 10) * 10);
+  return [ref, ref - floor];
+}
 
 // ---------------------------------------------------------------- TX facts (docs/protocol.md §6)
 
@@ -247,10 +253,10 @@ function tuneTo(hz) {
 
 function wireDisplay() {
   const sv = view.spectrum;
-  $("d-ref").addEventListener("change", () => { const v = parseFloat($("d-ref").value); if (isFinite(v)) { sv.ref = v; sv.draw(); drawMinis(); } });
+  $("d-ref").addEventListener("change", () => { const v = parseFloat($("d-ref").value); if (isFinite(v)) { sv.ref = v; sv.draw(); } });
   $("d-range").addEventListener("change", () => {
     const v = parseFloat($("d-range").value);
-    if (isFinite(v)) { sv.range = Math.max(10, Math.min(160, v)); sv.draw(); drawMinis(); }
+    if (isFinite(v)) { sv.range = Math.max(10, Math.min(160, v)); sv.draw(); }
   });
   $("d-auto").addEventListener("click", () => { sv.autoScale(); sv.draw(); showDisplay(); });
   $("d-zoom").addEventListener("change", () => sv.setZoom(Number($("d-zoom").value)));
