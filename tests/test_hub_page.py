@@ -1,16 +1,12 @@
 """The hub's live view in headless Chromium: the class overview, the detail view's axes and click-to-tune, roles,
 the TX facts, and screenshots checked pixel by pixel."""
 
-import json
-import os
 import re
-import urllib.error
-import urllib.request
 
 import pytest
 
 from browser import CHROMIUM, Browser
-from lab import RATE, start_session
+from lab import RATE, call_as, start_session
 from page_checks import AXES, BACKGROUND, CARDS, TICK, click, keep_for_docs, pixel, region_colours, set_input
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is installed by scripts/setup.sh")
@@ -179,34 +175,15 @@ def test_view_only_link_shows_one_agent_and_cannot_control_it(lab, tmp_path):
         # and the API refuses, saying why; nothing reached the agent
         for path, body in ((f"/api/agents/{mine.agent_id}/configure", {"radio_config": {"center_frequency": 101e6}}),
                            (f"/api/agents/{mine.agent_id}/start", {}), (f"/api/agents/{mine.agent_id}/stop", {})):
-            status, answer = post(lab, token, path, body)
-            assert status == 403 and "view-only" in answer["error"], (path, answer)
-        status, answer = get(lab, token, f"/api/agents/{other.agent_id}/spectrum")
-        assert status == 403 and answer["error"] == f"this token is for agent {mine.agent_id} only, not {other.agent_id}"
+            status, answer = call_as(lab, token, "POST", path, body)
+            assert status == 403 and "view-only" in answer, (path, answer)
+        status, answer = call_as(lab, token, "GET", f"/api/agents/{other.agent_id}/spectrum")
+        assert (status, answer) == (403, f"this token is for agent {mine.agent_id} only, not {other.agent_id}")
         assert not [m for m in mine.agent.received if isinstance(m, dict) and m.get("type") != "ping"]
     finally:
         if browser:
             browser.close()
         group.close()
-
-
-def request(lab, token, method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(lab.url + path, data=data, method=method,
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=15) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-def post(lab, token, path, body):
-    return request(lab, token, "POST", path, body)
-
-
-def get(lab, token, path):
-    return request(lab, token, "GET", path)
 
 
 def test_page_without_token_asks_for_it(lab, tmp_path):
