@@ -85,6 +85,10 @@ def test_teacher_token_controls_every_agent_but_manages_nothing(lab, pair):
         lab.wait_agent(agent.agent_id, lambda a, f=102e6 + i * 1e6: a["stream"]["center_frequency"] == f)
     status, answer = get(lab, token, "/api/recordings")
     assert status == 200
+    status, answer = get(lab, token, "/api/spectra?bins=100")
+    assert (status, answer) == (400, "bins must be one of 64, 128, 256, 512")
+    ok, spectra = lab._poll(lambda: get(lab, token, "/api/spectra?bins=512")[1]["spectra"], lambda s: len(s) == 2, 20)
+    assert ok and all(len(s["bins"]) == 512 for s in spectra.values())
     status, answer = get(lab, token, "/api/keys")
     assert (status, answer) == (403, "this token is a teacher token: it cannot manage registration keys, "
                                               "access tokens and agents")

@@ -39,7 +39,7 @@ class SpectrumView {
     this.zoom = 1;
     this.zoomCenter = 0; // Hz from the radio's centre, the middle of what is shown
     this.peakHold = false;
-    this.averaging = 1; // spectra averaged (exponential, 1/averaging for the newest)
+    this.averaging = 4; // spectra averaged (exponential, 1/averaging for the newest)
     this.avg = null;
     this.peak = null;
     this.last = null; // the newest spectrum from the hub
