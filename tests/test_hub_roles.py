@@ -1,6 +1,7 @@
 """Roles on a real hub process: teacher, control and view tokens made with `ria_hub.py tokens` and /api/tokens,
 what each may do (403 naming why when not), revocation, and the checks on what a token is made with."""
 
+import os
 import re
 
 import pytest
@@ -129,3 +130,27 @@ def test_tokens_cli_lists_and_revokes(lab, pair):
     bad = lab.hub_cli("tokens", "create", "--role", "control")
     assert bad.returncode == 1 and "a control token is for one agent" in bad.stderr
     assert token not in lab.hub.output  # a token never reaches the hub's log
+
+
+def test_store_keeps_digests_only_and_forgets_an_agents_tokens_with_it(tmp_path):
+    from gnuradio.ria.hub import credentials
+    from gnuradio.ria.hub.store import Store
+
+    path = str(tmp_path / "hub.sqlite")
+    store = Store(path)
+    try:
+        key = store.create_key(uses=2)[1]
+        agent_id, _ = store.register(key, "bench-1")
+        token_id, token = store.create_access_token("control", agent_id, "bench 1")
+        assert store.access_for_token(token) == {"token_id": token_id, "role": "control", "agent_id": agent_id}
+        assert store.access_for_token("ria_ctl_\udcff") is None and store.access_for_token("") is None
+        written = b""
+        for name in (path, path + "-wal"):  # WAL: what was written may not be in the main file yet
+            if os.path.exists(name):
+                with open(name, "rb") as f:
+                    written += f.read()
+        assert credentials.digest(token).encode() in written and token.encode() not in written
+        store.delete_agent(agent_id)
+        assert store.access_for_token(token) is None and store.list_access_tokens() == []
+    finally:
+        store.close()
