@@ -17,7 +17,8 @@ CARDS = """(() => Array.from(document.querySelectorAll('.card')).map((el) => {
           canvas: [c.left, c.top, c.width, c.height]}; }))()"""
 
 # What the detail view drew, with the spectrum canvas's place on the page (CSS px = canvas px).
-AXES = """(() => { const a = window.riaView.spectrum.axes, r = document.getElementById('spectrum').getBoundingClientRect();
+AXES = """(() => { const a = window.riaView.spectrum.axes;
+  const r = document.getElementById('spectrum').getBoundingClientRect();
   return a && Object.assign({}, a, {rect: [r.left, r.top, r.width, r.height],
                                     canvasWidth: document.getElementById('spectrum').width}); })()"""
 

@@ -99,7 +99,8 @@ def test_detail_view_draws_axes_and_click_or_drag_retunes_the_agent(lab, serial,
         # peak hold draws its own trace; zoom narrows the window
         drawn = browser.evaluate("window.riaView.spectrum.drawn")
         set_input(browser, "d-peak", True)
-        assert browser.wait_for(f"window.riaView.spectrum.drawn >= {drawn + 2} && window.riaView.spectrum.peak !== null")
+        assert browser.wait_for(f"window.riaView.spectrum.drawn >= {drawn + 2} && "
+                                "window.riaView.spectrum.peak !== null")
         set_input(browser, "d-zoom", "4")
         axes = browser.evaluate(AXES)
         assert axes["f1"] - axes["f0"] == pytest.approx(RATE / 4)

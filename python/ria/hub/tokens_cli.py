@@ -11,7 +11,8 @@ from .limits import printable
 
 
 def add_parsers(sub, store_for):
-    p = sub.add_parser("tokens", help="page/API links with a role: teacher (all), control (one agent), view (read-only)")
+    p = sub.add_parser("tokens", help="page/API links with a role: teacher (all), control (one agent), "
+                                      "view (read-only)")
     tokens = p.add_subparsers(dest="tokens_command", required=True)
     t = tokens.add_parser("create", help="a new token, printed once with the page link that signs in with it")
     t.add_argument("--role", required=True, choices=roles.ROLES,

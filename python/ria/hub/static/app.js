@@ -253,7 +253,10 @@ function tuneTo(hz) {
 
 function wireDisplay() {
   const sv = view.spectrum;
-  $("d-ref").addEventListener("change", () => { const v = parseFloat($("d-ref").value); if (isFinite(v)) { sv.ref = v; sv.draw(); } });
+  $("d-ref").addEventListener("change", () => {
+    const v = parseFloat($("d-ref").value);
+    if (isFinite(v)) { sv.ref = v; sv.draw(); }
+  });
   $("d-range").addEventListener("change", () => {
     const v = parseFloat($("d-range").value);
     if (isFinite(v)) { sv.range = Math.max(10, Math.min(160, v)); sv.draw(); }

@@ -196,7 +196,8 @@ class SpectrumView {
     trace(this.avg, TRACE);
     c.strokeStyle = "rgba(255,255,255,0.35)"; // the radio's centre
     c.setLineDash([4, 4]);
-    c.beginPath(); c.moveTo(x(s.center_frequency), p.top); c.lineTo(x(s.center_frequency), p.top + p.height); c.stroke();
+    const xc = x(s.center_frequency);
+    c.beginPath(); c.moveTo(xc, p.top); c.lineTo(xc, p.top + p.height); c.stroke();
     c.restore();
     this.axes = { plot: p, f0, f1, ref: this.ref, range: this.range, freqTicks, dbTicks, decimals };
   }
