@@ -134,7 +134,7 @@ def test_lab5_a_keyed_tone_from_agent_a_is_found_and_read_by_agent_b(tmp_path, s
 LAB6_README = os.path.join(LABS, "06_class_overview", "README.md")
 
 
-def test_lab6_a_class_on_the_overview_with_teacher_control_and_view_links(tmp_path, serial):
+def test_lab06_a_class_on_the_overview_with_teacher_control_and_view_links(tmp_path, serial):
     from gnuradio.ria.hub.client import HubClient
     from lab import call_as
 
