@@ -12,6 +12,7 @@ Typical lab:
   ria_hub.py tx AGENT --freq 433.92e6 --gain 0 --file capture.sigmf-data             # streamed from here
   ria_hub.py tx-configure AGENT --freq 433.95e6 / tx-stop AGENT
   ria_hub.py page-url                          # the live view, signed in
+  ria_hub.py tokens create --role view --agent AGENT   # a student's view-only link (control: may retune it)
   ria_hub.py revoke-token AGENT / delete-agent AGENT   # lock an agent out at once
 
 Keys and agents live in DATA_DIR/hub.sqlite (secrets only as digests); the admin token that the API,
@@ -28,7 +29,7 @@ import signal
 import sys
 import time
 
-from gnuradio.ria.hub import tx_cli
+from gnuradio.ria.hub import tokens_cli, tx_cli
 from gnuradio.ria.hub.client import HubClient, HubError
 from gnuradio.ria.hub.limits import printable
 from gnuradio.ria.hub.listener import ConnectionLimits, parse_proxies
@@ -300,6 +301,7 @@ def main(argv=None):
         p.add_argument("agent_id")
         p.set_defaults(run=cmd_api)
     tx_cli.add_parsers(sub, client_for)
+    tokens_cli.add_parsers(sub, store_for)
     p = sub.add_parser("page-url", help="print the live view's URL with the admin token in its fragment")
     p.set_defaults(run=cmd_page_url)
 

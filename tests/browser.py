@@ -55,6 +55,11 @@ class Browser:
             time.sleep(poll)
         raise AssertionError(f"the page never satisfied {expression}; last value {value!r}")
 
+    def set_viewport(self, width, height):
+        """The page's viewport exactly width x height CSS pixels at scale 1 (--window-size includes the window's
+        own frame in some Chromium versions)."""
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+
     def screenshot(self, path):
         data = self.call("Page.captureScreenshot", format="png")["data"]
         with open(path, "wb") as f:

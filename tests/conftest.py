@@ -49,6 +49,16 @@ def lab(tmp_path):
 
 
 @pytest.fixture
+def class_lab(tmp_path):
+    """A lab hub that lets a whole class register at once (40 registrations a minute from 127.0.0.1)."""
+    from lab import Lab
+
+    lab = Lab(str(tmp_path), register_limit=40)
+    yield lab
+    lab.close()
+
+
+@pytest.fixture
 def peer(lab):
     """An agent scripted over a real WebSocket (tests/scripted_agent.py), registered with the lab hub and
     online: (agent_id, ScriptedAgent, token)."""

@@ -6,7 +6,7 @@ import re
 import time
 import urllib.request
 
-from gnuradio.ria.hub.client import HubClient
+from gnuradio.ria.hub.client import HubClient, HubError
 from processes import AGENT_APP, HUB_APP, WAIT, Process, python, run_app
 
 
@@ -19,6 +19,14 @@ def start_session(lab, agent_id, serial, freq=100e6, **extra):
     rc = {"device": f"driver=riasim,serial={serial}", "center_frequency": freq, "sample_rate": RATE, "gain": 30,
           "buffer_size": 8192, **extra.pop("rc", {})}
     return lab.api.start(agent_id, rc, **extra)
+
+
+def call_as(lab, token, method, path, body=None):
+    """One API request with `token`: (200, the answer) or (the HTTP status, the hub's error message)."""
+    try:
+        return 200, HubClient(lab.url, token).request(method, path, body)
+    except HubError as e:
+        return e.status, str(e).split(": ", 1)[1]
 
 
 def peak_near(view, hz):

@@ -208,3 +208,66 @@ def test_lab5_a_keyed_tone_from_agent_a_is_found_and_read_by_agent_b(tmp_path, s
         assert abs(hz - OFFSET) <= RX_RATE / 4096, hz
     finally:
         lab.close()
+
+
+# ---------------------------------------------------------------- lab 6: the class overview
+
+LAB6_README = os.path.join(LABS, "06_class_overview", "README.md")
+
+
+def test_lab06_a_class_on_the_overview_with_teacher_control_and_view_links(tmp_path, serial):
+    from gnuradio.ria.hub.client import HubClient
+    from lab import call_as
+
+    with open(LAB6_README) as f:
+        readme = f.read()
+    lab = Lab(str(tmp_path / "lab"), register_limit=40)
+    try:
+        benches = [lab.start_agent(f"bench-{i}")[0] for i in (1, 2, 3)]
+
+        def token(*args):
+            result = lab.hub_cli("tokens", "create", *args)
+            assert result.returncode == 0, result.stderr
+            assert re.fullmatch(r"\w+ token tok-\w+ for .*; it is shown only now:\nria_\w{3}_\S+\n"
+                                rf"page link: {re.escape(lab.url)}/#token=ria_\w{{3}}_\S+", result.stdout.strip())
+            return result.stdout.splitlines()[1]
+
+        teacher = HubClient(lab.url, token("--role", "teacher", "--label", "teacher"))
+        for i, agent_id in enumerate(benches):  # step 2: the teacher starts every bench at 100 MHz
+            lab.wait_agent(agent_id, lambda a: a["online"])
+            teacher.start(agent_id, {"device": f"driver=riasim,serial={serial}{i}", "center_frequency": 100e6,
+                                     "sample_rate": 1.024e6, "gain": 30})
+        projector = token("--role", "view", "--label", "projector")
+
+        def overview(_=None):
+            status, answer = call_as(lab, projector, "GET", "/api/spectra?bins=128")
+            assert status == 200, answer
+            return answer["spectra"]
+
+        ok, spectra = Lab._poll(overview, lambda s: set(s) == set(benches), 30)
+        assert ok, spectra
+        for agent_id, spec in spectra.items():  # step 3: every card shows the carrier 100 kHz above its centre
+            bins = spec["bins"]
+            strongest = max(range(len(bins)), key=lambda k: bins[k])
+            hz = spec["center_frequency"] + (strongest + 0.5 - 64) * spec["sample_rate"] / 128
+            assert abs(hz - 100.1e6) <= 8e3, (agent_id, hz)
+            assert bins[strongest] - sorted(bins)[64] > 60  # "about 78 dB over the noise"
+
+        # step 4: a student's control link tunes their own bench, 50 kHz below the carrier
+        student = token("--role", "control", "--agent", benches[0], "--label", "student 1")
+        status, answer = call_as(lab, student, "POST", f"/api/agents/{benches[0]}/configure",
+                                 {"radio_config": {"center_frequency": 100.05e6}})
+        assert status == 200 and answer["error"] is None, answer
+        lab.wait_spectrum(benches[0], lambda v: v["stream"]["center_frequency"] == 100.05e6 and
+                          abs(v["spectrum"]["peak_frequency"] - 100.1e6) <= 2e3)  # "strongest still reads 100.1"
+        # step 5: it cannot touch the neighbour's bench, and the projector's link cannot change anything
+        status, answer = call_as(lab, student, "POST", f"/api/agents/{benches[1]}/configure",
+                                 {"radio_config": {"center_frequency": 100.05e6}})
+        assert status == 403 and answer == f"this token is for agent {benches[0]} only, not {benches[1]}"
+        assert "this token is for agent AGENT only, not OTHER" in readme
+        status, answer = call_as(lab, projector, "POST", f"/api/agents/{benches[1]}/stop", {})
+        assert (status, answer) == (403, "this token is view-only: it cannot start, stop or retune agents")
+        assert answer in readme
+        assert lab.api.agent(benches[1])["stream"]["center_frequency"] == 100e6  # refused: nothing changed
+    finally:
+        lab.close()

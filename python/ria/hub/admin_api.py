@@ -1,6 +1,9 @@
-"""The hub's JSON API for the teacher: agents, sessions (start / stop / configure), spectra, recordings, keys.
+"""The hub's JSON API for the teacher: agents, sessions (start / stop / configure), spectra, recordings, keys,
+access tokens.
 
-Every /api route needs `Authorization: Bearer <admin token>` (the token is in the hub's data folder).
+Every /api route needs `Authorization: Bearer <token>`: the admin token (in the hub's data folder) or an access
+token whose role (roles.py) allows the route for the agent it names; otherwise 401 (no such token) or 403 (the
+reason it is not allowed).
 """
 
 import itertools
@@ -10,7 +13,7 @@ import os
 from aiohttp import web
 
 from ..wire import devices, protocol
-from . import credentials, limits
+from . import credentials, limits, roles, spectrum as spectrum_meter
 
 COMMAND_TIMEOUT = 10.0
 _app_ids = itertools.count(1)
@@ -32,6 +35,11 @@ def add_routes(app, hub):
     r.add_get("/api/keys", api.keys)
     r.add_post("/api/keys", api.create_key)
     r.add_delete("/api/keys/{key_id}", api.revoke_key)
+    r.add_get("/api/me", api.me)
+    r.add_get("/api/spectra", api.spectra)
+    r.add_get("/api/tokens", api.tokens)
+    r.add_post("/api/tokens", api.create_token)
+    r.add_delete("/api/tokens/{token_id}", api.revoke_access_token)
 
 
 def _json(data, status=200):
@@ -47,13 +55,24 @@ def _failure(exception_class, message):
     return exception_class(text=json.dumps({"error": message}), content_type="application/json")
 
 
-def _admin(handler):
-    async def checked(self, request):
-        if not credentials.same_secret(credentials.bearer(request), self.hub.admin_token):
-            return _error(401, "this API needs 'Authorization: Bearer <admin token>'; the token is in the file "
-                               "admin_token in the hub's data folder")
-        return await handler(self, request)
-    return checked
+def _needs(level):
+    """A route that needs `level` (roles.LEVELS) for the agent in its path, if it names one."""
+    def wrap(handler):
+        async def checked(self, request):
+            access = roles.access_for(credentials.bearer(request), self.hub.admin_token, self.hub.store)
+            if access is None:
+                return _error(401, "this API needs 'Authorization: Bearer <token>': the admin token (file "
+                                   "admin_token in the hub's data folder) or a token from `ria_hub.py tokens create`")
+            refusal = access.refusal(level, request.match_info.get("agent_id"))
+            if refusal:
+                return _error(403, refusal)
+            request["access"] = access
+            return await handler(self, request)
+        return checked
+    return wrap
+
+
+_admin = _needs("admin")
 
 
 async def _body(request):
@@ -83,10 +102,13 @@ class AdminApi:
 
     # ---------------------------------------------------------------- agents
 
-    @_admin
-    async def agents(self, _request):
+    @_needs("view")
+    async def agents(self, request):
         out = []
+        access = request["access"]
         for row in self.hub.store.list_agents():
+            if not access.sees(row["agent_id"]):
+                continue
             link = self.hub.links.get(row["agent_id"])
             if link:
                 out.append(link.summary())
@@ -96,7 +118,7 @@ class AdminApi:
                             "hardware": row["hardware"], "last_heartbeat": row["last_seen"], "stream": None})
         return _json({"agents": out})
 
-    @_admin
+    @_needs("view")
     async def agent(self, request):
         link = self._link(request)
         return _json(dict(link.summary(), errors=link.errors, recordings=link.recordings))
@@ -138,7 +160,7 @@ class AdminApi:
         real = [name for name in link.hardware if name not in devices.SIMULATOR_NAMES]
         return (real or link.hardware or [None])[0]
 
-    @_admin
+    @_needs("control")
     async def start(self, request):
         link = self._link(request)
         body = await _body(request)
@@ -160,7 +182,7 @@ class AdminApi:
                                    f"(ria_hub.py stop {link.agent_id}), then start the new session")
             return await self._command(link, {"type": "start", "app_id": app_id, "radio_config": rc}, record_to)
 
-    @_admin
+    @_needs("control")
     async def stop(self, request):
         link = self._link(request)
         async with link.busy:
@@ -171,7 +193,7 @@ class AdminApi:
                 return _json({"id": None, "acked": None, "status": "idle", "error": None})
             return await self._command(link, {"type": "stop", "app_id": app_id})
 
-    @_admin
+    @_needs("control")
     async def configure(self, request):
         link = self._link(request)
         body = await _body(request)
@@ -185,7 +207,7 @@ class AdminApi:
             app_id = link.stream.app_id if link.stream else str(body.get("app_id", ""))
             return await self._command(link, {"type": "configure", "app_id": app_id, "radio_config": rc})
 
-    @_admin
+    @_needs("view")
     async def spectrum(self, request):
         link = self._link(request)
         s = link.stream
@@ -195,7 +217,7 @@ class AdminApi:
 
     # ---------------------------------------------------------------- recordings
 
-    @_admin
+    @_needs("teacher")
     async def record(self, request):
         link = self._link(request)
         body = await _body(request)
@@ -207,7 +229,7 @@ class AdminApi:
             return _json({"recording": recorder.meta_path})
         return _json({"files": link.stop_recording()})
 
-    @_admin
+    @_needs("teacher")
     async def recordings(self, _request):
         folder = self.hub.config.recordings_dir
         names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
@@ -237,3 +259,49 @@ class AdminApi:
         except KeyError as e:
             return _error(404, e.args[0])
         return _json({"revoked": request.match_info["key_id"]})
+
+    # ---------------------------------------------------------------- roles and the page's overview
+
+    @_needs("view")
+    async def me(self, request):
+        return _json(request["access"].as_dict())
+
+    @_needs("view")
+    async def spectra(self, request):
+        """Every visible streaming agent's spectrum at once, reduced to `bins` (peak-preserving): the overview."""
+        try:
+            bins = int(request.query.get("bins", "128"))
+        except ValueError:
+            bins = 0
+        if bins not in spectrum_meter.REDUCED_SIZES:
+            return _error(400, f"bins must be one of {', '.join(map(str, spectrum_meter.REDUCED_SIZES))}")
+        access, out = request["access"], {}
+        for agent_id, link in self.hub.links.items():
+            s = link.stream
+            if access.sees(agent_id) and s is not None:
+                snap = link.meter.reduced(bins, s.sample_rate, s.center_frequency)
+                if snap:
+                    out[agent_id] = snap
+        return _json({"spectra": out})
+
+    @_admin
+    async def tokens(self, _request):
+        return _json({"tokens": self.hub.store.list_access_tokens()})
+
+    @_admin
+    async def create_token(self, request):
+        body = await _body(request)
+        try:
+            token_id, token = self.hub.store.create_access_token(body.get("role"), body.get("agent_id"),
+                                                                 body.get("label", ""))
+        except ValueError as e:
+            return _error(400, str(e))
+        return _json({"token_id": token_id, "token": token, "role": body["role"], "agent_id": body.get("agent_id")})
+
+    @_admin
+    async def revoke_access_token(self, request):
+        try:
+            self.hub.store.revoke_access_token(request.match_info["token_id"])
+        except KeyError as e:
+            return _error(404, e.args[0])
+        return _json({"revoked": request.match_info["token_id"]})

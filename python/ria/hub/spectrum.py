@@ -13,6 +13,7 @@ from ..wire.framing import to_complex
 FFT_SIZE = 1024
 SEGMENTS = 8  # FFTs averaged per update
 AVERAGING = 0.5  # weight of the newest update in the running average
+REDUCED_SIZES = (64, 128, 256, 512)  # bins the page's overview may ask for (divisors of FFT_SIZE)
 
 
 class SpectrumMeter:
@@ -67,3 +68,12 @@ class SpectrumMeter:
         return {"bins": [round(float(v), 1) for v in self.power_db], "sample_rate": sample_rate,
                 "center_frequency": center_frequency, "peak_frequency": center_frequency + offset,
                 "peak_db": round(float(np.max(self.power_db)), 1), "updates": self.updates}
+
+    def reduced(self, bins, sample_rate, center_frequency):
+        """The spectrum in `bins` (one of REDUCED_SIZES) bins, each the strongest of the FFT bins it covers,
+        so that a narrow carrier still shows; None before any update."""
+        if self.power_db is None or not sample_rate:
+            return None
+        pooled = self.power_db.reshape(bins, FFT_SIZE // bins).max(axis=1)
+        return {"bins": [round(float(v), 1) for v in pooled], "sample_rate": sample_rate,
+                "center_frequency": center_frequency, "updates": self.updates}

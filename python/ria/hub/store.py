@@ -1,11 +1,11 @@
-"""The hub's SQLite database: registration keys and agents (secrets stored as digests only)."""
+"""The hub's SQLite database: registration keys, agents and access tokens (secrets stored as digests only)."""
 
 import json
 import math
 import sqlite3
 import time
 
-from . import credentials
+from . import credentials, roles
 
 MAX_KEY_USES = 100000
 MAX_KEY_TTL_S = 366 * 86400
@@ -30,6 +30,15 @@ CREATE TABLE IF NOT EXISTS agents (
     created_at  REAL NOT NULL,
     last_seen   REAL,
     hardware    TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS access_tokens (
+    token_id    TEXT PRIMARY KEY,
+    digest      TEXT UNIQUE NOT NULL,
+    role        TEXT NOT NULL,      -- roles.ROLES: teacher, control, view
+    agent_id    TEXT,               -- NULL: every agent
+    label       TEXT NOT NULL DEFAULT '',
+    created_at  REAL NOT NULL,
+    revoked_at  REAL
 );
 """
 
@@ -153,9 +162,12 @@ class Store:
             raise KeyError(f"no agent {agent_id}")
 
     def delete_agent(self, agent_id):
-        cur = self._db.execute("DELETE FROM agents WHERE agent_id = ?", (agent_id,))
-        if cur.rowcount == 0:
-            raise KeyError(f"no agent {agent_id}")
+        with self._db:
+            self._db.execute("BEGIN")
+            cur = self._db.execute("DELETE FROM agents WHERE agent_id = ?", (agent_id,))
+            if cur.rowcount == 0:
+                raise KeyError(f"no agent {agent_id}")
+            self._db.execute("DELETE FROM access_tokens WHERE agent_id = ?", (agent_id,))
 
     def agent_exists(self, agent_id):
         return self._db.execute("SELECT 1 FROM agents WHERE agent_id = ?", (agent_id,)).fetchone() is not None
@@ -178,3 +190,46 @@ class Store:
             self._db.execute("BEGIN")
             self._db.executemany("UPDATE agents SET last_seen = ?, hardware = ? WHERE agent_id = ?",
                                  [(t, json.dumps(hw), agent_id) for agent_id, (t, hw) in seen.items()])
+
+    # ---------------------------------------------------------------- access tokens (docs/security.md, roles)
+
+    def create_access_token(self, role, agent_id=None, label="", now=None):
+        """A new page/API token with a role, scoped to one agent or (agent_id None) to all; returns
+        (token_id, token). Raises ValueError naming what is wrong (role, agent, label)."""
+        roles.check_grant(role, agent_id)
+        if agent_id is not None and not self.agent_exists(agent_id):
+            raise ValueError(f"no agent {agent_id}")
+        if not isinstance(label, str) or len(label) > MAX_LABEL_CHARS or not label.isprintable():
+            raise ValueError(f"label must be printable text of at most {MAX_LABEL_CHARS} characters")
+        token = credentials.new_secret(roles.PREFIXES[role])
+        token_id = credentials.new_id("tok-")
+        self._db.execute("INSERT INTO access_tokens (token_id, digest, role, agent_id, label, created_at)"
+                         " VALUES (?, ?, ?, ?, ?, ?)",
+                         (token_id, credentials.digest(token), role, agent_id, label,
+                          time.time() if now is None else now))
+        return token_id, token
+
+    def access_for_token(self, token):
+        """{token_id, role, agent_id} of a live access token, or None."""
+        if not token:
+            return None
+        try:
+            token_digest = credentials.digest(token)
+        except UnicodeEncodeError:
+            return None
+        row = self._db.execute("SELECT token_id, role, agent_id FROM access_tokens WHERE digest = ?"
+                               " AND revoked_at IS NULL", (token_digest,)).fetchone()
+        return dict(row) if row else None
+
+    def list_access_tokens(self):
+        rows = self._db.execute("SELECT token_id, role, agent_id, label, created_at, revoked_at FROM access_tokens"
+                                " ORDER BY created_at").fetchall()
+        return [dict(row) for row in rows]
+
+    def revoke_access_token(self, token_id, now=None):
+        cur = self._db.execute("UPDATE access_tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL",
+                               (time.time() if now is None else now, token_id))
+        if cur.rowcount == 0:
+            if self._db.execute("SELECT 1 FROM access_tokens WHERE token_id = ?", (token_id,)).fetchone():
+                raise KeyError(f"access token {token_id} is already revoked")
+            raise KeyError(f"no access token with id {token_id}")

@@ -18,7 +18,7 @@ import itertools
 from ..wire import protocol
 from ..wire import tx as wire_tx
 from . import limits
-from .admin_api import AdminApi, _admin, _body, _error, _json
+from .admin_api import AdminApi, _body, _error, _json, _needs
 from .agent_link import new_command_id
 from .tx_session import TxSession
 from .tx_sources import SourceError, SourceStalled, Upload, make_source
@@ -79,7 +79,7 @@ class TxApi(AdminApi):
     def timeout_s(self):
         return self.hub.config.tx_answer_timeout_s
 
-    @_admin
+    @_needs("teacher")
     async def start(self, request):
         link = self._link(request)
         body = await _body(request)
@@ -142,7 +142,7 @@ class TxApi(AdminApi):
             asyncio.ensure_future(session.stop(f"no upload arrived within {limits.TX_UPLOAD_WAIT_S:g} s",
                                                as_error=True))
 
-    @_admin
+    @_needs("teacher")
     async def upload(self, request):
         """Arms the agent once the first frame of the body is in, sends the rest as the agent takes it, and
         answers when all of it went out (or the session ended): the session's state and counts."""
@@ -172,7 +172,7 @@ class TxApi(AdminApi):
                       "received_bytes": source.bytes_received, "sent_samples": session.sent, "note": source.note,
                       "session": session.as_dict()})
 
-    @_admin
+    @_needs("teacher")
     async def configure(self, request):
         link = self._link(request)
         body = await _body(request)
@@ -199,7 +199,7 @@ class TxApi(AdminApi):
             return _json(answer, 504 if "did not confirm" in error or "within" in error else 502)
         return _json(answer)
 
-    @_admin
+    @_needs("teacher")
     async def stop(self, request):
         link = self._link(request)
         await _body(request)

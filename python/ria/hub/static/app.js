@@ -1,21 +1,26 @@
-// The lab hub's live view: agents, and for the selected one a spectrum, a waterfall and session controls.
+// The lab hub's live view: an overview card per agent, and a detail view of one agent with its spectrum,
+// waterfall and session controls. What a token may do comes from /api/me (roles.py on the hub).
 "use strict";
 
-const view = { token: "", selected: null, agents: [], spectraDrawn: 0, lastSpectrumUpdate: -1, error: null };
-window.riaView = view; // read by the browser test
+const view = {
+  token: "", access: null, selected: null, agents: [], spectra: {}, miniDrawn: 0, error: null,
+  spectrum: null, lastSpectrumUpdate: -1, edited: new Set(),
+};
+window.riaView = view; // read by the browser tests
 
 const $ = (id) => document.getElementById(id);
 const mhz = (hz) => (hz / 1e6).toFixed(4) + " MHz";
+const OVERVIEW_BINS = 128;
 
 function takeToken() {
   // The token travels in the URL fragment (never sent to the server, so never in an access log) and is
   // then removed from the address bar.
   const m = location.hash.match(/token=([^&]+)/);
   if (m) {
-    sessionStorage.setItem("ria-admin-token", decodeURIComponent(m[1]));
+    sessionStorage.setItem("ria-token", decodeURIComponent(m[1]));
     history.replaceState(null, "", location.pathname);
   }
-  return sessionStorage.getItem("ria-admin-token") || "";
+  return sessionStorage.getItem("ria-token") || "";
 }
 
 async function api(method, path, body) {
@@ -25,7 +30,7 @@ async function api(method, path, body) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = await response.json().catch(() => ({}));
-  if (response.status === 401) { showSignin(); throw new Error("the admin token was refused"); }
+  if (response.status === 401) { showSignin(); throw new Error("the token was refused"); }
   if (!response.ok) throw new Error(data.error || data.detail || "HTTP " + response.status);
   return data;
 }
@@ -35,34 +40,79 @@ function showSignin() {
   $("main").hidden = true;
 }
 
-function age(t) {
-  if (!t) return "-";
-  const s = Math.max(0, Date.now() / 1000 - t);
-  return s < 90 ? s.toFixed(0) + " s ago" : new Date(t * 1000).toLocaleTimeString();
+const canControl = () => view.access && view.access.can_control;
+
+// ---------------------------------------------------------------- the overview
+
+function stateOf(a) { return a.online ? a.status : (a.status === "revoked" ? "revoked" : "offline"); }
+
+function card(a) {
+  let el = document.querySelector(`.card[data-agent-id="${CSS.escape(a.agent_id)}"]`);
+  if (!el) {
+    el = document.createElement("div");
+    el.className = "card";
+    el.dataset.agentId = a.agent_id;
+    const top = document.createElement("div");
+    top.className = "top";
+    for (const cls of ["name", "state", "tx"]) {
+      const span = document.createElement("span");
+      span.className = cls;
+      top.appendChild(span);
+    }
+    const line = document.createElement("div");
+    line.className = "line";
+    const canvas = document.createElement("canvas");
+    canvas.width = 300;
+    canvas.height = 120;
+    el.append(top, line, canvas);
+    el.addEventListener("click", () => select(a.agent_id));
+  }
+  const state = stateOf(a), s = a.stream;
+  el.querySelector(".name").textContent = a.name;
+  el.querySelector(".name").title = a.agent_id;
+  el.querySelector(".state").textContent = state;
+  el.querySelector(".state").className = "state " + state;
+  el.querySelector(".tx").textContent = ["-", "off"].includes(txState(a)) ? "" : "TX " + txState(a);
+  el.querySelector(".tx").dataset.tx = txState(a);
+  el.querySelector(".line").textContent = s && s.sample_rate
+    ? `${mhz(s.center_frequency)} · ${(s.sample_rate / 1e6).toFixed(3)} MS/s · drops ${s.dropped_samples}`
+    : (a.hardware || []).join(", ") || "-";
+  el.classList.toggle("offline", !a.online);
+  return el;
 }
 
-function renderAgents() {
-  const body = $("agents").querySelector("tbody");
-  body.replaceChildren();
-  for (const a of view.agents) {
-    const row = document.createElement("tr");
-    row.dataset.agentId = a.agent_id;
-    const state = a.online ? a.status : "offline";
-    for (const [text, cls] of [[a.name], [a.agent_id], [state, "state " + state], [txState(a), "tx"],
-                               [(a.hardware || []).join(", ") || "-"], [age(a.last_heartbeat)]]) {
-      const cell = document.createElement("td");
-      cell.textContent = text;
-      if (cls) cell.className = cls;
-      row.appendChild(cell);
-    }
-    if (a.agent_id === view.selected) row.classList.add("selected");
-    row.addEventListener("click", () => select(a.agent_id));
-    body.appendChild(row);
+function renderOverview() {
+  const cards = $("cards");
+  const wanted = view.agents.map(card);
+  if (wanted.length !== cards.children.length || wanted.some((el, i) => cards.children[i] !== el)) {
+    cards.replaceChildren(...wanted);
   }
   $("no-agents").hidden = view.agents.length > 0;
 }
 
-// TX (docs/protocol.md §6): what the agent offers, and its session as the agent reported it.
+function drawMinis() {
+  for (const a of view.agents) {
+    const el = document.querySelector(`.card[data-agent-id="${CSS.escape(a.agent_id)}"]`);
+    const spec = view.spectra[a.agent_id];
+    if (el && spec && a.stream) {
+      drawMini(el.querySelector("canvas"), spec, ...miniScale(spec.bins));
+      el.dataset.drawn = spec.updates;
+      view.miniDrawn += 1;
+    }
+  }
+}
+
+// Each card's own scale in 10 dB steps, from its median (the noise floor) to its strongest bin, so that every
+// radio's floor is dark and its carriers bright, and the scale does not flicker from one update to the next.
+function miniScale(bins) {
+  const sorted = Array.from(bins).sort((a, b) => a - b);
+  const floor = Math.floor((sorted[Math.floor(sorted.length / 2)] - 5) / 10) * 10;
+  const ref = Math.max(floor + 30, Math.ceil((sorted[sorted.length - 1] + 3) / 10) * 10);
+  return [ref, ref - floor];
+}
+
+// ---------------------------------------------------------------- TX facts (docs/protocol.md §6)
+
 function txState(a) {
   const tx = a.tx || {};
   if (tx.session) return tx.session.state;
@@ -95,104 +145,83 @@ function renderTx(a) {
   $("tx-radio").textContent = st && st.tx_center_frequency ? `${mhz(st.tx_center_frequency)}, ${st.tx_gain} dB` : "-";
 }
 
+// ---------------------------------------------------------------- the detail view
+
 function select(agentId) {
   view.selected = agentId;
   view.lastSpectrumUpdate = -1;
-  const wf = $("waterfall").getContext("2d");
-  wf.fillStyle = "#0d1117";
-  wf.fillRect(0, 0, wf.canvas.width, wf.canvas.height);
-  renderAgents();
+  view.edited.clear();
+  view.spectrum.reset();
+  $("overview").hidden = agentId !== null;
+  $("detail").hidden = agentId === null;
+  if (agentId !== null) sizeCanvases();
   renderDetail();
+  pollSpectrum();
+}
+
+function sizeCanvases() { // draw at the size shown, so that text and ticks are crisp and clicks map 1:1
+  for (const c of [$("spectrum"), $("waterfall")]) {
+    const w = Math.round(c.getBoundingClientRect().width);
+    if (w > 100 && c.width !== w) c.width = w;
+  }
+  view.spectrum.draw();
+}
+
+// The form shows the agent's actual settings (its stream_info, else its last start) unless the user is typing.
+function showSetting(id, value) {
+  const input = $(id);
+  if (view.edited.has(id) || document.activeElement === input || value === undefined || value === null) return;
+  input.value = value;
 }
 
 function renderDetail() {
   const a = view.agents.find((x) => x.agent_id === view.selected);
-  $("detail").hidden = !a;
   if (!a) return;
-  $("detail-title").textContent = `${a.name} (${a.agent_id}) — ${a.online ? a.status : "offline"}`;
+  $("detail-title").textContent = `${a.name} (${a.agent_id}) — ${stateOf(a)}`;
   const s = a.stream;
   $("f-center").textContent = s ? mhz(s.center_frequency) : "-";
   $("f-rate").textContent = s ? (s.sample_rate / 1e6).toFixed(3) + " MS/s" : "-";
+  $("f-gain").textContent = s && s.gain !== null && s.gain !== undefined ? s.gain + " dB" : "-";
+  $("f-format").textContent = s && s.sample_format ? s.sample_format : "-";
   $("f-frames").textContent = s ? s.frames : "-";
   $("f-drops").textContent = s ? s.dropped_samples : "-";
   $("f-gaps").textContent = s ? s.gaps : "-";
   $("f-error").hidden = !a.last_error;
   $("f-error").textContent = a.last_error ? a.last_error.message : "";
   renderTx(a);
+  if (s) {
+    showSetting("c-freq", s.center_frequency ? String(+(s.center_frequency / 1e6).toFixed(6)) : null);
+    showSetting("c-rate", s.sample_rate ? String(+(s.sample_rate / 1e6).toFixed(6)) : null);
+    showSetting("c-gain", typeof s.gain === "number" ? String(s.gain) : null);
+  }
   if (!$("c-device").value && a.hardware && a.hardware.length) $("c-device").placeholder = a.hardware[0];
 }
 
-function color(t) { // 0..1 -> a dark-blue to yellow ramp
-  const r = Math.round(255 * Math.min(1, Math.max(0, 1.8 * t - 0.5)));
-  const g = Math.round(255 * Math.min(1, Math.max(0, 1.6 * t - 0.15)));
-  const b = Math.round(255 * Math.min(1, Math.max(0, 0.45 + t * 0.9 - Math.max(0, t - 0.6) * 2.2)));
-  return [r, g, b];
-}
-
-function drawSpectrum(spec) {
-  const bins = spec.bins;
-  const lo = Math.min(...bins), hi = Math.max(...bins);
-  const floor = lo, span = Math.max(hi - lo, 10);
-  const c = $("spectrum").getContext("2d");
-  const w = c.canvas.width, h = c.canvas.height;
-  c.fillStyle = "#0d1117";
-  c.fillRect(0, 0, w, h);
-  c.strokeStyle = "#30363d";
-  for (let i = 1; i < 4; i++) { c.beginPath(); c.moveTo(0, h * i / 4); c.lineTo(w, h * i / 4); c.stroke(); }
-  c.strokeStyle = "#58d68d";
-  c.beginPath();
-  bins.forEach((v, i) => {
-    const x = i * w / bins.length, y = h - 8 - (v - floor) / span * (h - 24);
-    if (i === 0) c.moveTo(x, y); else c.lineTo(x, y);
-  });
-  c.stroke();
-  c.fillStyle = "#c9d1d9";
-  c.font = "12px sans-serif";
-  c.fillText(`${mhz(spec.center_frequency - spec.sample_rate / 2)}`, 4, 14);
-  c.fillText(`${mhz(spec.center_frequency + spec.sample_rate / 2)}`, w - 100, 14);
-  c.fillText(`peak ${mhz(spec.peak_frequency)}  ${spec.peak_db.toFixed(1)} dB`, w / 2 - 80, 14);
-
-  const wf = $("waterfall").getContext("2d");
-  const ww = wf.canvas.width, wh = wf.canvas.height;
-  wf.drawImage(wf.canvas, 0, 0, ww, wh - 1, 0, 1, ww, wh - 1); // scroll down one row
-  const row = wf.createImageData(ww, 1);
-  for (let x = 0; x < ww; x++) {
-    const v = bins[Math.floor(x * bins.length / ww)];
-    const [r, g, b] = color((v - floor) / span);
-    row.data.set([r, g, b, 255], x * 4);
-  }
-  wf.putImageData(row, 0, 0);
-  $("f-peak").textContent = mhz(spec.peak_frequency);
-  view.spectraDrawn += 1;
-}
-
-async function pollAgents() {
-  try {
-    view.agents = (await api("GET", "/api/agents")).agents;
-    $("hub-state").textContent = `${view.agents.filter((a) => a.online).length} of ${view.agents.length} agents online`;
-    if (!view.selected) {
-      const first = view.agents.find((a) => a.online && a.status === "streaming") || view.agents.find((a) => a.online);
-      if (first) select(first.agent_id);
-    }
-    renderAgents();
-    renderDetail();
-  } catch (e) {
-    $("hub-state").textContent = "hub unreachable: " + e.message;
-  }
-}
-
 async function pollSpectrum() {
-  if (!view.selected) return;
+  const agentId = view.selected;
+  if (!agentId) return;
   try {
-    const data = await api("GET", `/api/agents/${view.selected}/spectrum`);
-    if (data.spectrum && data.spectrum.updates !== view.lastSpectrumUpdate) {
+    const data = await api("GET", `/api/agents/${encodeURIComponent(agentId)}/spectrum`);
+    if (agentId === view.selected && data.spectrum && data.spectrum.updates !== view.lastSpectrumUpdate) {
       view.lastSpectrumUpdate = data.spectrum.updates;
-      drawSpectrum(data.spectrum);
+      view.spectrum.update(data.spectrum);
+      $("f-peak").textContent = mhz(data.spectrum.peak_frequency);
+      showDisplay();
     }
   } catch (e) { /* the agent went offline; the agents poll shows it */ }
 }
 
-async function control(action) {
+function showDisplay() {
+  const sv = view.spectrum;
+  if (document.activeElement !== $("d-ref") && sv.ref !== null) $("d-ref").value = sv.ref;
+  if (document.activeElement !== $("d-range")) $("d-range").value = sv.range;
+  $("d-zoom").value = String(sv.zoom);
+}
+
+// ---------------------------------------------------------------- controls
+
+async function control(action, radioConfig) {
+  const agentId = view.selected;
   const rc = {};
   const device = $("c-device").value.trim();
   const freq = parseFloat($("c-freq").value) * 1e6, rate = parseFloat($("c-rate").value) * 1e6;
@@ -201,32 +230,104 @@ async function control(action) {
   if (isFinite(freq)) rc.center_frequency = freq;
   if (action === "start" && isFinite(rate)) rc.sample_rate = rate;
   if (action === "start" && isFinite(gain)) rc.gain = gain;
-  const body = action === "stop" ? {} : { radio_config: action === "configure" ? { center_frequency: freq } : rc };
+  const body = action === "stop" ? {} : { radio_config: radioConfig || (action === "configure"
+    ? { center_frequency: freq } : rc) };
   $("c-result").textContent = action + "…";
   try {
-    const r = await api("POST", `/api/agents/${view.selected}/${action}`, body);
+    const r = await api("POST", `/api/agents/${encodeURIComponent(agentId)}/${action}`, body);
     $("c-result").textContent = `${action}: ${r.error ? r.error : "done"} (ack ${r.acked})`;
   } catch (e) {
     $("c-result").textContent = `${action} failed: ${e.message}`;
   }
+  view.edited.clear();
   pollAgents();
 }
 
-function main() {
+function tuneTo(hz) {
+  if (!canControl() || !view.selected) return;
+  view.edited.delete("c-freq");
+  $("c-freq").value = String(+(hz / 1e6).toFixed(6));
+  view.lastTune = hz;
+  control("configure", { center_frequency: hz });
+}
+
+function wireDisplay() {
+  const sv = view.spectrum;
+  $("d-ref").addEventListener("change", () => {
+    const v = parseFloat($("d-ref").value);
+    if (isFinite(v)) { sv.ref = v; sv.draw(); }
+  });
+  $("d-range").addEventListener("change", () => {
+    const v = parseFloat($("d-range").value);
+    if (isFinite(v)) { sv.range = Math.max(10, Math.min(160, v)); sv.draw(); }
+  });
+  $("d-auto").addEventListener("click", () => { sv.autoScale(); sv.draw(); showDisplay(); });
+  $("d-zoom").addEventListener("change", () => sv.setZoom(Number($("d-zoom").value)));
+  $("d-avg").addEventListener("change", () => { sv.averaging = Number($("d-avg").value); });
+  $("d-peak").addEventListener("change", () => { sv.peakHold = $("d-peak").checked; sv.resetPeak(); sv.draw(); });
+  $("d-peak-reset").addEventListener("click", () => { sv.resetPeak(); sv.draw(); });
+  for (const id of ["c-freq", "c-rate", "c-gain"]) $(id).addEventListener("input", () => view.edited.add(id));
+}
+
+// ---------------------------------------------------------------- polling
+
+async function pollAgents() {
+  try {
+    view.agents = (await api("GET", "/api/agents")).agents;
+    $("hub-state").textContent = `${view.agents.filter((a) => a.online).length} of ${view.agents.length} agents online`;
+    if (!view.selected && view.access.agent_id && view.agents.length === 1) select(view.agents[0].agent_id);
+    renderOverview();
+    renderDetail();
+  } catch (e) {
+    $("hub-state").textContent = "hub unreachable: " + e.message;
+  }
+}
+
+async function pollSpectra() {
+  if (view.selected) return;
+  try {
+    view.spectra = (await api("GET", `/api/spectra?bins=${OVERVIEW_BINS}`)).spectra;
+    drawMinis();
+  } catch (e) { /* shown by the agents poll */ }
+}
+
+function describe(access) {
+  const scope = access.agent_id ? ` (agent ${access.agent_id})` : "";
+  return { admin: "admin", teacher: "teacher", control: "control" + scope, view: "view-only" + scope }[access.role];
+}
+
+async function main() {
   view.token = takeToken();
   $("signin-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    sessionStorage.setItem("ria-admin-token", $("token-input").value.trim());
+    sessionStorage.setItem("ria-token", $("token-input").value.trim());
     location.reload();
   });
   if (!view.token) { showSignin(); return; }
+  try {
+    view.access = await api("GET", "/api/me");
+  } catch (e) {
+    $("hub-state").textContent = "hub unreachable: " + e.message;
+    return;
+  }
   $("main").hidden = false;
+  $("role").textContent = describe(view.access);
+  $("controls").hidden = !canControl();
+  $("view-only").hidden = canControl();
+  $("tune-hint").hidden = !canControl();
+  view.spectrum = new SpectrumView($("spectrum"), $("waterfall"), tuneTo);
+  wireDisplay();
   $("b-start").addEventListener("click", () => control("start"));
   $("b-retune").addEventListener("click", () => control("configure"));
   $("b-stop").addEventListener("click", () => control("stop"));
-  pollAgents();
+  $("b-back").addEventListener("click", () => { select(null); renderOverview(); pollSpectra(); });
+  window.addEventListener("resize", () => { if (view.selected) sizeCanvases(); });
+  await pollAgents();
+  pollSpectra();
   setInterval(pollAgents, 1000);
+  setInterval(pollSpectra, 500);
   setInterval(pollSpectrum, 250);
+  view.ready = true;
 }
 
 main();

@@ -1,0 +1,51 @@
+"""`ria_hub.py tokens`: page and API links with a role (roles.py) for a teacher or a student.
+
+Works on the hub's database directly, like `keys`, so the hub need not be running; a token works at once.
+"""
+
+import sys
+import time
+
+from . import roles
+from .limits import printable
+
+
+def add_parsers(sub, store_for):
+    p = sub.add_parser("tokens", help="page/API links with a role: teacher (all), control (one agent), "
+                                      "view (read-only)")
+    tokens = p.add_subparsers(dest="tokens_command", required=True)
+    t = tokens.add_parser("create", help="a new token, printed once with the page link that signs in with it")
+    t.add_argument("--role", required=True, choices=roles.ROLES,
+                   help="teacher: control every agent; control: one agent; view: look, never change")
+    t.add_argument("--agent", dest="agent_id", help="the one agent it is for (needed for control; optional for view)")
+    t.add_argument("--label", default="", help="a note for the list, e.g. 'Alice, bench 3'")
+    tokens.add_parser("list", help="all tokens with their role, agent and state")
+    t = tokens.add_parser("revoke", help="refuse a token from now on")
+    t.add_argument("token_id")
+    p.set_defaults(run=lambda args: run(args, store_for(args)))
+
+
+def run(args, store):
+    try:
+        if args.tokens_command == "create":
+            token_id, token = store.create_access_token(args.role, args.agent_id, args.label)
+            scope = f"agent {args.agent_id}" if args.agent_id else "every agent"
+            print(f"{args.role} token {token_id} for {scope}; it is shown only now:")
+            print(token)
+            print(f"page link: {args.hub.rstrip('/')}/#token={token}")
+        elif args.tokens_command == "list":
+            print(f"{'TOKEN ID':<18} {'ROLE':<8} {'AGENT':<20} {'STATE':<8} {'CREATED':<20} LABEL")
+            for row in store.list_access_tokens():
+                created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["created_at"]))
+                state = "revoked" if row["revoked_at"] else "valid"
+                print(f"{row['token_id']:<18} {row['role']:<8} {row['agent_id'] or 'all':<20} {state:<8} "
+                      f"{created:<20} {printable(row['label'], 200)}")
+        elif args.tokens_command == "revoke":
+            store.revoke_access_token(args.token_id)
+            print(f"revoked {args.token_id}")
+    except (KeyError, ValueError) as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return 0
