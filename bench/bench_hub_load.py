@@ -78,7 +78,9 @@ def rss_mb(pid):
 
 def run(folder, idle, stream, frame_samples, fmt, rate, zmq, duration, tokens_file):
     endpoint = "tcp://127.0.0.1:*" if zmq else ""  # with no subscriber: the cost of publishing itself
-    hub = Process(python(HUB_APP, "--data-dir", os.path.join(folder, "hub"), "serve", "--port", "0", "--zmq", endpoint))
+    # every generated agent comes from 127.0.0.1: lift the per-client cap that would refuse the 65th
+    hub = Process(python(HUB_APP, "--data-dir", os.path.join(folder, "hub"), "serve", "--port", "0", "--zmq", endpoint,
+                         "--max-connections", "4096", "--max-per-client", "4096"))
     try:
         url = hub.wait_line(r"listening on (http://[^\s;]+)").group(1)
         generator = subprocess.Popen(

@@ -15,11 +15,12 @@ run() {
     echo $(($(date +%s) - start)) >"$out/$name.seconds"
 }
 cp "$deb" "$root/tmp/"
+# `apt` deletes what it downloaded; keep it, so the test can cache it for the next run (mmdebstrap's sync-out)
+echo 'Binary::apt::APT::Keep-Downloaded-Packages "true";' >"$root/etc/apt/apt.conf.d/99gr-ria-test-cache"
 cp "$grc" "$root/tmp/example.grc"
 run install sh -c "cd /tmp && apt install -y ./$(basename "$deb")"
 run python python3 -c 'import gnuradio.ria as m; print(m.__file__); from gnuradio import ria; print(ria.sdr_source("driver=riasim").state())'
 run detect ria_agent.py detect --simulator
-run soapy SoapySDRUtil --find=driver=riasim
 run user id ria-agent
 run state stat -c '%U %a' /var/lib/ria-agent
 run unregistered runuser -u ria-agent -- ria_agent.py --config /var/lib/ria-agent/agent.json run
