@@ -17,6 +17,8 @@ run() {
 cp "$deb" "$root/tmp/"
 # `apt` deletes what it downloaded; keep it, so the test can cache it for the next run (mmdebstrap's sync-out)
 echo 'Binary::apt::APT::Keep-Downloaded-Packages "true";' >"$root/etc/apt/apt.conf.d/99gr-ria-test-cache"
+# a throw-away root: no fsync after every file (as Debian's container images do)
+echo force-unsafe-io >"$root/etc/dpkg/dpkg.cfg.d/gr-ria-test-unsafe-io"
 cp "$grc" "$root/tmp/example.grc"
 run install sh -c "cd /tmp && apt install -y ./$(basename "$deb")"
 run python python3 -c 'import gnuradio.ria as m; print(m.__file__); from gnuradio import ria; print(ria.sdr_source("driver=riasim").state())'
