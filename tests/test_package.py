@@ -188,3 +188,4 @@ def test_purge_removes_the_package_and_the_agents_credentials(clean_root):
 def tools():
     missing = [t for t in ("cpack", "dpkg-shlibdeps", "mmdebstrap", "systemd-analyze") if not shutil.which(t)]
     assert not missing, f"{missing}: scripts/setup.sh installs them"
+    assert os.geteuid() == 0, "the clean root is made with mmdebstrap --mode=root and chroot: run the tests as root"
