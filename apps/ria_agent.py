@@ -19,6 +19,10 @@ import logging
 import os
 import sys
 
+# sysexits.h EX_CONFIG: the settings are wrong, so running again cannot help. The packaged systemd unit does not
+# restart on it (RestartPreventExitStatus), where it used to restart every 5 s forever.
+EX_CONFIG = 78
+
 
 def cmd_register(args):
     from gnuradio.ria.agent.registration import RegistrationError, register
@@ -53,6 +57,9 @@ def cmd_detect(args):
     print(f"SoapySDR drivers installed: {', '.join(names) or 'none'}")
     if not args.simulator and "riasim" in names:
         print("the simulated radio (riasim) is installed but not offered: add --simulator to offer it")
+    if not any(d["driver"] == "rtlsdr" for d in found) and os.path.isdir("/sys/module/dvb_usb_rtl28xxu"):
+        print("the kernel's DVB-T driver dvb_usb_rtl28xxu is loaded: it claims RTL-SDR dongles before SoapySDR can; "
+              "blacklist it (docs/operations.md, 'USB radios')")
     return 0
 
 
@@ -65,7 +72,7 @@ def cmd_run(args):
         return service.run(args)
     except (service.SettingsError, ConfigError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EX_CONFIG
 
 
 def cmd_demo(args):

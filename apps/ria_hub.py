@@ -15,6 +15,9 @@ Typical lab:
   ria_hub.py tokens create --role view --agent AGENT   # a student's view-only link (control: may retune it)
   ria_hub.py revoke-token AGENT / delete-agent AGENT   # lock an agent out at once
 
+--data-dir, --hub and --json go before or after the command. Commands find the hub serving from DATA_DIR by
+themselves (serve writes its URL to DATA_DIR/hub.url); they print text for people, JSON with --json.
+
 Keys and agents live in DATA_DIR/hub.sqlite (secrets only as digests); the admin token that the API,
 the CLI and the page need is in DATA_DIR/admin_token.
 """
@@ -29,15 +32,13 @@ import signal
 import sys
 import time
 
-from gnuradio.ria.hub import tokens_cli, tx_cli
+from gnuradio.ria.hub import addresses, cli_args, session_cli, tokens_cli, tx_cli
 from gnuradio.ria.hub.client import HubClient, HubError
 from gnuradio.ria.hub.limits import printable
 from gnuradio.ria.hub.listener import ConnectionLimits, parse_proxies
 from gnuradio.ria.hub.server import HubConfig, admin_token, serve
 from gnuradio.ria.hub.store import Store
 
-DEFAULT_DATA_DIR = os.path.join("~", ".ria", "hub")
-DEFAULT_URL = "http://127.0.0.1:8600"
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -70,10 +71,23 @@ def cmd_serve(args):
                        register_limit=args.register_limit, connection_limits=limits, idle_timeout_s=args.idle_timeout,
                        tx_answer_timeout_s=args.tx_timeout)
 
+    written = []
+
     def ready(hub, url):
-        zmq = f"; IQ republished on {hub.republisher.endpoint} (topic = agent id)" if hub.republisher else ""
-        print(f"ria hub listening on {url}{zmq}", flush=True)
-        print(f"  page: {url}/  (admin token: {config.admin_token_path}, or `ria_hub.py page-url`)", flush=True)
+        port = int(url.rsplit(":", 1)[1])
+        local = addresses.url(addresses.local_host(args.host), port)  # before the banner: a reader may act on it
+        cli_args.write_url(config.data_dir, local)
+        written.append(local)
+        hosts = addresses.reachable_hosts(args.host)
+        urls = [addresses.url(h, port) for h in hosts]
+        zmq = hub.republisher.endpoint if hub.republisher else ""
+        if zmq and args.host in addresses.WILDCARDS:
+            zmq = zmq.replace("://0.0.0.0:", f"://{hosts[0]}:", 1).replace("://*:", f"://{hosts[0]}:", 1)
+        zmq = f"; IQ republished on {zmq} (topic = agent id)" if zmq else ""
+        print(f"ria hub listening on {urls[0]}{zmq}", flush=True)
+        if len(urls) > 1:
+            print(f"  on all addresses: also {', '.join(urls[1:])}", flush=True)
+        print(f"  page: {urls[0]}/  (admin token: {config.admin_token_path}, or `ria_hub.py page-url`)", flush=True)
 
     async def main():
         task = asyncio.current_task()
@@ -93,6 +107,9 @@ def cmd_serve(args):
     except OSError as e:
         print(f"error: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
         return 2
+    finally:
+        for url in written:
+            cli_args.remove_url(config.data_dir, url)
     print("ria hub stopped", flush=True)
     return 0
 
@@ -109,10 +126,16 @@ def cmd_keys(args):
         if args.keys_command == "create":
             uses = None if args.reusable else args.uses
             key_id, key = store.create_key(uses=uses, ttl_s=args.ttl, label=args.label)
+            if args.json:
+                print(json.dumps({"key_id": key_id, "key": key, "uses": uses, "ttl_s": args.ttl}, indent=2))
+                return 0
             limits = "reusable" if uses is None else f"{uses} use{'s' if uses != 1 else ''}"
             expiry = f", expires in {args.ttl:.0f} s" if args.ttl else ""
             print(f"registration key {key_id} ({limits}{expiry}); it is shown only now:")
             print(key)
+        elif args.keys_command == "list" and args.json:
+            print(json.dumps([{k: v for k, v in row.items() if k != "digest"} for row in store.list_keys()],
+                             indent=2))
         elif args.keys_command == "list":
             print(f"{'KEY ID':<18} {'STATE':<17} {'USES':<9} {'EXPIRES':<20} LABEL")
             for row in store.list_keys():
@@ -132,63 +155,23 @@ def cmd_keys(args):
 
 
 def client_for(args):
-    return HubClient(args.hub, admin_token(HubConfig(args.data_dir)))
+    """The API client for the hub of --hub, or of the hub serving from DATA_DIR (DATA_DIR/hub.url)."""
+    try:
+        args.hub, source = cli_args.hub_url(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return HubClient(args.hub, admin_token(HubConfig(args.data_dir)),
+                     where=source if source.endswith(cli_args.URL_FILE) else "")
 
 
-def radio_config(args):
-    rc = {}
-    for flag, key in (("device", "device"), ("freq", "center_frequency"), ("rate", "sample_rate"),
-                      ("gain", "gain"), ("bandwidth", "bandwidth"), ("antenna", "antenna"),
-                      ("buffer_size", "buffer_size"), ("sample_format", "sample_format")):
-        value = getattr(args, flag, None)
-        if value is not None:
-            rc[key] = value
-    return rc
-
-
-def cmd_api(args):
+def cmd_agent_admin(args):
     client = client_for(args)
     try:
-        if args.command == "agents":
-            agents = client.agents()
-            if args.json:
-                print(json.dumps(agents, indent=2))
-                return 0
-            print(f"{'AGENT':<20} {'NAME':<16} {'STATE':<10} {'TX':<13} {'HARDWARE':<16} LAST HEARTBEAT")
-            for a in agents:
-                state = a["status"] if a["online"] or a["status"] == "revoked" else "offline"
-                seen = time.strftime("%H:%M:%S", time.localtime(a["last_heartbeat"])) if a["last_heartbeat"] else "-"
-                name, hardware = printable(a["name"], 16), printable(",".join(a["hardware"]), 16)
-                print(f"{printable(a['agent_id'], 20):<20} {name:<16} {state:<10} {tx_column(a):<13} {hardware:<16} "
-                      f"{seen}")
-            return 0
-        if args.command in ("delete-agent", "revoke-token"):
-            return agent_admin(args, client)
-        if args.command == "start":
-            result = client.start(args.agent_id, radio_config(args), app_id=args.app_id, record=args.record)
-        elif args.command == "stop":
-            result = client.stop(args.agent_id)
-        elif args.command == "configure":
-            rc = radio_config(args)
-            if not rc:
-                print("error: configure needs at least one setting, e.g. --freq 101e6", file=sys.stderr)
-                return 2
-            result = client.configure(args.agent_id, rc)
-        elif args.command == "record":
-            result = client.record(args.agent_id, args.state == "on")
-        print(json.dumps(result, indent=2))
+        return agent_admin(args, client)
     except HubError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    return 0
-
-
-def tx_column(agent):
-    tx = agent.get("tx") or {}
-    if tx.get("session"):
-        return printable(tx["session"]["state"], 13)
-    caps = tx.get("caps") or {}
-    return "unreadable" if caps.get("error") else "offered" if caps.get("tx_enabled") else "-"
 
 
 def agent_admin(args, client):
@@ -218,31 +201,22 @@ def agent_admin(args, client):
 
 
 def cmd_page_url(args):
-    print(f"{args.hub.rstrip('/')}/#token={admin_token(HubConfig(args.data_dir))}")
+    try:
+        url, _ = cli_args.hub_url(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{url.rstrip('/')}/#token={admin_token(HubConfig(args.data_dir))}")
     return 0
-
-
-def add_radio_flags(p, with_device):
-    if with_device:
-        p.add_argument("--device", help="mock, rtlsdr, hackrf, pluto, usrp, bladerf, airspy, lime or SoapySDR args "
-                       "(default: the first device in the agent's heartbeat)")
-    p.add_argument("--freq", type=float, help="center frequency in Hz")
-    p.add_argument("--rate", type=float, help="sample rate in S/s")
-    p.add_argument("--gain", type=float, help="gain in dB")
-    p.add_argument("--bandwidth", type=float, help="analog bandwidth in Hz")
-    p.add_argument("--antenna", help="antenna name")
-    p.add_argument("--buffer-size", type=int, dest="buffer_size", help="samples per binary frame")
-    p.add_argument("--sample-format", dest="sample_format", choices=("cf32", "cs16", "cs8"))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ria_hub.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=f"hub database and tokens (default {DEFAULT_DATA_DIR})")
-    parser.add_argument("--hub", default=DEFAULT_URL, help=f"URL of the running hub, for API commands (default {DEFAULT_URL})")
-    sub = parser.add_subparsers(dest="command", required=True)
+    cli_args.global_options(parser)
+    commands = cli_args.Commands(parser)  # a command: commands.add_parser(NAME, run=FUNCTION, help=...)
 
-    p = sub.add_parser("serve", help="run the hub")
+    p = commands.add_parser("serve", run=cmd_serve, help="run the hub")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
     p.add_argument("--port", type=int, default=8600, help="TCP port (0: any free port)")
     p.add_argument("--zmq", default="tcp://127.0.0.1:5600",
@@ -260,10 +234,9 @@ def main(argv=None):
                    help="seconds a kept-alive HTTP connection may wait for its next request (default 30)")
     p.add_argument("--tx-timeout", type=duration, default=10.0, dest="tx_timeout",
                    help="seconds an agent has to answer tx_start, tx_stop and tx_configure (default 10)")
-    p.set_defaults(run=cmd_serve)
 
-    p = sub.add_parser("keys", help="registration keys: create, list, revoke")
-    keys = p.add_subparsers(dest="keys_command", required=True)
+    p = commands.add_parser("keys", run=cmd_keys, help="registration keys: create, list, revoke")
+    keys = commands.nested(p, "keys_command")
     k = keys.add_parser("create", help="a new key, printed once")
     group = k.add_mutually_exclusive_group()
     group.add_argument("--uses", type=int, default=1, help="how many agents may register with it (default 1)")
@@ -271,39 +244,16 @@ def main(argv=None):
     k.add_argument("--ttl", type=duration, help="valid for this long: 90s, 30m, 2h, 7d (default: no expiry)")
     k.add_argument("--label", default="", help="a note for the list, e.g. 'lab 3, group B'")
     keys.add_parser("list", help="all keys with their state")
-    k = keys.add_parser("revoke", help="refuse a key from now on")
-    k.add_argument("key_id")
-    p.set_defaults(run=cmd_keys)
+    keys.add_parser("revoke", help="refuse a key from now on").add_argument("key_id")
 
-    p = sub.add_parser("agents", help="registered agents, online or not")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(run=cmd_api)
-    p = sub.add_parser("start", help="start a session on an agent (waits for its answer)")
-    p.add_argument("agent_id")
-    p.add_argument("--app-id", dest="app_id")
-    p.add_argument("--record", action="store_true", help="record the session as SigMF in DATA_DIR/recordings")
-    add_radio_flags(p, True)
-    p.set_defaults(run=cmd_api)
-    p = sub.add_parser("stop", help="stop an agent's session")
-    p.add_argument("agent_id")
-    p.set_defaults(run=cmd_api)
-    p = sub.add_parser("configure", help="retune a streaming agent")
-    p.add_argument("agent_id")
-    add_radio_flags(p, False)
-    p.set_defaults(run=cmd_api)
-    p = sub.add_parser("record", help="start or stop a SigMF recording of an agent's session")
-    p.add_argument("agent_id")
-    p.add_argument("state", choices=("on", "off"))
-    p.set_defaults(run=cmd_api)
+    session_cli.add_parsers(commands, client_for)
     for name, what in (("delete-agent", "remove an agent: its token stops working and its connection closes"),
                        ("revoke-token", "lock an agent out (it stays listed; register it again to let it back)")):
-        p = sub.add_parser(name, help=what)
-        p.add_argument("agent_id")
-        p.set_defaults(run=cmd_api)
-    tx_cli.add_parsers(sub, client_for)
-    tokens_cli.add_parsers(sub, store_for)
-    p = sub.add_parser("page-url", help="print the live view's URL with the admin token in its fragment")
-    p.set_defaults(run=cmd_page_url)
+        commands.add_parser(name, run=cmd_agent_admin, help=what).add_argument("agent_id")
+    tx_cli.add_parsers(commands, client_for)
+    tokens_cli.add_parsers(commands, store_for)
+    commands.add_parser("page-url", run=cmd_page_url, help="print the live view's URL with the admin token in its "
+                        "fragment")
 
     args = parser.parse_args(argv)
     if getattr(args, "uses", 1) < 1:

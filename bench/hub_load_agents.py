@@ -64,19 +64,36 @@ async def idle_agent(url, agent_id, token, interval, stop, counters):
     writer.close()
 
 
-async def streaming_agent(url, agent_id, token, payload, stop, counters):
+BYTES_PER_SAMPLE = {"cf32": 8, "cs16": 4, "cs8": 2}
+
+
+async def streaming_agent(url, agent_id, token, payload, stop, counters, sample_format="cf32", rate=0.0):
+    """Streams frames as fast as the hub takes them, or paced at `rate` samples per second."""
     _, writer = await connect(url, agent_id, token)
     counters["connected"] += 1
     writer.write(heartbeat("streaming", "load"))
     info = {"type": "stream_info", "app_id": "load", "sample_rate": 10e6, "center_frequency": 100e6, "gain": 0,
-            "sample_format": "cf32", "sample_index": 0}
+            "sample_format": sample_format, "sample_index": 0}
+    if rate:
+        info["sample_rate"] = rate
     writer.write(frame(0x1, json.dumps(info).encode()))
     data = frame(0x2, payload)
-    nsamples = len(payload) // 8
-    next_beat = time.monotonic() + 1.0
+    nsamples = len(payload) // BYTES_PER_SAMPLE[sample_format]
+    start = next_beat = time.monotonic()
+    next_beat += 1.0
+    sent = 0
     while not stop.is_set():
+        if rate:
+            ahead = start + sent / rate - time.monotonic()
+            if ahead > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), ahead)
+                    break
+                except asyncio.TimeoutError:
+                    pass
         writer.write(data)
         await writer.drain()
+        sent += nsamples
         counters["samples"] += nsamples
         if time.monotonic() >= next_beat:
             writer.write(heartbeat("streaming", "load"))
@@ -90,11 +107,14 @@ async def main(args):
     stop = asyncio.Event()
     counters = {"connected": 0, "heartbeats": 0, "samples": 0}
     rng = np.random.default_rng(1)
-    payload = (rng.standard_normal(2 * args.frame_samples).astype(np.float32) * 0.1).tobytes()
+    iq = rng.standard_normal(2 * args.frame_samples) * 0.1
+    payload = {"cf32": lambda: iq.astype(np.float32), "cs16": lambda: (iq * 32767).astype(np.int16),
+               "cs8": lambda: (iq * 127).astype(np.int8)}[args.format]().tobytes()
     tasks = []
     for i, (agent_id, token) in enumerate(agents):
         if i < args.stream:
-            tasks.append(asyncio.create_task(streaming_agent(args.url, agent_id, token, payload, stop, counters)))
+            tasks.append(asyncio.create_task(streaming_agent(args.url, agent_id, token, payload, stop, counters,
+                                                               args.format, args.rate)))
         else:
             tasks.append(asyncio.create_task(idle_agent(args.url, agent_id, token, args.interval, stop, counters)))
             if i % 50 == 0:
@@ -115,5 +135,7 @@ if __name__ == "__main__":
     p.add_argument("--stream", type=int, default=0)
     p.add_argument("--frame-samples", type=int, default=65536)
     p.add_argument("--interval", type=float, default=1.0)
+    p.add_argument("--format", choices=sorted(BYTES_PER_SAMPLE), default="cf32")
+    p.add_argument("--rate", type=float, default=0.0, help="samples per second per streaming agent (0: flat out)")
     p.add_argument("--duration", type=float, default=10.0)
     asyncio.run(main(p.parse_args()))

@@ -91,7 +91,18 @@ def test_run_without_a_radio_offers_nothing_and_never_the_simulator_unasked(hub,
 def test_run_names_the_simulator_only_with_simulator():
     result = run_app(AGENT_APP, "--config", "/nonexistent/agent.json", "run", "--url", "ws://127.0.0.1:9/x",
                      "--token", "t", "--hardware", "mock")
-    assert result.returncode == 2 and "add --simulator to offer it" in result.stderr, result.stderr
+    assert result.returncode == 78 and "add --simulator to offer it" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("mode,who", [(0o644, "everyone"), (0o640, "its group")])
+def test_a_config_file_others_can_read_is_refused_with_the_fix(tmp_path, mode, who):
+    config = tmp_path / "agent.json"
+    config.write_text('{"hub_url": "http://127.0.0.1:9", "agent_id": "agent-1", "token": "tok-SECRET-4711"}')
+    config.chmod(mode)
+    result = run_app(AGENT_APP, "--config", str(config), "run", "--simulator")
+    assert result.returncode == 78, result.stderr  # EX_CONFIG: the packaged unit does not restart on it
+    assert f"holds the agent's token and is readable by {who} (mode 0{mode:o})" in result.stderr
+    assert f"chmod 600 {config}" in result.stderr and "tok-SECRET-4711" not in result.stderr + result.stdout
 
 
 def test_help_teaches_the_first_steps():

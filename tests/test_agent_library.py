@@ -24,6 +24,20 @@ def test_config_is_private_and_keeps_unknown_keys(tmp_path, monkeypatch):
     assert config.load() == data
 
 
+def test_config_with_a_token_others_can_read_is_refused_and_register_makes_it_private(tmp_path):
+    path = tmp_path / "agent.json"
+    path.write_text(json.dumps({"hub_url": "http://hub:8000", "token": "t0k"}))
+    path.chmod(0o604)
+    with pytest.raises(config.ConfigError, match=r"readable by everyone \(mode 0604\).*chmod 600"):
+        config.load(str(path))
+    config.save({"agent_id": "a2"}, str(path))  # what `register` does: rewritten 0600, keys kept
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert config.load(str(path)) == {"hub_url": "http://hub:8000", "token": "t0k", "agent_id": "a2"}
+    path.chmod(0o644)
+    path.write_text(json.dumps({"name": "no token here"}))
+    assert config.load(str(path)) == {"name": "no token here"}  # nothing secret: nothing to refuse
+
+
 def test_broken_config_file_is_named(tmp_path):
     bad = tmp_path / "agent.json"
     bad.write_text("{oops")

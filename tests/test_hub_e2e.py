@@ -176,7 +176,7 @@ def test_hub_health_and_metrics(lab):
 
 def test_agent_run_without_registration_says_what_to_do(tmp_path):
     result = run_app(AGENT_APP, "--config", str(tmp_path / "none.json"), "run")
-    assert result.returncode == 2 and "ria_agent.py register" in result.stderr
+    assert result.returncode == 78 and "ria_agent.py register" in result.stderr
 
 
 def test_silent_agent_goes_offline_after_three_missed_heartbeats(lab):
@@ -208,15 +208,15 @@ def test_hub_cli_lists_starts_retunes_and_stops(lab, serial):
     listing = lab.hub_cli("agents")
     assert listing.returncode == 0 and f"{agent_id}" in listing.stdout and "idle" in listing.stdout
     started = lab.hub_cli("start", agent_id, "--device", f"driver=riasim,serial={serial}", "--freq", "100e6",
-                          "--rate", str(RATE), "--sample-format", "cs16")
+                          "--rate", str(RATE), "--sample-format", "cs16", "--json")
     assert started.returncode == 0 and json.loads(started.stdout)["status"] == "streaming"
-    retuned = lab.hub_cli("configure", agent_id, "--freq", "100.02e6")
+    retuned = lab.hub_cli("configure", agent_id, "--freq", "100.02e6", "--json")
     assert retuned.returncode == 0 and json.loads(retuned.stdout)["acked"] is True
     view = lab.wait_spectrum(agent_id, lambda v: v["spectrum"]["center_frequency"] == 100.02e6)
     assert peak_near(view, EMITTER) and view["stream"]["sample_format"] == "cs16"
     refused = lab.hub_cli("configure", agent_id, "--rate", "1e12")
     assert refused.returncode == 1 and "sample_rate" in refused.stderr
-    stopped = lab.hub_cli("stop", agent_id)
+    stopped = lab.hub_cli("--json", "stop", agent_id)
     assert stopped.returncode == 0 and json.loads(stopped.stdout)["status"] == "idle"
     offline = lab.hub_cli("start", "agent-missing")
     assert offline.returncode == 1 and "no agent agent-missing" in offline.stderr

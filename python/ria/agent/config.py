@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 import tempfile
 
 FIELDS = ("hub_url", "agent_id", "token", "name")
@@ -18,24 +19,37 @@ def path():
 
 
 def load(file=None):
-    """The saved config as a dict ({} when there is none). Raises ConfigError naming the file."""
+    """The saved config as a dict ({} when there is none). Raises ConfigError naming the file, also when the file
+    holds a token that other users can read (as ssh refuses a private key that others can read)."""
     file = file or path()
+    data, mode = _read(file)
+    if data.get("token") and mode & 0o077:
+        who = "everyone" if mode & 0o004 else "its group"
+        raise ConfigError(f"agent config {file} holds the agent's token and is readable by {who} (mode "
+                          f"{stat.S_IMODE(mode):04o}); anyone who reads it can pose as this agent. Run "
+                          f"`chmod 600 {file}` (as its owner), or register again")
+    return data
+
+
+def _read(file):
+    """(the saved dict, the file's mode); ({}, 0) when there is no file."""
     try:
         with open(file) as f:
+            mode = os.fstat(f.fileno()).st_mode
             data = json.load(f)
     except FileNotFoundError:
-        return {}
+        return {}, 0
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot read agent config {file}: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"agent config {file} must hold a JSON object")
-    return data
+    return data, mode
 
 
 def save(updates, file=None):
     """Merges updates into the file, keeping keys this version does not know; mode 0600."""
     file = file or path()
-    data = load(file)
+    data = _read(file)[0]  # a file others could read is rewritten 0600 below
     data.update(updates)
     folder = os.path.dirname(os.path.abspath(file))
     os.makedirs(folder, mode=0o700, exist_ok=True)

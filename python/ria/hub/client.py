@@ -14,8 +14,9 @@ class HubError(Exception):
 
 
 class HubClient:
-    def __init__(self, url, admin_token, timeout=15.0):
+    def __init__(self, url, admin_token, timeout=15.0, where=""):
         self.url = url.rstrip("/")
+        self._where = f" (from {where})" if where else ""  # where the URL came from, for the error
         self._token = admin_token
         self.timeout = timeout
 
@@ -39,7 +40,7 @@ class HubClient:
                 message = raw.decode("utf-8", "replace") or e.reason
             raise HubError(e.code, f"HTTP {e.code}: {message}") from None
         except urllib.error.URLError as e:
-            raise HubError(0, f"cannot reach the hub at {self.url}: {e.reason}") from None
+            raise HubError(0, f"cannot reach the hub at {self.url}{self._where}: {e.reason}") from None
 
     def agents(self):
         return self.request("GET", "/api/agents")["agents"]

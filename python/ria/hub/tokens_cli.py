@@ -3,17 +3,18 @@
 Works on the hub's database directly, like `keys`, so the hub need not be running; a token works at once.
 """
 
+import json
 import sys
 import time
 
-from . import roles
+from . import cli_args, roles
 from .limits import printable
 
 
-def add_parsers(sub, store_for):
-    p = sub.add_parser("tokens", help="page/API links with a role: teacher (all), control (one agent), "
-                                      "view (read-only)")
-    tokens = p.add_subparsers(dest="tokens_command", required=True)
+def add_parsers(commands, store_for):
+    p = commands.add_parser("tokens", help="page/API links with a role: teacher (all), control (one agent), "
+                                           "view (read-only)")
+    tokens = commands.nested(p, "tokens_command")
     t = tokens.add_parser("create", help="a new token, printed once with the page link that signs in with it")
     t.add_argument("--role", required=True, choices=roles.ROLES,
                    help="teacher: control every agent; control: one agent; view: look, never change")
@@ -29,10 +30,17 @@ def run(args, store):
     try:
         if args.tokens_command == "create":
             token_id, token = store.create_access_token(args.role, args.agent_id, args.label)
+            link = f"{cli_args.hub_url(args)[0].rstrip('/')}/#token={token}"
+            if args.json:
+                print(json.dumps({"token_id": token_id, "role": args.role, "agent_id": args.agent_id,
+                                  "token": token, "page_link": link}))
+                return 0
             scope = f"agent {args.agent_id}" if args.agent_id else "every agent"
             print(f"{args.role} token {token_id} for {scope}; it is shown only now:")
             print(token)
-            print(f"page link: {args.hub.rstrip('/')}/#token={token}")
+            print(f"page link: {link}")
+        elif args.tokens_command == "list" and args.json:
+            print(json.dumps([dict(row) for row in store.list_access_tokens()]))
         elif args.tokens_command == "list":
             print(f"{'TOKEN ID':<18} {'ROLE':<8} {'AGENT':<20} {'STATE':<8} {'CREATED':<20} LABEL")
             for row in store.list_access_tokens():
