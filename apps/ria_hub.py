@@ -121,37 +121,33 @@ def store_for(args):
 
 
 def cmd_keys(args):
-    store = store_for(args)
-    try:
-        if args.keys_command == "create":
-            uses = None if args.reusable else args.uses
-            key_id, key = store.create_key(uses=uses, ttl_s=args.ttl, label=args.label)
-            if args.json:
-                print(json.dumps({"key_id": key_id, "key": key, "uses": uses, "ttl_s": args.ttl}, indent=2))
-                return 0
-            limits = "reusable" if uses is None else f"{uses} use{'s' if uses != 1 else ''}"
-            expiry = f", expires in {args.ttl:.0f} s" if args.ttl else ""
-            print(f"registration key {key_id} ({limits}{expiry}); it is shown only now:")
-            print(key)
-        elif args.keys_command == "list" and args.json:
-            print(json.dumps([{k: v for k, v in row.items() if k != "digest"} for row in store.list_keys()],
-                             indent=2))
-        elif args.keys_command == "list":
-            print(f"{'KEY ID':<18} {'STATE':<17} {'USES':<9} {'EXPIRES':<20} LABEL")
-            for row in store.list_keys():
-                uses = f"{row['uses']}/{row['max_uses'] if row['max_uses'] is not None else '∞'}"
-                expires = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["expires_at"])) \
-                    if row["expires_at"] else "never"
-                print(f"{row['key_id']:<18} {row['state']:<17} {uses:<9} {expires:<20} {printable(row['label'], 200)}")
-        elif args.keys_command == "revoke":
-            store.revoke_key(args.key_id)
-            print(f"revoked {args.key_id}")
-    except (KeyError, ValueError) as e:
-        print(f"error: {e.args[0]}", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
-    return 0
+    return cli_args.on_store(store_for(args), lambda store: keys_action(args, store))
+
+
+def keys_action(args, store):
+    if args.keys_command == "create":
+        uses = None if args.reusable else args.uses
+        key_id, key = store.create_key(uses=uses, ttl_s=args.ttl, label=args.label)
+        if args.json:
+            print(json.dumps({"key_id": key_id, "key": key, "uses": uses, "ttl_s": args.ttl}, indent=2))
+            return 0
+        limits = "reusable" if uses is None else f"{uses} use{'s' if uses != 1 else ''}"
+        expiry = f", expires in {args.ttl:.0f} s" if args.ttl else ""
+        print(f"registration key {key_id} ({limits}{expiry}); it is shown only now:")
+        print(key)
+    elif args.keys_command == "list" and args.json:
+        print(json.dumps([{k: v for k, v in row.items() if k != "digest"} for row in store.list_keys()],
+                         indent=2))
+    elif args.keys_command == "list":
+        print(f"{'KEY ID':<18} {'STATE':<17} {'USES':<9} {'EXPIRES':<20} LABEL")
+        for row in store.list_keys():
+            uses = f"{row['uses']}/{row['max_uses'] if row['max_uses'] is not None else '∞'}"
+            expires = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["expires_at"])) \
+                if row["expires_at"] else "never"
+            print(f"{row['key_id']:<18} {row['state']:<17} {uses:<9} {expires:<20} {printable(row['label'], 200)}")
+    elif args.keys_command == "revoke":
+        store.revoke_key(args.key_id)
+        print(f"revoked {args.key_id}")
 
 
 def client_for(args):

@@ -7,6 +7,7 @@ A new command:  commands.add_parser("name", run=cmd_name, help="...")  (then its
 import argparse
 import os
 import re
+import sys
 
 DEFAULT_DATA_DIR = os.path.join("~", ".ria", "hub")
 DEFAULT_URL = "http://127.0.0.1:8600"
@@ -88,3 +89,15 @@ def remove_url(data_dir, url):
         os.remove(path)
     except FileNotFoundError:
         pass
+
+
+def on_store(store, action):
+    """Runs action(store) for a command that works on the hub's database: a refused value (KeyError, ValueError)
+    is one line on stderr and exit code 1; the store is closed either way."""
+    try:
+        return action(store) or 0
+    except (KeyError, ValueError) as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()

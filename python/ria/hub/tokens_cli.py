@@ -4,7 +4,6 @@ Works on the hub's database directly, like `keys`, so the hub need not be runnin
 """
 
 import json
-import sys
 import time
 
 from . import cli_args, roles
@@ -23,37 +22,30 @@ def add_parsers(commands, store_for):
     tokens.add_parser("list", help="all tokens with their role, agent and state")
     t = tokens.add_parser("revoke", help="refuse a token from now on")
     t.add_argument("token_id")
-    p.set_defaults(run=lambda args: run(args, store_for(args)))
+    p.set_defaults(run=lambda args: cli_args.on_store(store_for(args), lambda store: run(args, store)))
 
 
 def run(args, store):
-    try:
-        if args.tokens_command == "create":
-            token_id, token = store.create_access_token(args.role, args.agent_id, args.label)
-            link = f"{cli_args.hub_url(args)[0].rstrip('/')}/#token={token}"
-            if args.json:
-                print(json.dumps({"token_id": token_id, "role": args.role, "agent_id": args.agent_id,
-                                  "token": token, "page_link": link}))
-                return 0
-            scope = f"agent {args.agent_id}" if args.agent_id else "every agent"
-            print(f"{args.role} token {token_id} for {scope}; it is shown only now:")
-            print(token)
-            print(f"page link: {link}")
-        elif args.tokens_command == "list" and args.json:
-            print(json.dumps([dict(row) for row in store.list_access_tokens()]))
-        elif args.tokens_command == "list":
-            print(f"{'TOKEN ID':<18} {'ROLE':<8} {'AGENT':<20} {'STATE':<8} {'CREATED':<20} LABEL")
-            for row in store.list_access_tokens():
-                created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["created_at"]))
-                state = "revoked" if row["revoked_at"] else "valid"
-                print(f"{row['token_id']:<18} {row['role']:<8} {row['agent_id'] or 'all':<20} {state:<8} "
-                      f"{created:<20} {printable(row['label'], 200)}")
-        elif args.tokens_command == "revoke":
-            store.revoke_access_token(args.token_id)
-            print(f"revoked {args.token_id}")
-    except (KeyError, ValueError) as e:
-        print(f"error: {e.args[0]}", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
-    return 0
+    if args.tokens_command == "create":
+        token_id, token = store.create_access_token(args.role, args.agent_id, args.label)
+        link = f"{cli_args.hub_url(args)[0].rstrip('/')}/#token={token}"
+        if args.json:
+            print(json.dumps({"token_id": token_id, "role": args.role, "agent_id": args.agent_id,
+                              "token": token, "page_link": link}))
+            return 0
+        scope = f"agent {args.agent_id}" if args.agent_id else "every agent"
+        print(f"{args.role} token {token_id} for {scope}; it is shown only now:")
+        print(token)
+        print(f"page link: {link}")
+    elif args.tokens_command == "list" and args.json:
+        print(json.dumps([dict(row) for row in store.list_access_tokens()]))
+    elif args.tokens_command == "list":
+        print(f"{'TOKEN ID':<18} {'ROLE':<8} {'AGENT':<20} {'STATE':<8} {'CREATED':<20} LABEL")
+        for row in store.list_access_tokens():
+            created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["created_at"]))
+            state = "revoked" if row["revoked_at"] else "valid"
+            print(f"{row['token_id']:<18} {row['role']:<8} {row['agent_id'] or 'all':<20} {state:<8} "
+                  f"{created:<20} {printable(row['label'], 200)}")
+    elif args.tokens_command == "revoke":
+        store.revoke_access_token(args.token_id)
+        print(f"revoked {args.token_id}")
