@@ -218,7 +218,11 @@ def test_a_hub_that_ignores_flow_control_is_held_back_and_every_sample_goes_out(
     assert most_queued <= int(0.5 * RATE) + 8192
     underrun = wait_state(hub, "underrun", timeout=30)  # the hub stopped sending: policy pause ends it
     assert underrun["samples_played"] == len(signal)
-    assert sum(w["count"] for w in tx_log(serial) if w["aired"]) == len(signal)
+    # every sample went out; the burst may end on the source's zero tagged tx_eob, if it reached the radio
+    # before the handler closed it
+    aired = [w for w in tx_log(serial) if w["aired"]]
+    extra = sum(w["count"] for w in aired) - len(signal)
+    assert extra == 0 or (extra == 1 and aired[-1]["flags"] & SoapySDR.SOAPY_SDR_END_BURST), (extra, aired[-3:])
 
 
 # ---------------------------------------------------------------- RX and TX at once
