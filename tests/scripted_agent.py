@@ -15,7 +15,7 @@ class ScriptedAgent:
                           open_timeout=10)
         self.received = []  # what the hub sent, decoded
         self.closed = threading.Event()
-        self.close_code = None
+        self.close_code = self.close_reason = None
         self.on_message = on_message  # called in the reader thread with each decoded message, before it is kept
         self._cond = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -33,7 +33,7 @@ class ScriptedAgent:
         except Exception:
             pass
         finally:
-            self.close_code = self.ws.close_code
+            self.close_code, self.close_reason = self.ws.close_code, self.ws.close_reason
             self.closed.set()
             with self._cond:
                 self._cond.notify_all()

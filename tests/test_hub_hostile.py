@@ -208,6 +208,30 @@ def test_deleting_or_revoking_an_agent_closes_its_live_connection(lab):
         deleted.close(), revoked.close()
 
 
+def test_two_processes_on_one_agents_token_are_told_and_shown(lab):
+    agent_id, token = lab.register_api("twice")
+    first = ScriptedAgent(lab.url, token)
+    first.heartbeat()
+    lab.wait_agent(agent_id, lambda a: a["online"])
+    second = ScriptedAgent(lab.url, token)  # once: an agent back before the hub noticed its old connection die
+    try:
+        assert first.closed.wait(10) and first.close_code == 4009
+        assert "replaced by another connection with this agent's token (from 127.0.0.1)" in first.close_reason
+        second.heartbeat()
+        assert lab.wait_agent(agent_id, lambda a: a["online"])["twin_connections"] is None
+        third = ScriptedAgent(lab.url, token)  # again within the minute: two processes fight over it
+        third.heartbeat()
+        assert second.closed.wait(10) and second.close_code == 4009
+        twin = lab.wait_agent(agent_id, lambda a: a["online"] and a["twin_connections"])["twin_connections"]
+        assert twin == {"last_minute": 2, "addresses": ["127.0.0.1"]}
+        listing = lab.hub_cli("agents")
+        assert f"warning: agent {agent_id}: 2 connections replaced in the last minute, from 127.0.0.1: is it " \
+               "running twice?" in listing.stdout, listing.stdout
+        third.close()
+    finally:
+        first.close(), second.close()
+
+
 def test_revoking_without_a_running_hub_changes_the_database(tmp_path):
     lab = Lab(str(tmp_path))
     try:

@@ -74,6 +74,7 @@ class PendingStart:
 class AgentLink:
     def __init__(self, agent_id, name, ws, hub, clock=time.monotonic, log=None):
         self.agent_id, self.name, self.ws, self.hub = agent_id, name, ws, hub
+        self.address = "?"  # where the connection came from (set by the hub)
         self._clock = clock
         self.connected_at = time.time()
         self._connected_mono = clock()
@@ -471,7 +472,8 @@ class AgentLink:
                 "stats": self.stats, "agent": self.agent_info, "connected_at": self.connected_at,
                 "stream": self.stream.as_dict() if self.stream else None, "last_error": self.last_error,
                 "recording": self.recorder.meta_path if self.recorder else None,
-                "recording_ended": self.recording_ended, "tx": self.tx_summary()}
+                "recording_ended": self.recording_ended, "tx": self.tx_summary(),
+                "twin_connections": self.hub.twins.view(self.agent_id) if self.hub else None}
 
     def tx_summary(self):
         caps = self.tx_caps

@@ -8,7 +8,7 @@ import time
 from aiohttp import WSMsgType, web
 
 from ..wire import protocol
-from . import admin_api, credentials, limits, tx_api
+from . import admin_api, credentials, limits, twin_connections, tx_api
 from .agent_link import MISSED_HEARTBEATS, AgentLink
 from .access_log import RedactingAccessLogger
 from .listener import ConnectionLimits, GuardedListener, client_address, raise_descriptor_limit
@@ -73,6 +73,7 @@ class Hub:
         self.admin_token = admin_token(config)
         self.store = Store(config.db_path)
         self.links = {}
+        self.twins = twin_connections.TwinConnections()
         self.republisher = Republisher(config.zmq_endpoint) if config.zmq_endpoint else None
         self.limiter = RateLimiter(config.register_limit, config.register_window)
         self.started = time.time()
@@ -168,12 +169,15 @@ class Hub:
         agent_id = agent["agent_id"]
         log = self.agent_log(agent_id)
         link = AgentLink(agent_id, agent["name"], ws, self, log=log)
+        link.address = client_address(request, self.config.limits)
         old, self.links[agent_id] = self.links.get(agent_id), link
         self.counters["ws_connections"] += 1
-        log(logging.INFO, "agent %s (%s) connected from %s", agent_id, limits.printable(agent["name"]),
-            client_address(request, self.config.limits))
-        if old is not None:  # the agent reconnected before we noticed the old connection die
-            await old.ws.close(code=1000, message=b"replaced by a new connection")
+        log(logging.INFO, "agent %s (%s) connected from %s", agent_id, limits.printable(agent["name"]), link.address)
+        if old is not None:  # the agent came back before we noticed its old connection die, or it runs twice
+            warning = self.twins.replaced(agent_id, old.address, link.address)
+            if warning:
+                log(logging.WARNING, "%s", warning)
+            await old.ws.close(code=twin_connections.CLOSE_CODE, message=twin_connections.close_reason(link.address))
         counters = self.counters
         try:
             async for msg in ws:

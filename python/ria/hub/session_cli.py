@@ -78,6 +78,11 @@ def agents(args, client):
         seen = time.strftime("%H:%M:%S", time.localtime(a["last_heartbeat"])) if a["last_heartbeat"] else "-"
         name, hardware = printable(a["name"], 16), printable(",".join(a["hardware"]), 16)
         print(f"{printable(a['agent_id'], 20):<20} {name:<16} {state:<10} {tx_column(a):<13} {hardware:<16} {seen}")
+    for a in listing:
+        twin = a.get("twin_connections")
+        if twin:
+            print(f"warning: agent {printable(a['agent_id'], 20)}: {twin['last_minute']} connections replaced in the "
+                  f"last minute, from {printable(' and '.join(twin['addresses']), 200)}: is it running twice?")
     return 0
 
 

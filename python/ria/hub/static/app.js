@@ -54,7 +54,7 @@ function card(a) {
     el.dataset.agentId = a.agent_id;
     const top = document.createElement("div");
     top.className = "top";
-    for (const cls of ["name", "state", "tx"]) {
+    for (const cls of ["name", "state", "tx", "twin"]) {
       const span = document.createElement("span");
       span.className = cls;
       top.appendChild(span);
@@ -74,6 +74,10 @@ function card(a) {
   el.querySelector(".state").className = "state " + state;
   el.querySelector(".tx").textContent = ["-", "off"].includes(txState(a)) ? "" : "TX " + txState(a);
   el.querySelector(".tx").dataset.tx = txState(a);
+  const twin = a.twin_connections;  // two processes on one agent's token replace each other
+  el.querySelector(".twin").textContent = twin ? "running twice?" : "";
+  el.querySelector(".twin").title = twin
+    ? `${twin.last_minute} connections replaced in the last minute, from ${twin.addresses.join(" and ")}` : "";
   el.querySelector(".line").textContent = s && s.sample_rate
     ? `${mhz(s.center_frequency)} · ${(s.sample_rate / 1e6).toFixed(3)} MS/s · drops ${s.dropped_samples}`
     : (a.hardware || []).join(", ") || "-";
