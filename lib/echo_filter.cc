@@ -7,10 +7,13 @@ namespace gr {
 namespace ria {
 
 namespace {
-constexpr float STEP = 0.8f;            // normalised step of the background filter
+constexpr float STEP = 0.8f;            // normalised step of the background filter while it learns
+// and once it cancels SETTLE_TO_DB (a smaller step leaves less misadjustment; in between, linear in dB)
+constexpr float SETTLED_STEP = 0.4f;
+constexpr double SETTLE_FROM_DB = 10.0, SETTLE_TO_DB = 20.0;
 // Step shares of the partitions: some for all alike, some along a room-like decay from the start of the
 // tail, the rest where the filter has found the echo's energy (proportionate NLMS).
-constexpr double UNIFORM_SHARE = 0.1;
+constexpr double UNIFORM_SHARE = 0.3;
 constexpr double PROPORTIONATE_SHARE = 0.45;
 constexpr int CONSTRAINTS = 1;          // partitions constrained per block, in turn
 constexpr double ENERGY_MEMORY_S = 0.15; // smoothing of the error energies compared for copies
@@ -219,8 +222,11 @@ void echo_filter::adapt(const float* e_b)
         for (int f = 0; f < d_k; f++)
             d_norm[f] += g * std::norm(x[f]);
     }
+    const double erle_b = d_sb > 0 && d_sd > 0 ? 10.0 * std::log10(d_sd / d_sb) : 0.0;
+    const double settled = std::clamp((erle_b - SETTLE_FROM_DB) / (SETTLE_TO_DB - SETTLE_FROM_DB), 0.0, 1.0);
+    const float step = static_cast<float>(STEP + (SETTLED_STEP - STEP) * settled);
     for (int f = 0; f < d_k; f++)
-        d_spec[f] *= STEP / d_norm[f];
+        d_spec[f] *= step / d_norm[f];
     double total = 0;
     for (int age = 0; age < d_p; age++) {
         const cf* x = x_at(age);

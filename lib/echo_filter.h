@@ -2,7 +2,9 @@
  * blocks of N samples, FFTs of 2N, P partitions covering the tail).
  *
  * Two copies of the filter run side by side. The background one adapts on every block with a large
- * normalised step, so it learns fast, and diverges when the near end talks. The foreground one makes
+ * normalised step, so it learns fast, and diverges when the near end talks; the step halves as the
+ * background's own cancellation rises from 10 to 20 dB (less misadjustment once it has learned, the full
+ * step again as soon as the echo path changes). The foreground one makes
  * the output: it takes the background's coefficients whenever the background has cancelled clearly
  * better for a while, and gives them back when the background has diverged. The step of each
  * partition is proportionate to the energy the filter has found there, plus shares that decay over the
