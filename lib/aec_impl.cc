@@ -319,7 +319,7 @@ void aec_impl::cancel_frame(const float* mic, const float* far, float* out)
     }
     const bool far_active = far_power > FAR_END_POWER * d_frame;
     if (d_residual_suppression)
-        d_suppressor->process(d_err.data(), d_echo_estimate.data(), far_active, out);
+        d_suppressor->process(d_err.data(), d_echo_estimate.data(), far_active, d_filter->relearning(), out);
     else
         std::copy(d_err.begin(), d_err.end(), out);
     if (d_pre) {

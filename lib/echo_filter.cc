@@ -27,6 +27,11 @@ constexpr double KEEP_GOOD_S = 0.5;       // share of the mic's (15 dB) this rec
 constexpr double KEPT_BLOCK_RATIO = 0.25; // one block where the kept filter leaves this share of the
                                           // foreground's error brings it back at once
 constexpr double PRIOR_DECAY_S = 0.05;  // time constant of the step share given to the early partitions
+constexpr double RELEARN_DB = 15.0;    // a copy while the foreground cancelled less: relearning
+constexpr double RELEARN_HOLD_S = 0.5;
+constexpr double LOST_BLOCK_DB = 6.0;
+constexpr double LOST_HOLD_S = 0.1;
+constexpr double LOUDER_THAN_ECHO = 1.0;
 constexpr float FAR_ACTIVE = 1e-8f;     // mean square of a reference block below which nothing adapts
 constexpr float REGULARISATION = 1e-7f; // per-sample power added to every bin's normalisation
 constexpr double SHIFT_WINDOW_S = 0.2;   // the shift finder correlates this much microphone
@@ -67,7 +72,9 @@ echo_filter::echo_filter(int block, int partitions, double sample_rate)
       d_prior(partitions),
       d_norm(block + 1),
       d_keep_blocks(std::max(1, static_cast<int>(std::lround(KEEP_S * sample_rate / block)))),
-      d_good_blocks(std::max(1, static_cast<int>(std::lround(KEEP_GOOD_S * sample_rate / block))))
+      d_good_blocks(std::max(1, static_cast<int>(std::lround(KEEP_GOOD_S * sample_rate / block)))),
+      d_relearn_blocks(std::max(1, static_cast<int>(std::lround(RELEARN_HOLD_S * sample_rate / block)))),
+      d_lost_blocks(std::max(1, static_cast<int>(std::lround(LOST_HOLD_S * sample_rate / block))))
 {
     double sum = 0;
     for (int p = 0; p < d_p; p++)
@@ -87,6 +94,7 @@ void echo_filter::reset()
     std::fill(d_wk.begin(), d_wk.end(), cf(0));
     std::fill(d_raw_y.begin(), d_raw_y.end(), 0.0f);
     d_kept_left = 0;
+    d_relearn_left = 0;
     d_kept_running = false;
     d_sk = 0;
     d_scale = 1.0f;
@@ -162,6 +170,9 @@ void echo_filter::process(const float* x, const float* d, float* e, float* y)
     d_sd = (1 - a) * d_sd + a * dd;
     d_sf = (1 - a) * d_sf + a * ee; // the foreground's own error, unscaled, for the copies
     d_sb = (1 - a) * d_sb + a * energy(e_b, d_n);
+    if (d_far_active && d_since_good < d_good_blocks && ee * std::pow(10.0, LOST_BLOCK_DB / 10) > dd &&
+        dd < LOUDER_THAN_ECHO * yy)
+        d_relearn_left = std::max(d_relearn_left, d_lost_blocks + 1);
     d_since_good = d_sf < KEEP_GOOD * d_sd ? 0 : std::min(d_since_good + 1, d_good_blocks);
     // the kept foreground, only while the current one cancels poorly (it costs a third filter)
     const bool run_kept = d_kept_left > 0 && d_sf > KEPT_RUN_ERLE * d_sd;
@@ -189,6 +200,8 @@ void echo_filter::process(const float* x, const float* d, float* e, float* y)
         d_kept_running = false;
         d_copied = true;
     } else if (d_sb < COPY_RATIO * d_sf && d_sb < d_sd) {
+        if (d_sf * std::pow(10.0, RELEARN_DB / 10) > d_sd)
+            d_relearn_left = d_relearn_blocks + 1;
         if (d_kept_left == 0 && d_since_good < d_good_blocks) {
             d_wk = d_wf;
             d_sk = d_sf;
@@ -202,6 +215,8 @@ void echo_filter::process(const float* x, const float* d, float* e, float* y)
         d_wb = d_wf;
         d_sb = d_sf;
     }
+    if (d_relearn_left > 0)
+        d_relearn_left--;
     if (d_kept_left > 0 && --d_kept_left == 0)
         d_kept_running = false;
     if (d_far_active)

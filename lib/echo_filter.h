@@ -61,6 +61,9 @@ public:
     const float* estimate() const { return d_raw_y.data(); }
     //! Whether the last block changed the foreground (a copy from the background, or the kept one back).
     bool adapted() const { return d_copied; }
+    //! Whether the filter is relearning the echo path: the foreground took the background's coefficients
+    //! while it cancelled under RELEARN_DB, within the last RELEARN_HOLD_S.
+    bool relearning() const { return d_relearn_left > 0; }
     //! Whether the background filter is usable for shift(): not diverged, and cancelling \p db at least.
     bool background_converged(double db) const { return d_sb > 0 && d_sd > d_sb * std::pow(10.0, db / 10) && d_sb <= 2.0 * d_sf; }
     //! Samples the background's echo path moved later since the last call (0 when unknown);
@@ -95,6 +98,8 @@ private:
     double d_sd = 0, d_sf = 0, d_sb = 0; // smoothed block energies: mic, foreground and background error
     double d_sk = 0;                     // and the kept filter's error, while it is run
     int d_kept_left = 0;
+    int d_relearn_left = 0;
+    const int d_relearn_blocks, d_lost_blocks;
     const int d_keep_blocks, d_good_blocks;
     int d_since_good = 0; // blocks since the foreground last cancelled well (capped at d_good_blocks)
     bool d_kept_running = false;

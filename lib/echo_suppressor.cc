@@ -51,7 +51,7 @@ void echo_suppressor::reset()
     d_started = false;
 }
 
-void echo_suppressor::process(const float* e, const float* y, bool far_active, float* out)
+void echo_suppressor::process(const float* e, const float* y, bool far_active, bool relearning, float* out)
 {
     std::copy(d_y_prev.begin(), d_y_prev.end(), d_time.begin());
     std::copy_n(y, d_n, d_time.begin() + d_n);
@@ -82,7 +82,16 @@ void echo_suppressor::process(const float* e, const float* y, bool far_active, f
         if (d_var > 0 && std::isfinite(d_cov / d_var))
             d_leak = std::clamp(d_cov / d_var, 0.0, MAX_LEAK);
     }
-    const float leak = static_cast<float>(d_leak);
+    float leak = static_cast<float>(d_leak);
+    if (relearning && far_active) {
+        double ee = 0, yy = 0;
+        for (int f = 0; f < d_k; f++) {
+            ee += d_ee[f];
+            yy += d_yy[f];
+        }
+        if (yy > 0 && ee / yy > leak)
+            leak = static_cast<float>(std::min(ee / yy, MAX_LEAK));
+    }
     for (int f = 0; f < d_k; f++) {
         d_residual[f] = std::max(leak * d_yy[f], d_residual_decay * d_residual[f]);
         const float r = d_ee[f] > 0 ? d_residual[f] / d_ee[f] : 0.0f;

@@ -24,7 +24,9 @@ public:
     echo_suppressor(int block, double sample_rate);
     //! e: the linear filter's output, y: its echo estimate, far_active: the reference carried sound;
     //! writes out (may be e).
-    void process(const float* e, const float* y, bool far_active, float* out);
+    //! relearning: the filter is relearning the echo path, so the output's power over the estimate's is
+    //! taken as the leakage when it is higher.
+    void process(const float* e, const float* y, bool far_active, bool relearning, float* out);
     void reset();
     //! The current leakage (residual over estimated echo power).
     double leakage() const { return d_leak; }

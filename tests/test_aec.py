@@ -207,6 +207,32 @@ def test_a_delay_jump_keeps_the_filter_and_is_found_once(voices):
     assert erle_after(out, s, 13, 20) >= 18.0
 
 
+def lowest_after(out, s, change_s, span_s=3.0):
+    """The lowest ERLE over half-second windows (quarter-second hops) in the span_s after a change."""
+    k, h = int(change_s * RATE), RATE // 2
+    active = np.mean(s["echo"] ** 2) * 0.1
+    return min(aec_metrics.erle_db(out, s, a, a + h) for a in range(k, min(len(out) - h, k + int(span_s * RATE)), h // 2)
+               if np.mean(s["echo"][a:a + h] ** 2) > active)
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_an_echo_path_change_is_covered_while_the_filter_relearns(voices, seed):
+    """Someone moves: a different room from 8 s on. The suppressor holds the echo down while the filter
+    relearns (the old build fell to about 1 dB; this one stays near 8)."""
+    s = aec_signals.scenario(rate=RATE, seconds=14, far=voices[0], delay_s=0.25, path_change_s=8.0, noise_db=-65,
+                             seed=seed)
+    out, _, _ = aec_runner.run(s["mic"], s["ref"], RATE, FRAME, TAIL, 1.0, True)
+    assert lowest_after(out, s, 8.0) >= 5.0
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_a_delay_jump_is_covered_until_it_is_found(voices, seed):
+    """The echo comes 20 ms later from 8 s on: the lowest ERLE while that is found (old build: under 2 dB)."""
+    s = aec_signals.scenario(rate=RATE, seconds=12, far=voices[0], delay_s=0.2, jump_s=8.0, noise_db=-65, seed=seed)
+    out, _, _ = aec_runner.run(s["mic"], s["ref"], RATE, FRAME, TAIL, 1.0, True)
+    assert lowest_after(out, s, 8.0) >= 5.0
+
+
 def test_an_echo_at_the_same_sample_as_its_reference_is_cancelled(voices):
     h = np.array([1.0], np.float32)
     s = aec_signals.scenario(rate=RATE, seconds=10, far=voices[0], rooms=(h, h), noise_db=-65)
