@@ -8,6 +8,8 @@ namespace ria {
 namespace {
 constexpr double MEAN_MEMORY_S = 0.5;   // power means the fluctuations are taken against
 constexpr double COV_MEMORY_S = 0.25;   // covariance and variance behind the leakage
+constexpr double BIN_MEMORY_S = 1.0;    // the same per bin, slower, while the near end is quiet
+constexpr double NEAR_QUIET = 4.0;      // output over predicted residual power above which the near end talks
 constexpr double RELEASE_S = 0.03;      // how fast a gain rises again when the echo is gone
 constexpr double MAX_LEAK = 1000.0;     // +30 dB: the filter has barely started
 constexpr double OVER_SUBTRACTION = 2.0;
@@ -21,6 +23,7 @@ echo_suppressor::echo_suppressor(int block, double sample_rate)
       d_k(block + 1),
       d_slow(1.0 - std::exp(-block / (MEAN_MEMORY_S * sample_rate))),
       d_cov_smooth(1.0 - std::exp(-block / (COV_MEMORY_S * sample_rate))),
+      d_bin_smooth(1.0 - std::exp(-block / (BIN_MEMORY_S * sample_rate))),
       d_release(1.0 - std::exp(-block / (RELEASE_S * sample_rate))),
       d_fft(2 * block),
       d_e_prev(block),
@@ -33,7 +36,9 @@ echo_suppressor::echo_suppressor(int block, double sample_rate)
       d_e_mean(block + 1),
       d_y_mean(block + 1),
       d_gain(block + 1),
-      d_residual(block + 1)
+      d_residual(block + 1),
+      d_bin_cov(block + 1),
+      d_bin_var(block + 1)
 {
     reset();
     d_residual_decay = static_cast<float>(std::exp(-block / (RESIDUAL_DECAY_S * sample_rate)));
@@ -47,6 +52,8 @@ void echo_suppressor::reset()
     std::fill(d_y_mean.begin(), d_y_mean.end(), 0.0f);
     std::fill(d_gain.begin(), d_gain.end(), 1.0f);
     std::fill(d_residual.begin(), d_residual.end(), 0.0f);
+    std::fill(d_bin_cov.begin(), d_bin_cov.end(), 0.0f);
+    std::fill(d_bin_var.begin(), d_bin_var.end(), 0.0f);
     d_cov = d_var = d_leak = 0;
     d_started = false;
 }
@@ -66,15 +73,25 @@ void echo_suppressor::process(const float* e, const float* y, bool far_active, b
         d_ee[f] = std::norm(d_e_spec[f]);
         d_yy[f] = std::norm(d_y_spec[f]);
     }
+    bool near_quiet = false;
     if (far_active) {
         const float a = static_cast<float>(d_started ? d_slow : 1.0);
-        double cov = 0, var = 0;
+        double cov = 0, var = 0, ee_sum = 0, predicted = 0;
+        for (int f = 0; f < d_k; f++) {
+            ee_sum += d_ee[f];
+            predicted += std::max(d_leak, d_bin_var[f] > 0 ? double(d_bin_cov[f]) / d_bin_var[f] : 0.0) * d_yy[f];
+        }
+        // the output holds no more than the residual the leakage predicts: no near-end talker in it
+        near_quiet = ee_sum <= NEAR_QUIET * predicted;
         for (int f = 0; f < d_k; f++) {
             d_e_mean[f] += a * (d_ee[f] - d_e_mean[f]);
             d_y_mean[f] += a * (d_yy[f] - d_y_mean[f]);
             const double dy = d_yy[f] - d_y_mean[f];
             cov += (d_ee[f] - d_e_mean[f]) * dy;
             var += dy * dy;
+            const float b = near_quiet ? static_cast<float>(d_bin_smooth) : 0.0f;
+            d_bin_cov[f] += b * (static_cast<float>((d_ee[f] - d_e_mean[f]) * dy) - d_bin_cov[f]);
+            d_bin_var[f] += b * (static_cast<float>(dy * dy) - d_bin_var[f]);
         }
         d_started = true;
         d_cov += d_cov_smooth * (cov - d_cov);
@@ -93,7 +110,10 @@ void echo_suppressor::process(const float* e, const float* y, bool far_active, b
             leak = static_cast<float>(std::min(ee / yy, MAX_LEAK));
     }
     for (int f = 0; f < d_k; f++) {
-        d_residual[f] = std::max(leak * d_yy[f], d_residual_decay * d_residual[f]);
+        float bin_leak = leak;
+        if (near_quiet && d_bin_var[f] > 0 && d_bin_cov[f] > leak * d_bin_var[f])
+            bin_leak = std::min(d_bin_cov[f] / d_bin_var[f], static_cast<float>(MAX_LEAK));
+        d_residual[f] = std::max(bin_leak * d_yy[f], d_residual_decay * d_residual[f]);
         const float r = d_ee[f] > 0 ? d_residual[f] / d_ee[f] : 0.0f;
         const float g = std::max(MIN_GAIN, 1.0f - static_cast<float>(OVER_SUBTRACTION) * r);
         d_gain[f] = g < d_gain[f] ? g : d_gain[f] + static_cast<float>(d_release) * (g - d_gain[f]);

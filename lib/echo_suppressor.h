@@ -1,7 +1,10 @@
 /* Residual echo suppressor: after the linear filter, the echo that is left in each frequency bin is
  * estimated from the filter's echo estimate there, scaled by how strongly the output's power follows the
  * estimate's power (the leakage: their power fluctuations' covariance over the estimate's variance,
- * so that a near-end talker, whose power does not follow the far end, does not raise it). Bins where
+ * so that a near-end talker, whose power does not follow the far end, does not raise it).
+ * The same leakage is also kept per bin, over a second of blocks where the output holds no more than
+ * four times the residual predicted (no near-end talker), and used in those blocks where a bin leaks
+ * more than the whole (a room's notches, where the filter is least accurate). Bins where
  * that residual dominates are attenuated, bins where the near end dominates pass untouched.
  *
  * The gains are applied to the two-block window the filter's output ends in, and only its newest
@@ -33,11 +36,12 @@ public:
 
 private:
     const int d_n, d_k;
-    const double d_slow, d_cov_smooth, d_release;
+    const double d_slow, d_cov_smooth, d_bin_smooth, d_release;
     real_fft d_fft;
     std::vector<float> d_e_prev, d_y_prev, d_time;
     std::vector<cf> d_e_spec, d_y_spec;
     std::vector<float> d_ee, d_yy, d_e_mean, d_y_mean, d_gain, d_residual;
+    std::vector<float> d_bin_cov, d_bin_var; // per bin, over BIN_MEMORY_S
     float d_residual_decay;
     double d_cov = 0, d_var = 0, d_leak = 0;
     bool d_started = false;
