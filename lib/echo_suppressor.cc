@@ -10,12 +10,14 @@ constexpr double MEAN_MEMORY_S = 0.5;   // power means the fluctuations are take
 constexpr double COV_MEMORY_S = 0.25;   // covariance and variance behind the leakage
 constexpr double BIN_MEMORY_S = 1.0;    // the same per bin, slower, while the near end is quiet
 constexpr double NEAR_QUIET = 4.0;      // output over predicted residual power above which the near end talks
-constexpr double RELEASE_S = 0.03;      // how fast a gain rises again when the echo is gone
+constexpr double RELEASE_S = 0.015;     // how fast a gain rises again when the echo is gone
 constexpr double MAX_LEAK = 1000.0;     // +30 dB: the filter has barely started
-constexpr double OVER_SUBTRACTION = 2.0;
-constexpr float MIN_GAIN = 0.03f;       // -30 dB
+constexpr double OVER_SUBTRACTION = 3.0;
+constexpr float MIN_GAIN = 0.01f;       // -40 dB
 // The residual decays no faster than a room does, so it keeps covering the echo's tail.
 constexpr double RESIDUAL_DECAY_S = 0.05;
+constexpr double TAIL_DECAY_S = 0.3;     // the held one (see the header)
+constexpr double HOLD_QUIET = 4.0;       // output over held residual power up to which it is used
 } // namespace
 
 echo_suppressor::echo_suppressor(int block, double sample_rate)
@@ -38,10 +40,13 @@ echo_suppressor::echo_suppressor(int block, double sample_rate)
       d_gain(block + 1),
       d_residual(block + 1),
       d_bin_cov(block + 1),
-      d_bin_var(block + 1)
+      d_bin_var(block + 1),
+      d_fresh(block + 1),
+      d_held(block + 1)
 {
     reset();
     d_residual_decay = static_cast<float>(std::exp(-block / (RESIDUAL_DECAY_S * sample_rate)));
+    d_tail_decay = static_cast<float>(std::exp(-block / (TAIL_DECAY_S * sample_rate)));
 }
 
 void echo_suppressor::reset()
@@ -52,6 +57,7 @@ void echo_suppressor::reset()
     std::fill(d_y_mean.begin(), d_y_mean.end(), 0.0f);
     std::fill(d_gain.begin(), d_gain.end(), 1.0f);
     std::fill(d_residual.begin(), d_residual.end(), 0.0f);
+    std::fill(d_held.begin(), d_held.end(), 0.0f);
     std::fill(d_bin_cov.begin(), d_bin_cov.end(), 0.0f);
     std::fill(d_bin_var.begin(), d_bin_var.end(), 0.0f);
     d_cov = d_var = d_leak = 0;
@@ -109,12 +115,22 @@ void echo_suppressor::process(const float* e, const float* y, bool far_active, b
         if (yy > 0 && ee / yy > leak)
             leak = static_cast<float>(std::min(ee / yy, MAX_LEAK));
     }
+    // The residual is held with the slow decay while the output holds no more than it predicts (no near-end
+    // talker): the filter's error in a room's late tail outlasts the estimate's own decay.
+    double out_sum = 0, held_sum = 0;
     for (int f = 0; f < d_k; f++) {
         float bin_leak = leak;
         if (near_quiet && d_bin_var[f] > 0 && d_bin_cov[f] > leak * d_bin_var[f])
             bin_leak = std::min(d_bin_cov[f] / d_bin_var[f], static_cast<float>(MAX_LEAK));
-        d_residual[f] = std::max(bin_leak * d_yy[f], d_residual_decay * d_residual[f]);
-        const float r = d_ee[f] > 0 ? d_residual[f] / d_ee[f] : 0.0f;
+        d_fresh[f] = bin_leak * d_yy[f];
+        out_sum += d_ee[f];
+        d_held[f] = std::max(d_fresh[f], d_tail_decay * d_held[f]);
+        held_sum += d_held[f];
+    }
+    const bool hold = out_sum <= HOLD_QUIET * held_sum;
+    for (int f = 0; f < d_k; f++) {
+        d_residual[f] = std::max(d_fresh[f], d_residual_decay * d_residual[f]);
+        const float r = d_ee[f] > 0 ? (hold ? d_held[f] : d_residual[f]) / d_ee[f] : 0.0f;
         const float g = std::max(MIN_GAIN, 1.0f - static_cast<float>(OVER_SUBTRACTION) * r);
         d_gain[f] = g < d_gain[f] ? g : d_gain[f] + static_cast<float>(d_release) * (g - d_gain[f]);
         d_e_spec[f] *= d_gain[f];

@@ -4,8 +4,11 @@
  * so that a near-end talker, whose power does not follow the far end, does not raise it).
  * The same leakage is also kept per bin, over a second of blocks where the output holds no more than
  * four times the residual predicted (no near-end talker), and used in those blocks where a bin leaks
- * more than the whole (a room's notches, where the filter is least accurate). Bins where
- * that residual dominates are attenuated, bins where the near end dominates pass untouched.
+ * more than the whole (a room's notches, where the filter is least accurate). The filter's error in a
+ * room's late tail outlasts its estimate, so the residual is also held with a slow decay (0.3 s), used
+ * while the output holds no more than four times it (no near-end talker). Bins where
+ * that residual dominates are attenuated, bins where the near end dominates pass untouched; a gain rises
+ * again within 15 ms, so a near-end talker's onset is not clipped.
  *
  * The gains are applied to the two-block window the filter's output ends in, and only its newest
  * block is kept (overlap-save), so the suppressor adds no latency. */
@@ -42,7 +45,9 @@ private:
     std::vector<cf> d_e_spec, d_y_spec;
     std::vector<float> d_ee, d_yy, d_e_mean, d_y_mean, d_gain, d_residual;
     std::vector<float> d_bin_cov, d_bin_var; // per bin, over BIN_MEMORY_S
-    float d_residual_decay;
+    std::vector<float> d_fresh; // this block's residual estimate
+    std::vector<float> d_held;  // the residual held with the room-tail decay
+    float d_residual_decay, d_tail_decay;
     double d_cov = 0, d_var = 0, d_leak = 0;
     bool d_started = false;
 };
