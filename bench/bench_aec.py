@@ -6,7 +6,9 @@ Far end and near end are espeak-ng voices (music: chords and noise bursts); room
 image method (pyroomacoustics, "image") or from the generated exponential decay ("generated"); the
 microphone has noise at -65 dBFS. ria.aec runs as shipped (residual suppressor on). Per condition:
 steady-state ERLE (last quarter), time to 20 dB (1 s windows), the lowest ERLE (0.5 s windows) in the
-3 s after a change, near-end attenuation during double talk, and the real-time factor. Each system's
+3 s after a change, near-end attenuation during double talk, and the real-time factor (wall clock, with
+the flowgraph around ria.aec). A cost table follows: CPU time against speexdsp in interleaved rounds, with the
+flowgraph's own cost taken off (--cost prints only that). Each system's
 output is compared with its own output for the microphone without echo and a zero reference, after
 removing its latency, so a DC notch, a high-pass or a frame of delay is not counted as echo or damage.
 """
@@ -20,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aec3_runner  # noqa: E402
+import aec_cost  # noqa: E402
 import aec_rooms  # noqa: E402
 import aec_runner  # noqa: E402
 import aec_signals as signals  # noqa: E402
@@ -102,7 +105,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--only", default="", help="run only the conditions whose name contains this")
+    parser.add_argument("--cost", action="store_true", help="only the cost table (CPU time against speexdsp)")
     args = parser.parse_args()
+    if args.cost:
+        cost_table(args.seconds)
+        return
     voices = {}
     conds, img = conditions(args.seconds)
     print(f"frame {FRAME_S * 1000:.0f} ms, tail {TAIL_S} s unless named, {args.seconds:.0f} s per condition, 16 kHz "
@@ -137,6 +144,20 @@ def main():
             fmt = lambda v: "–" if v is None else f"{v:.1f}"
             print(f"| {label} | {name} | {steady:.1f} | {'never' if t20 is None else f'{t20:.1f}'} | {fmt(low)} | "
                   f"{'–' if att is None else f'{att:.2f}'} | {rtf:.0f} |", flush=True)
+
+    if not args.only:
+        print()
+        cost_table(args.seconds)
+
+
+def cost_table(seconds):
+    print("| rate, frame, tail | speexdsp CPU s | ria.aec CPU s (flowgraph taken off) | ratio | flowgraph CPU s |")
+    print("|---|---:|---:|---:|---:|")
+    for rate, frame, tail in ((16000, 320, 0.4), (48000, 1024, 0.2)):
+        far = signals.speech(signals.FAR_TEXT, "en-us", rate)
+        s = signals.scenario(rate=rate, seconds=seconds, far=far, delay_s=0.3, noise_db=-65.0)
+        speex, ria, graph = aec_cost.measure(s, frame, tail)
+        print(f"| {rate} Hz, {frame}, {tail} s | {speex:.3f} | {ria:.3f} | {ria / speex:.2f} | {graph:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

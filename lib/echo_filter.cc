@@ -124,8 +124,10 @@ void echo_filter::filter(const std::vector<cf>& w, cf* y_spec)
     for (int age = 0; age < d_p; age++) {
         const cf* x = x_at(age);
         const cf* wp = &w[static_cast<size_t>(age) * d_k];
-        for (int f = 0; f < d_k; f++)
-            y_spec[f] += wp[f] * x[f];
+        for (int f = 0; f < d_k; f++) {
+            const float wr = wp[f].real(), wi = wp[f].imag(), xr = x[f].real(), xi = x[f].imag();
+            y_spec[f] = cf(y_spec[f].real() + (wr * xr - wi * xi), y_spec[f].imag() + (wr * xi + wi * xr));
+        }
     }
 }
 
@@ -235,7 +237,7 @@ void echo_filter::adapt(const float* e_b)
         const cf* x = x_at(age);
         const float g = d_gain[age];
         for (int f = 0; f < d_k; f++)
-            d_norm[f] += g * std::norm(x[f]);
+            d_norm[f] += g * power(x[f]);
     }
     const double erle_b = d_sb > 0 && d_sd > 0 ? 10.0 * std::log10(d_sd / d_sb) : 0.0;
     const double settled = std::clamp((erle_b - SETTLE_FROM_DB) / (SETTLE_TO_DB - SETTLE_FROM_DB), 0.0, 1.0);
@@ -249,8 +251,12 @@ void echo_filter::adapt(const float* e_b)
         const float g = d_gain[age];
         float en = 0;
         for (int f = 0; f < d_k; f++) {
-            w[f] += g * std::conj(x[f]) * d_spec[f];
-            en += std::norm(w[f]);
+            // w += g conj(x) spec, in real arithmetic (std::complex's product checks for NaN and does not vectorise)
+            const float xr = x[f].real(), xi = x[f].imag(), sr = d_spec[f].real(), si = d_spec[f].imag();
+            const float wr = w[f].real() + g * (xr * sr + xi * si);
+            const float wi = w[f].imag() + g * (xr * si - xi * sr);
+            w[f] = cf(wr, wi);
+            en += wr * wr + wi * wi;
         }
         d_energies[age] = std::sqrt(en);
         total += d_energies[age];

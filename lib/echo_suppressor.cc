@@ -76,8 +76,8 @@ void echo_suppressor::process(const float* e, const float* y, bool far_active, b
     std::copy_n(e, d_n, d_e_prev.begin());
 
     for (int f = 0; f < d_k; f++) {
-        d_ee[f] = std::norm(d_e_spec[f]);
-        d_yy[f] = std::norm(d_y_spec[f]);
+        d_ee[f] = power(d_e_spec[f]);
+        d_yy[f] = power(d_y_spec[f]);
     }
     bool near_quiet = false;
     if (far_active) {
