@@ -160,9 +160,12 @@ void echo_filter::process(const float* x, const float* d, float* e, float* y)
         yy += double(y[i]) * y[i];
     }
     const float scale = ee > dd && yy > 0 ? static_cast<float>(std::clamp(dy / yy, 0.0, 1.0)) : 1.0f;
-    if (scale < 1.0f || d_scale < 1.0f) {
+    // down: ramped from the last block's scale; up at once (a scale set in a silent block would otherwise
+    // leave half of an echo's onset uncancelled)
+    const float from = std::min(d_scale, 1.0f) < scale ? scale : d_scale;
+    if (scale < 1.0f || from < 1.0f) {
         for (int i = 0; i < d_n; i++) {
-            y[i] *= d_scale + (scale - d_scale) * static_cast<float>(i + 1) / d_n;
+            y[i] *= from + (scale - from) * static_cast<float>(i + 1) / d_n;
             e[i] = d[i] - y[i];
         }
     }
