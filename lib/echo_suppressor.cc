@@ -17,7 +17,10 @@ constexpr float MIN_GAIN = 0.01f;       // -40 dB
 // The residual decays no faster than a room does, so it keeps covering the echo's tail.
 constexpr double RESIDUAL_DECAY_S = 0.05;
 constexpr double TAIL_DECAY_S = 0.3;     // the held one (see the header)
-constexpr double HOLD_QUIET = 4.0;       // output over held residual power up to which it is used
+constexpr double HOLD_QUIET = 4.0;
+constexpr double NOISE_RISE_DB_S = 3.0;  // how fast the noise floor may rise
+constexpr float NOISE_SMOOTH = 0.3f;     // per-block weight of the output power the floor follows
+constexpr float NOISE_MARGIN = 2.0f;     // the output within this factor of the floor is taken for noise       // output over held residual power up to which it is used
 } // namespace
 
 echo_suppressor::echo_suppressor(int block, double sample_rate)
@@ -42,11 +45,14 @@ echo_suppressor::echo_suppressor(int block, double sample_rate)
       d_bin_cov(block + 1),
       d_bin_var(block + 1),
       d_fresh(block + 1),
-      d_held(block + 1)
+      d_held(block + 1),
+      d_smooth_ee(block + 1),
+      d_noise(block + 1)
 {
     reset();
     d_residual_decay = static_cast<float>(std::exp(-block / (RESIDUAL_DECAY_S * sample_rate)));
     d_tail_decay = static_cast<float>(std::exp(-block / (TAIL_DECAY_S * sample_rate)));
+    d_noise_rise = static_cast<float>(std::pow(10.0, NOISE_RISE_DB_S * block / sample_rate / 10));
 }
 
 void echo_suppressor::reset()
@@ -58,6 +64,8 @@ void echo_suppressor::reset()
     std::fill(d_gain.begin(), d_gain.end(), 1.0f);
     std::fill(d_residual.begin(), d_residual.end(), 0.0f);
     std::fill(d_held.begin(), d_held.end(), 0.0f);
+    std::fill(d_smooth_ee.begin(), d_smooth_ee.end(), 0.0f);
+    std::fill(d_noise.begin(), d_noise.end(), -1.0f); // unknown
     std::fill(d_bin_cov.begin(), d_bin_cov.end(), 0.0f);
     std::fill(d_bin_var.begin(), d_bin_var.end(), 0.0f);
     d_cov = d_var = d_leak = 0;
@@ -130,7 +138,12 @@ void echo_suppressor::process(const float* e, const float* y, bool far_active, b
     const bool hold = out_sum <= HOLD_QUIET * held_sum;
     for (int f = 0; f < d_k; f++) {
         d_residual[f] = std::max(d_fresh[f], d_residual_decay * d_residual[f]);
-        const float r = d_ee[f] > 0 ? (hold ? d_held[f] : d_residual[f]) / d_ee[f] : 0.0f;
+        // the stationary noise under the echo is not echo: the residual is at most what rises above it
+        d_smooth_ee[f] += NOISE_SMOOTH * (d_ee[f] - d_smooth_ee[f]);
+        d_noise[f] = d_noise[f] < 0 ? d_smooth_ee[f] : std::min(d_noise[f] * d_noise_rise, d_smooth_ee[f]);
+        const float above = std::max(0.0f, d_ee[f] - NOISE_MARGIN * d_noise[f]);
+        const float residual = std::min(hold ? d_held[f] : d_residual[f], above);
+        const float r = d_ee[f] > 0 ? residual / d_ee[f] : 0.0f;
         const float g = std::max(MIN_GAIN, 1.0f - static_cast<float>(OVER_SUBTRACTION) * r);
         d_gain[f] = g < d_gain[f] ? g : d_gain[f] + static_cast<float>(d_release) * (g - d_gain[f]);
         d_e_spec[f] *= d_gain[f];

@@ -7,7 +7,8 @@
  * more than the whole (a room's notches, where the filter is least accurate). The filter's error in a
  * room's late tail outlasts its estimate, so the residual is also held with a slow decay (0.3 s), used
  * while the output holds no more than four times it (no near-end talker). Bins where
- * that residual dominates are attenuated, bins where the near end dominates pass untouched; a gain rises
+ * that residual dominates are attenuated, bins where the near end dominates pass untouched, and the
+ * stationary noise (each bin's floor, which may rise 3 dB a second) is not taken for echo; a gain rises
  * again within 15 ms, so a near-end talker's onset is not clipped.
  *
  * The gains are applied to the two-block window the filter's output ends in, and only its newest
@@ -47,6 +48,8 @@ private:
     std::vector<float> d_bin_cov, d_bin_var; // per bin, over BIN_MEMORY_S
     std::vector<float> d_fresh; // this block's residual estimate
     std::vector<float> d_held;  // the residual held with the room-tail decay
+    std::vector<float> d_smooth_ee, d_noise; // output power, smoothed, and its floor (the stationary noise)
+    float d_noise_rise;
     float d_residual_decay, d_tail_decay;
     double d_cov = 0, d_var = 0, d_leak = 0;
     bool d_started = false;
