@@ -273,6 +273,8 @@ void aec_impl::realign()
         d_aligner->read(end - span, d_offset - step * span, step, d_history.data(), static_cast<int>(span));
         d_filter->reload(d_history.data());
     }
+    if (first)
+        d_filter->relearn();
     d_drift.interrupt();
     d_shift_finder->reset(); // its window holds estimates made at the old alignment
 }

@@ -64,6 +64,13 @@ public:
     //! Whether the filter is relearning the echo path: the foreground took the background's coefficients
     //! while it cancelled under RELEARN_DB, within the last RELEARN_HOLD_S.
     bool relearning() const { return d_relearn_left > 0; }
+    //! The echo path is new to the filter (the delay was just found): relearning from now on, and the
+    //! error energies compared for copies start again, so the first useful background is taken at once.
+    void relearn()
+    {
+        d_relearn_left = d_relearn_blocks + 1;
+        d_sd = d_sf = d_sb = 0;
+    }
     //! Whether the background filter is usable for shift(): not diverged, and cancelling \p db at least.
     bool background_converged(double db) const { return d_sb > 0 && d_sd > d_sb * std::pow(10.0, db / 10) && d_sb <= 2.0 * d_sf; }
     //! Samples the background's echo path moved later since the last call (0 when unknown);
