@@ -29,6 +29,7 @@ constexpr double KEPT_BLOCK_RATIO = 0.25; // one block where the kept filter lea
 constexpr double PRIOR_DECAY_S = 0.05;  // time constant of the step share given to the early partitions
 constexpr double RELEARN_DB = 15.0;    // a copy while the foreground cancelled less: relearning
 constexpr double RELEARN_HOLD_S = 0.5;
+constexpr double AVERAGE_DB = 25.0;   // a copy into a foreground that cancels this much averages the two
 constexpr double LOST_BLOCK_DB = 6.0;
 constexpr double LOST_HOLD_S = 0.1;
 constexpr double LOUDER_THAN_ECHO = 1.0;
@@ -213,7 +214,12 @@ void echo_filter::process(const float* x, const float* d, float* e, float* y)
             d_kept_left = d_keep_blocks;
             d_kept_running = false;
         }
-        d_wf = d_wb;
+        if (d_sf * std::pow(10.0, AVERAGE_DB / 10) < d_sd) {
+            for (size_t i = 0; i < d_wf.size(); i++)
+                d_wf[i] = 0.5f * (d_wf[i] + d_wb[i]);
+        } else {
+            d_wf = d_wb;
+        }
         d_sf = d_sb;
         d_copied = true;
     } else if (d_sb > DIVERGED_RATIO * d_sf) {

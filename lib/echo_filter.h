@@ -6,7 +6,8 @@
  * background's own cancellation rises from 10 to 20 dB (less misadjustment once it has learned, the full
  * step again as soon as the echo path changes). The foreground one makes
  * the output: it takes the background's coefficients whenever the background has cancelled clearly
- * better for a while, and gives them back when the background has diverged. The step of each
+ * better for a while (once the foreground cancels 25 dB, it takes the mean of itself and the background,
+ * which halves the background's gradient noise), and gives them back when the background has diverged. The step of each
  * partition is proportionate to the energy the filter has found there, plus shares that decay over the
  * tail and that are uniform, so the early part of a room's response, where most of its energy is,
  * converges first.

@@ -202,10 +202,10 @@ def test_converges_within_two_seconds_behind_an_unknown_delay(voices):
 
 @pytest.mark.parametrize("seed", [2, 3])
 def test_steady_cancellation_behind_an_unknown_delay(voices, seed):
-    """The last 2.5 s of 10: 36-37 dB with the suppressor (the old build: 33)."""
+    """The last 2.5 s of 10: 35-36 dB with the suppressor (the old build: 33)."""
     s = aec_signals.scenario(rate=RATE, seconds=10, far=voices[0], delay_s=0.3, noise_db=-65, seed=seed)
     out, _, _ = aec_runner.run(s["mic"], s["ref"], RATE, FRAME, TAIL, 1.0, True)
-    assert aec_metrics.steady_erle_db(out, s) >= 34.5
+    assert aec_metrics.steady_erle_db(out, s) >= 34.0
 
 
 def test_a_delay_jump_keeps_the_filter_and_is_found_once(voices):
