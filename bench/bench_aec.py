@@ -6,9 +6,12 @@ Far end and near end are espeak-ng voices (music: chords and noise bursts); room
 image method (pyroomacoustics, "image") or from the generated exponential decay ("generated"); the
 microphone has noise at -65 dBFS. ria.aec runs as shipped (residual suppressor on). Per condition:
 steady-state ERLE (last quarter), time to 20 dB (1 s windows), the lowest ERLE (0.5 s windows) in the
-3 s after a change, near-end attenuation during double talk, and the real-time factor. Each system's
-output is compared with its own output for the microphone without echo and a zero reference, after
-removing its latency, so a DC notch, a high-pass or a frame of delay is not counted as echo or damage.
+3 s after a change and how long until a half second is back at 20 dB, near-end attenuation during double
+talk, and the real-time factor (wall clock, with the flowgraph around ria.aec). A cost table follows: CPU
+time against speexdsp in interleaved rounds, with the flowgraph's own cost taken off (--cost prints only
+that). Each system's output is compared with its own output for the microphone without echo and a zero
+reference, after removing its latency, so a DC notch, a high-pass or a frame of delay is not counted as
+echo or damage.
 """
 
 import argparse
@@ -20,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aec3_runner  # noqa: E402
+import aec_cost  # noqa: E402
 import aec_rooms  # noqa: E402
 import aec_runner  # noqa: E402
 import aec_signals as signals  # noqa: E402
@@ -83,33 +87,42 @@ def measure(run, s, change):
         if np.mean(echo[a:a + w] ** 2) > active and erle(echo, residual, a, a + w) >= 20:
             t20 = (a + w) / rate
             break
-    low = None
+    low = back = None
     if change is not None:
         k, h = int(change * rate), rate // 2
         vals = [erle(echo, residual, a, a + h) for a in range(k, min(n - h, k + 3 * rate), h // 2)
                 if np.mean(echo[a:a + h] ** 2) > active]
         low = min(vals) if vals else None
+        for a in range(k, n - h, h // 2):  # back to 20 dB: the first half second from the change on at 20 dB
+            if np.mean(echo[a:a + h] ** 2) > active and erle(echo, residual, a, a + h) >= 20:
+                back = (a + h - k) / rate
+                break
     near = None
     talking = np.abs(s["near"][:n]) > 0
     if np.any(talking):
         # the near-end talker's gain in the output with echo, against the output without echo
         g = np.dot(out[talking], base[talking]) / np.dot(base[talking], base[talking])
         near = -20 * np.log10(g) if g > 0 else float("inf")
-    return steady, t20, low, near, len(out) / rate / took
+    return steady, t20, low, back, near, len(out) / rate / took
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--only", default="", help="run only the conditions whose name contains this")
+    parser.add_argument("--cost", action="store_true", help="only the cost table (CPU time against speexdsp)")
     args = parser.parse_args()
+    if args.cost:
+        cost_table(args.seconds)
+        return
     voices = {}
     conds, img = conditions(args.seconds)
     print(f"frame {FRAME_S * 1000:.0f} ms, tail {TAIL_S} s unless named, {args.seconds:.0f} s per condition, 16 kHz "
           "unless named, noise -65 dBFS")
     print()
-    print("| condition | canceller | steady ERLE dB | time to 20 dB s | min after change dB | near-end attenuation dB | RTF |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| condition | canceller | steady ERLE dB | time to 20 dB s | min after change dB | back to 20 dB s | "
+          "near-end attenuation dB | RTF |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for label, cond in conds:
         if args.only not in label:
             continue
@@ -133,10 +146,26 @@ def main():
             ("WebRTC AEC3", lambda m, r: aec3_runner.run(m, r, rate)[0]),
         ]
         for name, run in systems:
-            steady, t20, low, att, rtf = measure(run, s, change)
+            steady, t20, low, back, att, rtf = measure(run, s, change)
             fmt = lambda v: "–" if v is None else f"{v:.1f}"
+            never = "never" if change is not None else "–"
             print(f"| {label} | {name} | {steady:.1f} | {'never' if t20 is None else f'{t20:.1f}'} | {fmt(low)} | "
+                  f"{never if back is None else f'{back:.2f}'} | "
                   f"{'–' if att is None else f'{att:.2f}'} | {rtf:.0f} |", flush=True)
+
+    if not args.only:
+        print()
+        cost_table(args.seconds)
+
+
+def cost_table(seconds):
+    print("| rate, frame, tail | speexdsp CPU s | ria.aec CPU s (flowgraph taken off) | ratio | flowgraph CPU s |")
+    print("|---|---:|---:|---:|---:|")
+    for rate, frame, tail in ((16000, 320, 0.4), (48000, 1024, 0.2)):
+        far = signals.speech(signals.FAR_TEXT, "en-us", rate)
+        s = signals.scenario(rate=rate, seconds=seconds, far=far, delay_s=0.3, noise_db=-65.0)
+        speex, ria, graph = aec_cost.measure(s, frame, tail)
+        print(f"| {rate} Hz, {frame}, {tail} s | {speex:.3f} | {ria:.3f} | {ria / speex:.2f} | {graph:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

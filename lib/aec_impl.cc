@@ -273,6 +273,8 @@ void aec_impl::realign()
         d_aligner->read(end - span, d_offset - step * span, step, d_history.data(), static_cast<int>(span));
         d_filter->reload(d_history.data());
     }
+    if (first)
+        d_filter->relearn();
     d_drift.interrupt();
     d_shift_finder->reset(); // its window holds estimates made at the old alignment
 }
@@ -319,7 +321,7 @@ void aec_impl::cancel_frame(const float* mic, const float* far, float* out)
     }
     const bool far_active = far_power > FAR_END_POWER * d_frame;
     if (d_residual_suppression)
-        d_suppressor->process(d_err.data(), d_echo_estimate.data(), far_active, out);
+        d_suppressor->process(d_err.data(), d_echo_estimate.data(), far_active, d_filter->relearning(), out);
     else
         std::copy(d_err.begin(), d_err.end(), out);
     if (d_pre) {

@@ -130,7 +130,7 @@ void delay_tracker::measure()
     d_cross_started = true;
     d_mic_spec[0] = 0;
     for (size_t k = 1; k < d_cross.size(); k++) {
-        const float norm = std::norm(d_cross[k]);
+        const float norm = power(d_cross[k]);
         d_mic_spec[k] = norm > 0 ? d_cross[k] * (1.0f / std::sqrt(norm)) : std::complex<float>(0);
     }
     d_fft.inverse(d_mic_spec.data(), d_corr.data());

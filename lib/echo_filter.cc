@@ -7,10 +7,13 @@ namespace gr {
 namespace ria {
 
 namespace {
-constexpr float STEP = 0.8f;            // normalised step of the background filter
+constexpr float STEP = 0.8f;            // normalised step of the background filter while it learns
+// and once it cancels SETTLE_TO_DB (a smaller step leaves less misadjustment; in between, linear in dB)
+constexpr float SETTLED_STEP = 0.4f;
+constexpr double SETTLE_FROM_DB = 10.0, SETTLE_TO_DB = 20.0;
 // Step shares of the partitions: some for all alike, some along a room-like decay from the start of the
 // tail, the rest where the filter has found the echo's energy (proportionate NLMS).
-constexpr double UNIFORM_SHARE = 0.1;
+constexpr double UNIFORM_SHARE = 0.3;
 constexpr double PROPORTIONATE_SHARE = 0.45;
 constexpr int CONSTRAINTS = 1;          // partitions constrained per block, in turn
 constexpr double ENERGY_MEMORY_S = 0.15; // smoothing of the error energies compared for copies
@@ -24,6 +27,12 @@ constexpr double KEEP_GOOD_S = 0.5;       // share of the mic's (15 dB) this rec
 constexpr double KEPT_BLOCK_RATIO = 0.25; // one block where the kept filter leaves this share of the
                                           // foreground's error brings it back at once
 constexpr double PRIOR_DECAY_S = 0.05;  // time constant of the step share given to the early partitions
+constexpr double RELEARN_DB = 15.0;    // a copy while the foreground cancelled less: relearning
+constexpr double RELEARN_HOLD_S = 0.5;
+constexpr double AVERAGE_DB = 25.0;   // a copy into a foreground that cancels this much averages the two
+constexpr double LOST_BLOCK_DB = 6.0;
+constexpr double LOST_HOLD_S = 0.1;
+constexpr double LOUDER_THAN_ECHO = 1.0;
 constexpr float FAR_ACTIVE = 1e-8f;     // mean square of a reference block below which nothing adapts
 constexpr float REGULARISATION = 1e-7f; // per-sample power added to every bin's normalisation
 constexpr double SHIFT_WINDOW_S = 0.2;   // the shift finder correlates this much microphone
@@ -64,7 +73,9 @@ echo_filter::echo_filter(int block, int partitions, double sample_rate)
       d_prior(partitions),
       d_norm(block + 1),
       d_keep_blocks(std::max(1, static_cast<int>(std::lround(KEEP_S * sample_rate / block)))),
-      d_good_blocks(std::max(1, static_cast<int>(std::lround(KEEP_GOOD_S * sample_rate / block))))
+      d_good_blocks(std::max(1, static_cast<int>(std::lround(KEEP_GOOD_S * sample_rate / block)))),
+      d_relearn_blocks(std::max(1, static_cast<int>(std::lround(RELEARN_HOLD_S * sample_rate / block)))),
+      d_lost_blocks(std::max(1, static_cast<int>(std::lround(LOST_HOLD_S * sample_rate / block))))
 {
     double sum = 0;
     for (int p = 0; p < d_p; p++)
@@ -84,6 +95,7 @@ void echo_filter::reset()
     std::fill(d_wk.begin(), d_wk.end(), cf(0));
     std::fill(d_raw_y.begin(), d_raw_y.end(), 0.0f);
     d_kept_left = 0;
+    d_relearn_left = 0;
     d_kept_running = false;
     d_sk = 0;
     d_scale = 1.0f;
@@ -113,8 +125,10 @@ void echo_filter::filter(const std::vector<cf>& w, cf* y_spec)
     for (int age = 0; age < d_p; age++) {
         const cf* x = x_at(age);
         const cf* wp = &w[static_cast<size_t>(age) * d_k];
-        for (int f = 0; f < d_k; f++)
-            y_spec[f] += wp[f] * x[f];
+        for (int f = 0; f < d_k; f++) {
+            const float wr = wp[f].real(), wi = wp[f].imag(), xr = x[f].real(), xi = x[f].imag();
+            y_spec[f] = cf(y_spec[f].real() + (wr * xr - wi * xi), y_spec[f].imag() + (wr * xi + wi * xr));
+        }
     }
 }
 
@@ -147,9 +161,12 @@ void echo_filter::process(const float* x, const float* d, float* e, float* y)
         yy += double(y[i]) * y[i];
     }
     const float scale = ee > dd && yy > 0 ? static_cast<float>(std::clamp(dy / yy, 0.0, 1.0)) : 1.0f;
-    if (scale < 1.0f || d_scale < 1.0f) {
+    // down: ramped from the last block's scale; up at once (a scale set in a silent block would otherwise
+    // leave half of an echo's onset uncancelled)
+    const float from = std::min(d_scale, 1.0f) < scale ? scale : d_scale;
+    if (scale < 1.0f || from < 1.0f) {
         for (int i = 0; i < d_n; i++) {
-            y[i] *= d_scale + (scale - d_scale) * static_cast<float>(i + 1) / d_n;
+            y[i] *= from + (scale - from) * static_cast<float>(i + 1) / d_n;
             e[i] = d[i] - y[i];
         }
     }
@@ -159,6 +176,9 @@ void echo_filter::process(const float* x, const float* d, float* e, float* y)
     d_sd = (1 - a) * d_sd + a * dd;
     d_sf = (1 - a) * d_sf + a * ee; // the foreground's own error, unscaled, for the copies
     d_sb = (1 - a) * d_sb + a * energy(e_b, d_n);
+    if (d_far_active && d_since_good < d_good_blocks && ee * std::pow(10.0, LOST_BLOCK_DB / 10) > dd &&
+        dd < LOUDER_THAN_ECHO * yy)
+        d_relearn_left = std::max(d_relearn_left, d_lost_blocks + 1);
     d_since_good = d_sf < KEEP_GOOD * d_sd ? 0 : std::min(d_since_good + 1, d_good_blocks);
     // the kept foreground, only while the current one cancels poorly (it costs a third filter)
     const bool run_kept = d_kept_left > 0 && d_sf > KEPT_RUN_ERLE * d_sd;
@@ -186,19 +206,28 @@ void echo_filter::process(const float* x, const float* d, float* e, float* y)
         d_kept_running = false;
         d_copied = true;
     } else if (d_sb < COPY_RATIO * d_sf && d_sb < d_sd) {
+        if (d_sf * std::pow(10.0, RELEARN_DB / 10) > d_sd)
+            d_relearn_left = d_relearn_blocks + 1;
         if (d_kept_left == 0 && d_since_good < d_good_blocks) {
             d_wk = d_wf;
             d_sk = d_sf;
             d_kept_left = d_keep_blocks;
             d_kept_running = false;
         }
-        d_wf = d_wb;
+        if (d_sf * std::pow(10.0, AVERAGE_DB / 10) < d_sd) {
+            for (size_t i = 0; i < d_wf.size(); i++)
+                d_wf[i] = 0.5f * (d_wf[i] + d_wb[i]);
+        } else {
+            d_wf = d_wb;
+        }
         d_sf = d_sb;
         d_copied = true;
     } else if (d_sb > DIVERGED_RATIO * d_sf) {
         d_wb = d_wf;
         d_sb = d_sf;
     }
+    if (d_relearn_left > 0)
+        d_relearn_left--;
     if (d_kept_left > 0 && --d_kept_left == 0)
         d_kept_running = false;
     if (d_far_active)
@@ -217,10 +246,13 @@ void echo_filter::adapt(const float* e_b)
         const cf* x = x_at(age);
         const float g = d_gain[age];
         for (int f = 0; f < d_k; f++)
-            d_norm[f] += g * std::norm(x[f]);
+            d_norm[f] += g * power(x[f]);
     }
+    const double erle_b = d_sb > 0 && d_sd > 0 ? 10.0 * std::log10(d_sd / d_sb) : 0.0;
+    const double settled = std::clamp((erle_b - SETTLE_FROM_DB) / (SETTLE_TO_DB - SETTLE_FROM_DB), 0.0, 1.0);
+    const float step = static_cast<float>(STEP + (SETTLED_STEP - STEP) * settled);
     for (int f = 0; f < d_k; f++)
-        d_spec[f] *= STEP / d_norm[f];
+        d_spec[f] *= step / d_norm[f];
     double total = 0;
     for (int age = 0; age < d_p; age++) {
         const cf* x = x_at(age);
@@ -228,8 +260,12 @@ void echo_filter::adapt(const float* e_b)
         const float g = d_gain[age];
         float en = 0;
         for (int f = 0; f < d_k; f++) {
-            w[f] += g * std::conj(x[f]) * d_spec[f];
-            en += std::norm(w[f]);
+            // w += g conj(x) spec, in real arithmetic (std::complex's product checks for NaN and does not vectorise)
+            const float xr = x[f].real(), xi = x[f].imag(), sr = d_spec[f].real(), si = d_spec[f].imag();
+            const float wr = w[f].real() + g * (xr * sr + xi * si);
+            const float wi = w[f].imag() + g * (xr * si - xi * sr);
+            w[f] = cf(wr, wi);
+            en += wr * wr + wi * wi;
         }
         d_energies[age] = std::sqrt(en);
         total += d_energies[age];

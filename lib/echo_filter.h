@@ -2,9 +2,12 @@
  * blocks of N samples, FFTs of 2N, P partitions covering the tail).
  *
  * Two copies of the filter run side by side. The background one adapts on every block with a large
- * normalised step, so it learns fast, and diverges when the near end talks. The foreground one makes
+ * normalised step, so it learns fast, and diverges when the near end talks; the step halves as the
+ * background's own cancellation rises from 10 to 20 dB (less misadjustment once it has learned, the full
+ * step again as soon as the echo path changes). The foreground one makes
  * the output: it takes the background's coefficients whenever the background has cancelled clearly
- * better for a while, and gives them back when the background has diverged. The step of each
+ * better for a while (once the foreground cancels 25 dB, it takes the mean of itself and the background,
+ * which halves the background's gradient noise), and gives them back when the background has diverged. The step of each
  * partition is proportionate to the energy the filter has found there, plus shares that decay over the
  * tail and that are uniform, so the early part of a room's response, where most of its energy is,
  * converges first.
@@ -59,6 +62,16 @@ public:
     const float* estimate() const { return d_raw_y.data(); }
     //! Whether the last block changed the foreground (a copy from the background, or the kept one back).
     bool adapted() const { return d_copied; }
+    //! Whether the filter is relearning the echo path: the foreground took the background's coefficients
+    //! while it cancelled under RELEARN_DB, within the last RELEARN_HOLD_S.
+    bool relearning() const { return d_relearn_left > 0; }
+    //! The echo path is new to the filter (the delay was just found): relearning from now on, and the
+    //! error energies compared for copies start again, so the first useful background is taken at once.
+    void relearn()
+    {
+        d_relearn_left = d_relearn_blocks + 1;
+        d_sd = d_sf = d_sb = 0;
+    }
     //! Whether the background filter is usable for shift(): not diverged, and cancelling \p db at least.
     bool background_converged(double db) const { return d_sb > 0 && d_sd > d_sb * std::pow(10.0, db / 10) && d_sb <= 2.0 * d_sf; }
     //! Samples the background's echo path moved later since the last call (0 when unknown);
@@ -93,6 +106,8 @@ private:
     double d_sd = 0, d_sf = 0, d_sb = 0; // smoothed block energies: mic, foreground and background error
     double d_sk = 0;                     // and the kept filter's error, while it is run
     int d_kept_left = 0;
+    int d_relearn_left = 0;
+    const int d_relearn_blocks, d_lost_blocks;
     const int d_keep_blocks, d_good_blocks;
     int d_since_good = 0; // blocks since the foreground last cancelled well (capped at d_good_blocks)
     bool d_kept_running = false;

@@ -8,12 +8,19 @@ namespace ria {
 namespace {
 constexpr double MEAN_MEMORY_S = 0.5;   // power means the fluctuations are taken against
 constexpr double COV_MEMORY_S = 0.25;   // covariance and variance behind the leakage
-constexpr double RELEASE_S = 0.03;      // how fast a gain rises again when the echo is gone
+constexpr double BIN_MEMORY_S = 1.0;    // the same per bin, slower, while the near end is quiet
+constexpr double NEAR_QUIET = 4.0;      // output over predicted residual power above which the near end talks
+constexpr double RELEASE_S = 0.015;     // how fast a gain rises again when the echo is gone
 constexpr double MAX_LEAK = 1000.0;     // +30 dB: the filter has barely started
-constexpr double OVER_SUBTRACTION = 2.0;
-constexpr float MIN_GAIN = 0.03f;       // -30 dB
+constexpr double OVER_SUBTRACTION = 3.0;
+constexpr float MIN_GAIN = 0.01f;       // -40 dB
 // The residual decays no faster than a room does, so it keeps covering the echo's tail.
 constexpr double RESIDUAL_DECAY_S = 0.05;
+constexpr double TAIL_DECAY_S = 0.3;     // the held one (see the header)
+constexpr double HOLD_QUIET = 4.0;
+constexpr double NOISE_RISE_DB_S = 3.0;  // how fast the noise floor may rise
+constexpr float NOISE_SMOOTH = 0.3f;     // per-block weight of the output power the floor follows
+constexpr float NOISE_MARGIN = 2.0f;     // the output within this factor of the floor is taken for noise       // output over held residual power up to which it is used
 } // namespace
 
 echo_suppressor::echo_suppressor(int block, double sample_rate)
@@ -21,6 +28,7 @@ echo_suppressor::echo_suppressor(int block, double sample_rate)
       d_k(block + 1),
       d_slow(1.0 - std::exp(-block / (MEAN_MEMORY_S * sample_rate))),
       d_cov_smooth(1.0 - std::exp(-block / (COV_MEMORY_S * sample_rate))),
+      d_bin_smooth(1.0 - std::exp(-block / (BIN_MEMORY_S * sample_rate))),
       d_release(1.0 - std::exp(-block / (RELEASE_S * sample_rate))),
       d_fft(2 * block),
       d_e_prev(block),
@@ -33,10 +41,18 @@ echo_suppressor::echo_suppressor(int block, double sample_rate)
       d_e_mean(block + 1),
       d_y_mean(block + 1),
       d_gain(block + 1),
-      d_residual(block + 1)
+      d_residual(block + 1),
+      d_bin_cov(block + 1),
+      d_bin_var(block + 1),
+      d_fresh(block + 1),
+      d_held(block + 1),
+      d_smooth_ee(block + 1),
+      d_noise(block + 1)
 {
     reset();
     d_residual_decay = static_cast<float>(std::exp(-block / (RESIDUAL_DECAY_S * sample_rate)));
+    d_tail_decay = static_cast<float>(std::exp(-block / (TAIL_DECAY_S * sample_rate)));
+    d_noise_rise = static_cast<float>(std::pow(10.0, NOISE_RISE_DB_S * block / sample_rate / 10));
 }
 
 void echo_suppressor::reset()
@@ -47,11 +63,16 @@ void echo_suppressor::reset()
     std::fill(d_y_mean.begin(), d_y_mean.end(), 0.0f);
     std::fill(d_gain.begin(), d_gain.end(), 1.0f);
     std::fill(d_residual.begin(), d_residual.end(), 0.0f);
+    std::fill(d_held.begin(), d_held.end(), 0.0f);
+    std::fill(d_smooth_ee.begin(), d_smooth_ee.end(), 0.0f);
+    std::fill(d_noise.begin(), d_noise.end(), -1.0f); // unknown
+    std::fill(d_bin_cov.begin(), d_bin_cov.end(), 0.0f);
+    std::fill(d_bin_var.begin(), d_bin_var.end(), 0.0f);
     d_cov = d_var = d_leak = 0;
     d_started = false;
 }
 
-void echo_suppressor::process(const float* e, const float* y, bool far_active, float* out)
+void echo_suppressor::process(const float* e, const float* y, bool far_active, bool relearning, float* out)
 {
     std::copy(d_y_prev.begin(), d_y_prev.end(), d_time.begin());
     std::copy_n(y, d_n, d_time.begin() + d_n);
@@ -63,18 +84,28 @@ void echo_suppressor::process(const float* e, const float* y, bool far_active, f
     std::copy_n(e, d_n, d_e_prev.begin());
 
     for (int f = 0; f < d_k; f++) {
-        d_ee[f] = std::norm(d_e_spec[f]);
-        d_yy[f] = std::norm(d_y_spec[f]);
+        d_ee[f] = power(d_e_spec[f]);
+        d_yy[f] = power(d_y_spec[f]);
     }
+    bool near_quiet = false;
     if (far_active) {
         const float a = static_cast<float>(d_started ? d_slow : 1.0);
-        double cov = 0, var = 0;
+        double cov = 0, var = 0, ee_sum = 0, predicted = 0;
+        for (int f = 0; f < d_k; f++) {
+            ee_sum += d_ee[f];
+            predicted += std::max(d_leak, d_bin_var[f] > 0 ? double(d_bin_cov[f]) / d_bin_var[f] : 0.0) * d_yy[f];
+        }
+        // the output holds no more than the residual the leakage predicts: no near-end talker in it
+        near_quiet = ee_sum <= NEAR_QUIET * predicted;
         for (int f = 0; f < d_k; f++) {
             d_e_mean[f] += a * (d_ee[f] - d_e_mean[f]);
             d_y_mean[f] += a * (d_yy[f] - d_y_mean[f]);
             const double dy = d_yy[f] - d_y_mean[f];
             cov += (d_ee[f] - d_e_mean[f]) * dy;
             var += dy * dy;
+            const float b = near_quiet ? static_cast<float>(d_bin_smooth) : 0.0f;
+            d_bin_cov[f] += b * (static_cast<float>((d_ee[f] - d_e_mean[f]) * dy) - d_bin_cov[f]);
+            d_bin_var[f] += b * (static_cast<float>(dy * dy) - d_bin_var[f]);
         }
         d_started = true;
         d_cov += d_cov_smooth * (cov - d_cov);
@@ -82,10 +113,37 @@ void echo_suppressor::process(const float* e, const float* y, bool far_active, f
         if (d_var > 0 && std::isfinite(d_cov / d_var))
             d_leak = std::clamp(d_cov / d_var, 0.0, MAX_LEAK);
     }
-    const float leak = static_cast<float>(d_leak);
+    float leak = static_cast<float>(d_leak);
+    if (relearning && far_active) {
+        double ee = 0, yy = 0;
+        for (int f = 0; f < d_k; f++) {
+            ee += d_ee[f];
+            yy += d_yy[f];
+        }
+        if (yy > 0 && ee / yy > leak)
+            leak = static_cast<float>(std::min(ee / yy, MAX_LEAK));
+    }
+    // The residual is held with the slow decay while the output holds no more than it predicts (no near-end
+    // talker): the filter's error in a room's late tail outlasts the estimate's own decay.
+    double out_sum = 0, held_sum = 0;
     for (int f = 0; f < d_k; f++) {
-        d_residual[f] = std::max(leak * d_yy[f], d_residual_decay * d_residual[f]);
-        const float r = d_ee[f] > 0 ? d_residual[f] / d_ee[f] : 0.0f;
+        float bin_leak = leak;
+        if (near_quiet && d_bin_var[f] > 0 && d_bin_cov[f] > leak * d_bin_var[f])
+            bin_leak = std::min(d_bin_cov[f] / d_bin_var[f], static_cast<float>(MAX_LEAK));
+        d_fresh[f] = bin_leak * d_yy[f];
+        out_sum += d_ee[f];
+        d_held[f] = std::max(d_fresh[f], d_tail_decay * d_held[f]);
+        held_sum += d_held[f];
+    }
+    const bool hold = out_sum <= HOLD_QUIET * held_sum;
+    for (int f = 0; f < d_k; f++) {
+        d_residual[f] = std::max(d_fresh[f], d_residual_decay * d_residual[f]);
+        // the stationary noise under the echo is not echo: the residual is at most what rises above it
+        d_smooth_ee[f] += NOISE_SMOOTH * (d_ee[f] - d_smooth_ee[f]);
+        d_noise[f] = d_noise[f] < 0 ? d_smooth_ee[f] : std::min(d_noise[f] * d_noise_rise, d_smooth_ee[f]);
+        const float above = std::max(0.0f, d_ee[f] - NOISE_MARGIN * d_noise[f]);
+        const float residual = std::min(hold ? d_held[f] : d_residual[f], above);
+        const float r = d_ee[f] > 0 ? residual / d_ee[f] : 0.0f;
         const float g = std::max(MIN_GAIN, 1.0f - static_cast<float>(OVER_SUBTRACTION) * r);
         d_gain[f] = g < d_gain[f] ? g : d_gain[f] + static_cast<float>(d_release) * (g - d_gain[f]);
         d_e_spec[f] *= d_gain[f];

@@ -1,8 +1,15 @@
 /* Residual echo suppressor: after the linear filter, the echo that is left in each frequency bin is
  * estimated from the filter's echo estimate there, scaled by how strongly the output's power follows the
  * estimate's power (the leakage: their power fluctuations' covariance over the estimate's variance,
- * so that a near-end talker, whose power does not follow the far end, does not raise it). Bins where
- * that residual dominates are attenuated, bins where the near end dominates pass untouched.
+ * so that a near-end talker, whose power does not follow the far end, does not raise it).
+ * The same leakage is also kept per bin, over a second of blocks where the output holds no more than
+ * four times the residual predicted (no near-end talker), and used in those blocks where a bin leaks
+ * more than the whole (a room's notches, where the filter is least accurate). The filter's error in a
+ * room's late tail outlasts its estimate, so the residual is also held with a slow decay (0.3 s), used
+ * while the output holds no more than four times it (no near-end talker). Bins where
+ * that residual dominates are attenuated, bins where the near end dominates pass untouched, and the
+ * stationary noise (each bin's floor, which may rise 3 dB a second) is not taken for echo; a gain rises
+ * again within 15 ms, so a near-end talker's onset is not clipped.
  *
  * The gains are applied to the two-block window the filter's output ends in, and only its newest
  * block is kept (overlap-save), so the suppressor adds no latency. */
@@ -24,19 +31,26 @@ public:
     echo_suppressor(int block, double sample_rate);
     //! e: the linear filter's output, y: its echo estimate, far_active: the reference carried sound;
     //! writes out (may be e).
-    void process(const float* e, const float* y, bool far_active, float* out);
+    //! relearning: the filter is relearning the echo path, so the output's power over the estimate's is
+    //! taken as the leakage when it is higher.
+    void process(const float* e, const float* y, bool far_active, bool relearning, float* out);
     void reset();
     //! The current leakage (residual over estimated echo power).
     double leakage() const { return d_leak; }
 
 private:
     const int d_n, d_k;
-    const double d_slow, d_cov_smooth, d_release;
+    const double d_slow, d_cov_smooth, d_bin_smooth, d_release;
     real_fft d_fft;
     std::vector<float> d_e_prev, d_y_prev, d_time;
     std::vector<cf> d_e_spec, d_y_spec;
     std::vector<float> d_ee, d_yy, d_e_mean, d_y_mean, d_gain, d_residual;
-    float d_residual_decay;
+    std::vector<float> d_bin_cov, d_bin_var; // per bin, over BIN_MEMORY_S
+    std::vector<float> d_fresh; // this block's residual estimate
+    std::vector<float> d_held;  // the residual held with the room-tail decay
+    std::vector<float> d_smooth_ee, d_noise; // output power, smoothed, and its floor (the stationary noise)
+    float d_noise_rise;
+    float d_residual_decay, d_tail_decay;
     double d_cov = 0, d_var = 0, d_leak = 0;
     bool d_started = false;
 };

@@ -33,6 +33,9 @@ private:
     void* d_inv;
 };
 
+//! |z|^2 as re^2 + im^2 (std::norm goes through abs(), a hypot, unless built with -ffast-math).
+inline float power(std::complex<float> z) { return z.real() * z.real() + z.imag() * z.imag(); }
+
 } // namespace ria
 } // namespace gr
 
