@@ -67,7 +67,7 @@ def cmd_serve(args):
                               header_timeout_s=args.header_timeout, trusted_proxies=args.trusted_proxy)
     config = HubConfig(args.data_dir, host=args.host, port=args.port, zmq_endpoint=args.zmq,
                        register_limit=args.register_limit, connection_limits=limits, idle_timeout_s=args.idle_timeout,
-                       tx_answer_timeout_s=args.tx_timeout)
+                       tx_answer_timeout_s=args.tx_timeout, nats_urls=args.nats or ())
 
     def ready(hub, url):
         zmq = f"; IQ republished on {hub.republisher.endpoint} (topic = agent id)" if hub.republisher else ""
@@ -93,6 +93,41 @@ def cmd_serve(args):
         print(f"error: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
         return 2
     print("ria hub stopped", flush=True)
+    return 0
+
+
+def nats_urls(text):
+    from gnuradio.ria.hub.cluster.nats_link import check_url
+    try:
+        return check_url(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def cmd_recorder(args):
+    """The cluster's recorder worker: every session on the NATS data bus, as SigMF in --folder."""
+    from gnuradio.ria.hub.cluster.recorder_worker import serve as serve_recorder
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    folder = os.path.abspath(os.path.expanduser(args.folder or os.path.join(args.data_dir, "recordings")))
+
+    def ready(_worker):
+        print(f"ria recorder on {', '.join(args.nats)} writing SigMF to {folder}", flush=True)
+
+    async def main():
+        task = asyncio.current_task()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
+        try:
+            await serve_recorder(args.nats, folder, ready)
+        except asyncio.CancelledError:
+            pass
+
+    try:
+        asyncio.run(main())
+    except Exception as e:  # noqa: BLE001 - NATS unreachable at start, named by the message
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("ria recorder stopped", flush=True)
     return 0
 
 
@@ -259,7 +294,15 @@ def main(argv=None):
                    help="seconds a kept-alive HTTP connection may wait for its next request (default 30)")
     p.add_argument("--tx-timeout", type=duration, default=10.0, dest="tx_timeout",
                    help="seconds an agent has to answer tx_start, tx_stop and tx_configure (default 10)")
+    p.add_argument("--nats", type=nats_urls, metavar="URLS",
+                   help="cluster mode: share keys, agents, presence, commands and IQ with other hub nodes through "
+                        "NATS JetStream at these URLs (comma separated), e.g. nats://127.0.0.1:4222")
     p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("recorder", help="cluster mode: record every session on NATS as SigMF (a worker of its own)")
+    p.add_argument("--nats", type=nats_urls, required=True, metavar="URLS", help="NATS URLs, comma separated")
+    p.add_argument("--folder", help="where the SigMF files go (default DATA_DIR/recordings)")
+    p.set_defaults(run=cmd_recorder)
 
     p = sub.add_parser("keys", help="registration keys: create, list, revoke")
     keys = p.add_subparsers(dest="keys_command", required=True)

@@ -8,6 +8,7 @@ apt_packages=(
     gnuradio-dev libsoapysdr-dev python3-soapysdr soapysdr-tools libspeexdsp-dev pybind11-dev
     nlohmann-json3-dev libssl-dev
     cmake g++ make pkg-config python3-venv python3-zmq espeak-ng sox chromium
+    nats-server
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -1,0 +1,122 @@
+"""One hub node of a cluster: the registry in JetStream key-value buckets, presence, control and data on NATS.
+server.Hub uses it when it is given NATS URLs; everything else in the hub is the same as a single process."""
+
+import asyncio
+import json
+import os
+
+import nats.js.errors
+
+from .. import credentials
+from .control_bus import ControlBus
+from .data_bus import DataBus
+from .kv_store import KvStore
+from .nats_link import NatsLink, NatsUnavailable
+from .presence import Presence
+
+
+class ClusterNode:
+    def __init__(self, hub, nats_urls, log=None):
+        self.hub = hub
+        self.node_id = credentials.new_id("node-")
+        self.log = log or hub.log
+        self.link = NatsLink(nats_urls, f"ria-hub {self.node_id}", self.log)
+        self.store = KvStore(self.link)
+        self.presence = Presence(self.link, self.node_id, hub, self.log)
+        self.control = ControlBus(self.link, hub, self.log)
+        self.data = None
+        self._tasks = []
+
+    async def start(self):
+        """Connects and loads the registry (NatsUnavailable when NATS does not answer); hub.store becomes it."""
+        await self.link.connect()
+        try:
+            await self.store.start()
+            await self._share_admin_token()
+            await self.presence.start()
+        except NatsUnavailable:
+            raise
+        except Exception as e:  # noqa: BLE001 - a JetStream that is off or full: say so at start
+            raise NatsUnavailable(f"NATS at {', '.join(self.link.urls)} did not set up the hub's buckets "
+                                  f"(is JetStream on? nats-server -js): {e or type(e).__name__}") from None
+        self.hub.store = self.store
+        self.data = DataBus(self.link, self.log)
+        self.link.on_reconnect.append(self._catch_up)
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self.presence.run()), loop.create_task(self.data.run())]
+
+    def listening(self, url):
+        host_url = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")
+        self.control.local_url = host_url
+        self.presence.node_url = url
+
+    async def _share_admin_token(self):
+        """Every node answers to the same admin token: the first node's, which the others take on."""
+        kv = self.link.kv["ria_config"]
+        try:
+            await kv.create("admin_token", json.dumps(self.hub.admin_token).encode())
+            return
+        except nats.js.errors.KeyWrongLastSequenceError:
+            pass
+        shared = json.loads((await kv.get("admin_token")).value)
+        if shared != self.hub.admin_token:
+            path = self.hub.config.admin_token_path
+            tmp = path + ".tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(shared + "\n")
+            os.replace(tmp, path)
+            self.hub.admin_token = shared
+            self.log.info("took on the cluster's admin token (written to %s)", path)
+
+    # ---------------------------------------------------------------- agents this node holds
+
+    def agent_connected(self, link):
+        asyncio.get_running_loop().create_task(self._held(link))
+
+    def agent_disconnected(self, link):
+        asyncio.get_running_loop().create_task(self._released(link.agent_id))
+
+    async def _held(self, link):
+        try:
+            await self.control.sync(link.agent_id)
+            await self.presence.put(link)
+        except Exception as e:  # noqa: BLE001 - NATS away: the reconnect catches up
+            self.log.warning("agent %s: could not announce it on NATS (%s)", link.agent_id, type(e).__name__)
+
+    async def _released(self, agent_id):
+        try:
+            await self.control.sync(agent_id)
+            if agent_id not in self.hub.links:
+                await self.presence.drop(agent_id)
+        except Exception as e:  # noqa: BLE001 - as above; the presence entry then expires by itself
+            self.log.warning("agent %s: could not withdraw it on NATS (%s)", agent_id, type(e).__name__)
+
+    async def _catch_up(self):
+        for link in list(self.hub.links.values()):
+            await self._held(link)
+        self.hub._save_seen()
+
+    def remote_summary(self, agent_id):
+        entry = self.presence.remote(agent_id)
+        return entry["summary"] if entry else None
+
+    # ---------------------------------------------------------------- health, shutdown
+
+    def health(self):
+        return dict(self.link.state(), node=self.node_id, agents_elsewhere=self.presence.online_elsewhere(),
+                    data_published=self.data.published if self.data else 0,
+                    data_dropped=self.data.dropped if self.data else 0,
+                    commands_forwarded=self.control.forwarded, commands_served=self.control.served)
+
+    async def close(self):
+        for task in self._tasks:
+            task.cancel()
+        for agent_id in list(self.hub.links):
+            try:
+                await asyncio.wait_for(self.presence.drop(agent_id), 1)
+            except Exception:  # noqa: BLE001 - the entry expires by itself
+                pass
+        await self.control.close()
+        await self.store.close()
+        await self.link.close()

@@ -1,0 +1,189 @@
+"""Hub nodes on a real NATS JetStream (tests/nats_cluster.py): one registry, agents held by any node and commanded
+from any node, failover to another node, the recorder as a worker of its own, a node that outlives NATS."""
+
+import concurrent.futures
+import glob
+import json
+import os
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from lab import RATE
+from processes import AGENT_APP, Process, python, run_app
+
+
+def poll(fetch, predicate, timeout=20.0, what="the condition"):
+    """fetch() until predicate(value) holds; returns the value (AssertionError with the last value on timeout)."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        try:
+            value = fetch()
+        except Exception as e:  # noqa: BLE001 - a node going away in the middle of a poll
+            value = e
+        if not isinstance(value, Exception) and value is not None and predicate(value):
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} never held; last: {value}")
+
+
+def agent_view(node, agent_id):
+    return next((a for a in node.api.agents() if a["agent_id"] == agent_id), None)
+
+
+def register(url, key, name):
+    request = urllib.request.Request(url + "/screens/agents/register", method="POST",
+                                     data=json.dumps({"name": name}).encode(),
+                                     headers={"X-API-Key": key, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def ws(node, agent_id):
+    return node.url.replace("http://", "ws://") + f"/screens/agent/ws?agent_id={agent_id}"
+
+
+def start_agent(cluster, tmp_path, register_on, nodes, name="field-1"):
+    """A real agent process registered on one node, connecting through `nodes` in turn; (agent_id, Process)."""
+    key = register_on.api.request("POST", "/api/keys", {"uses": 1})["key"]
+    config = str(tmp_path / f"{name}.json")
+    result = run_app(AGENT_APP, "--config", config, "register", "--hub", register_on.url, "--api-key", key,
+                     "--name", name)
+    assert result.returncode == 0, result.stderr
+    agent_id = re.search(r"registered as (agent-\w+)", result.stdout).group(1)
+    urls = " ".join(ws(n, agent_id) for n in nodes)
+    agent = Process(python(AGENT_APP, "--config", config, "run", "--url", urls, "--heartbeat-interval", "1",
+                           "--simulator", "--hardware", "mock"))
+    cluster.processes.append(agent)
+    return agent_id, agent
+
+
+def start_rc(serial, freq=100e6):
+    return {"device": f"driver=riasim,serial={serial}", "center_frequency": freq, "sample_rate": RATE, "gain": 30,
+            "buffer_size": 8192}
+
+
+def test_fifty_registrations_race_for_a_single_use_key_across_three_nodes(cluster):
+    nodes = [cluster.start_node(n) for n in "abc"]
+    key = nodes[0].api.request("POST", "/api/keys", {"uses": 1, "label": "race"})
+    barrier = threading.Barrier(50)
+
+    def racer(i):
+        barrier.wait()
+        return register(nodes[i % 3].url, key["key"], f"racer-{i}")
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(racer, range(50)))
+    won = [body for status, body in answers if status == 200]
+    refused = [body["detail"]["reason"] for status, body in answers if status == 403]
+    assert len(won) == 1, answers
+    assert refused == ["already_consumed"] * 49, answers
+    # every node sees the one agent and the key used once
+    for node in nodes:
+        keys = poll(lambda: node.api.request("GET", "/api/keys")["keys"],
+                    lambda ks: any(k["key_id"] == key["key_id"] and k["uses"] == 1 for k in ks), 5, "the key's use")
+        assert [k["state"] for k in keys if k["key_id"] == key["key_id"]] == ["already_consumed"]
+        agents = poll(node.api.agents, lambda a: len(a) == 1, 5, "one agent on every node")
+        assert agents[0]["agent_id"] == won[0]["agent_id"]
+    # and the registry refuses what SQLite refuses
+    assert register(nodes[1].url, "ria_reg_nothing", "x") == (401, {"detail": {"reason": "invalid_key"}})
+    nodes[2].api.request("DELETE", f"/api/keys/{key['key_id']}")
+    assert register(nodes[0].url, key["key"], "x")[1]["detail"]["reason"] == "revoked"
+
+
+def test_register_on_a_stream_through_b_command_from_c_and_fail_over(cluster, tmp_path, serial):
+    a, b, c = (cluster.start_node(n) for n in "abc")
+    agent_id, agent = start_agent(cluster, tmp_path, a, [b, c])
+    view = poll(lambda: agent_view(a, agent_id), lambda v: v["online"], what="the agent online on node a")
+    node_b = b.health()["cluster"]["node"]
+    assert view["node"] == node_b
+
+    answer = c.api.start(agent_id, start_rc(serial))  # through NATS to node b, and the agent's answer back
+    assert answer["acked"] is True and answer["status"] == "streaming" and answer["error"] is None
+    view = poll(lambda: c.api.spectrum(agent_id), lambda v: v["stream"]["frames"] > 10, what="frames on b")
+    assert view["stream"]["sample_rate"] == RATE
+    answer = a.api.configure(agent_id, {"center_frequency": 100.05e6})
+    assert answer["acked"] is True and answer["error"] is None
+    poll(lambda: a.api.spectrum(agent_id), lambda v: v["stream"]["center_frequency"] == 100.05e6, what="retune")
+    with pytest.raises(Exception) as bad:  # the agent's own error comes back through two nodes
+        c.api.configure(agent_id, {"center_frequency": 1e12})
+    assert getattr(bad.value, "status", None) == 502 and "center_frequency" in str(bad.value)
+    assert c.health()["cluster"]["commands_forwarded"] >= 2 and b.health()["cluster"]["commands_served"] >= 3
+
+    frames_before = b.api.spectrum(agent_id)["stream"]["frames"]
+    b.process.stop(sig=9)  # node b dies mid-session
+    killed = time.monotonic()
+    view = poll(lambda: c.api.spectrum(agent_id), lambda v: v["stream"] and v["stream"]["frames"] > 5,
+                timeout=30, what="the agent streaming through node c")
+    failover_s = time.monotonic() - killed
+    print(f"\nfailover: agent streaming through another node {failover_s:.2f} s after its node was killed "
+          f"({frames_before} frames through b before)")
+    assert view["stream"]["sample_rate"] == RATE and view["stream"]["center_frequency"] == 100.05e6  # stream_info
+    node_c = c.health()["cluster"]["node"]
+    poll(lambda: agent_view(a, agent_id), lambda v: v.get("node") == node_c and v["status"] == "streaming",
+         what="node a showing the agent on node c")
+    assert a.api.stop(agent_id)["status"] == "idle"
+    agent.stop()
+
+
+def test_recorder_worker_writes_every_frame_the_nodes_received(cluster, tmp_path, serial):
+    import numpy as np
+    import sigmf
+
+    a, b = cluster.start_node("a"), cluster.start_node("b")
+    folder = str(tmp_path / "recorded")
+    recorder = cluster.start_recorder(folder)
+    agent_id, agent = start_agent(cluster, tmp_path, a, [b])
+    poll(lambda: agent_view(a, agent_id), lambda v: v["online"], what="the agent online")
+    assert a.api.start(agent_id, start_rc(serial), app_id="rec-1")["status"] == "streaming"
+    poll(lambda: b.api.spectrum(agent_id), lambda v: v["stream"]["frames"] > 40, what="40 frames")
+    assert a.api.configure(agent_id, {"center_frequency": 100.05e6})["error"] is None
+    poll(lambda: b.api.spectrum(agent_id), lambda v: v["stream"]["frames"] > 80, what="80 frames")
+    assert a.api.stop(agent_id)["status"] == "idle"
+    received = b.api.request("GET", f"/api/agents/{agent_id}")["stream"]
+    recorder.wait_line(r"recording agent \S+ session rec-1")
+
+    def recorded():
+        metas = sorted(glob.glob(os.path.join(folder, f"{agent_id}-*.sigmf-meta")))
+        return sum(os.path.getsize(m.replace(".sigmf-meta", ".sigmf-data")) for m in metas) // 8, metas
+    poll(recorded, lambda r: r[0] >= received["samples"], 10, "the recorder catching up")
+    samples, metas = recorded()
+    assert samples == received["samples"] and len(metas) == 1
+    handle = sigmf.sigmffile.fromfile(metas[0])  # validates against the SigMF schema
+    handle.validate()
+    captures = handle.get_captures()
+    assert [c["core:frequency"] for c in captures] == [100e6, 100.05e6]
+    assert handle.get_global_field("core:sample_rate") == RATE
+    data = np.fromfile(metas[0].replace(".sigmf-meta", ".sigmf-data"), np.complex64)
+    assert len(data) == received["samples"] and np.all(np.isfinite(data))
+    agent.stop()
+
+
+def test_node_keeps_its_agents_while_nats_is_away_and_catches_up(cluster, nats_server, tmp_path, serial):
+    a, b = cluster.start_node("a"), cluster.start_node("b")
+    agent_id, agent = start_agent(cluster, tmp_path, a, [b])
+    poll(lambda: agent_view(a, agent_id), lambda v: v["online"], what="the agent online")
+    assert a.api.start(agent_id, start_rc(serial))["status"] == "streaming"
+
+    nats_server.stop()
+    health = poll(b.health, lambda h: h["status"] == "degraded", 15, "node b saying NATS is away")
+    assert health["cluster"]["nats"] == "unreachable" and health["agents_online"] == 1
+    frames = b.api.spectrum(agent_id)["stream"]["frames"]
+    poll(lambda: b.api.spectrum(agent_id), lambda v: v["stream"]["frames"] > frames + 20, what="streaming on")
+    with pytest.raises(Exception) as refused:  # the registry cannot be written: said, not guessed
+        b.api.request("POST", "/api/keys", {"uses": 1})
+    assert getattr(refused.value, "status", None) == 503 and "NATS" in str(refused.value)
+
+    nats_server.start()  # the same port and JetStream folder
+    poll(b.health, lambda h: h["status"] == "ok", 20, "node b back on NATS")
+    poll(lambda: agent_view(a, agent_id), lambda v: v["online"] and v["status"] == "streaming", 20,
+         "node a seeing the agent again")
+    assert a.api.stop(agent_id)["status"] == "idle"  # commands cross again
+    agent.stop()
