@@ -131,6 +131,11 @@ def cmd_recorder(args):
     return 0
 
 
+def cluster_keys(urls):
+    from gnuradio.ria.hub.cluster.keys_cli import ClusterKeys
+    return ClusterKeys(urls)
+
+
 def store_for(args):
     config = HubConfig(args.data_dir)
     os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
@@ -138,7 +143,11 @@ def store_for(args):
 
 
 def cmd_keys(args):
-    store = store_for(args)
+    try:
+        store = cluster_keys(args.nats) if args.nats else store_for(args)
+    except ValueError as e:  # NATS unreachable, named by the message
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     try:
         if args.keys_command == "create":
             uses = None if args.reusable else args.uses
@@ -315,6 +324,9 @@ def main(argv=None):
     keys.add_parser("list", help="all keys with their state")
     k = keys.add_parser("revoke", help="refuse a key from now on")
     k.add_argument("key_id")
+    for k in keys.choices.values():
+        k.add_argument("--nats", type=nats_urls, metavar="URLS",
+                       help="the keys of a hub cluster (the NATS URLs its nodes were started with)")
     p.set_defaults(run=cmd_keys)
 
     p = sub.add_parser("agents", help="registered agents, online or not")

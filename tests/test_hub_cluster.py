@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import re
+import socket
 import threading
 import time
 import urllib.error
@@ -14,7 +15,7 @@ import urllib.request
 import pytest
 
 from lab import RATE
-from processes import AGENT_APP, Process, python, run_app
+from processes import AGENT_APP, HUB_APP, Process, python, run_app
 
 
 def poll(fetch, predicate, timeout=20.0, what="the condition"):
@@ -96,6 +97,13 @@ def test_fifty_registrations_race_for_a_single_use_key_across_three_nodes(cluste
     assert register(nodes[1].url, "ria_reg_nothing", "x") == (401, {"detail": {"reason": "invalid_key"}})
     nodes[2].api.request("DELETE", f"/api/keys/{key['key_id']}")
     assert register(nodes[0].url, key["key"], "x")[1]["detail"]["reason"] == "revoked"
+    # the CLI makes and lists the cluster's keys in NATS, as it does SQLite's without --nats
+    made = run_app(HUB_APP, "keys", "create", "--uses", "2", "--label", "cli", "--nats", cluster.nats.url)
+    assert made.returncode == 0, made.stderr
+    cli_key = made.stdout.strip().splitlines()[-1]
+    assert register(nodes[2].url, cli_key, "from-cli")[0] == 200
+    listed = run_app(HUB_APP, "keys", "list", "--nats", cluster.nats.url)
+    assert re.search(r"valid\s+1/2\s+never\s+cli", listed.stdout), listed.stdout
 
 
 def test_register_on_a_stream_through_b_command_from_c_and_fail_over(cluster, tmp_path, serial):
@@ -187,3 +195,14 @@ def test_node_keeps_its_agents_while_nats_is_away_and_catches_up(cluster, nats_s
          "node a seeing the agent again")
     assert a.api.stop(agent_id)["status"] == "idle"  # commands cross again
     agent.stop()
+
+
+def test_a_node_that_cannot_reach_nats_at_start_says_so_and_exits(tmp_path):
+    with socket.socket() as closed:  # bound, not listening: nothing answers there
+        closed.bind(("127.0.0.1", 0))
+        result = run_app(HUB_APP, "--data-dir", str(tmp_path / "hub"), "serve", "--port", "0", "--zmq", "",
+                         "--nats", f"nats://127.0.0.1:{closed.getsockname()[1]}")
+    assert result.returncode == 2
+    assert "cannot connect to NATS at nats://127.0.0.1:" in result.stderr and "no server answered" in result.stderr
+    bad = run_app(HUB_APP, "serve", "--nats", "http://x")
+    assert bad.returncode == 2 and "not a nats:// or tls:// URL" in bad.stderr

@@ -24,7 +24,17 @@ class DataBus:
         self.log = log or logging.getLogger("ria_hub")
 
     def frame(self, agent_id, payload):
-        self._put(SUBJECT.format(agent_id, "iq"), payload)
+        """A frame larger than the server's message limit goes as several messages of whole samples (a multiple
+        of 8 bytes is whole samples in every format), which a subscriber appends as they come."""
+        subject = SUBJECT.format(agent_id, "iq")
+        limit = (self._link.nc.max_payload if self._link.nc else 1 << 20) - 1024
+        limit -= limit % 8
+        if len(payload) <= limit:
+            self._put(subject, payload)
+            return
+        view = memoryview(payload)
+        for start in range(0, len(payload), limit):
+            self._put(subject, bytes(view[start:start + limit]))
 
     def event(self, agent_id, kind, **fields):
         self._put(SUBJECT.format(agent_id, "ev"), json.dumps(dict(fields, event=kind)).encode())

@@ -43,14 +43,16 @@ class NatsLink:
 
     async def connect(self):
         """Connects (NatsUnavailable when no server answers) and opens the buckets, making them if needed."""
-        try:
-            self.nc = await nats.connect(
+        try:  # nats-py retries a first connection for ever when told to reconnect for ever: bounded here
+            self.nc = await asyncio.wait_for(nats.connect(
                 self.urls, name=self.name, connect_timeout=CONNECT_TIMEOUT_S, max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5, ping_interval=5, max_outstanding_pings=2, allow_reconnect=True,
-                disconnected_cb=self._disconnected, reconnected_cb=self._reconnected, error_cb=self._error)
+                disconnected_cb=self._disconnected, reconnected_cb=self._reconnected, error_cb=self._error),
+                CONNECT_TIMEOUT_S + 1)
         except Exception as e:  # noqa: BLE001 - nats-py raises its own, OSError, or a timeout
-            raise NatsUnavailable(f"cannot connect to NATS at {', '.join(self.urls)}: {e or type(e).__name__}") \
-                from None
+            why = f"no server answered within {CONNECT_TIMEOUT_S + 1} s" if isinstance(e, asyncio.TimeoutError) \
+                else str(e) or type(e).__name__
+            raise NatsUnavailable(f"cannot connect to NATS at {', '.join(self.urls)}: {why}") from None
         self.js = self.nc.jetstream(timeout=5)
         for bucket in REGISTRY_BUCKETS:
             self.kv[bucket] = await self.js.create_key_value(KeyValueConfig(
