@@ -3,20 +3,23 @@
 Every scenario streams the same agents (cf32 frames as fast as the hubs take them, hub_load_agents.py, one load
 generator per node, the agents spread evenly over the nodes). Per scenario: the aggregate ingest, the CPU of the
 hub processes and of nats-server, and CPU per MS/s (hubs + NATS), whose ratio to the single process is the cost of
-cluster mode (publishing every frame on the data bus, presence, the NATS connection). Rounds interleave the
-scenarios so that a drift of the machine's load touches all of them alike. Nothing subscribes to the frames (the
-recorder worker is a consumer of its own; run it to measure it).
+cluster mode. "+ bus" rows have a consumer asking for every agent's frames (data_bus.py's interest message, sent
+by the bench), so every frame is also published to NATS, which discards it (the bench does not read it: a real
+consumer such as the recorder worker is a cost of its own); the other rows have none, as a cluster without a
+recorder. Rounds interleave the scenarios so that a drift of the machine's load touches all of them alike.
 
   python bench/bench_hub_cluster.py [--duration 8] [--rounds 2] [--agents 6] [--frame 65536]
 """
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -30,7 +33,29 @@ from processes import HUB_APP, Process, python  # noqa: E402
 
 from gnuradio.ria.hub.store import Store  # noqa: E402
 
-SCENARIOS = ("single", 1, 2, 3)
+SCENARIOS = (("single", False), (1, False), (2, False), (3, False), (1, True), (3, True))
+
+
+class Interest:
+    """Asks the nodes for every agent's frames, as a consumer does, from a thread of the bench."""
+
+    def __init__(self, nats_url):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run(nats_url)), daemon=True)
+        self._thread.start()
+
+    async def _run(self, nats_url):
+        import nats
+        nc = await nats.connect(nats_url)
+        while not self._stop.is_set():
+            await nc.publish("ria.data.interest", b"*")
+            await nc.flush()
+            await asyncio.sleep(1.0)
+        await nc.close()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
 
 
 def start_hub(folder, name, nats_url=None):
@@ -70,8 +95,9 @@ def post(url, body, headers):
         return json.loads(response.read())
 
 
-def run(folder, scenario, tokens_file, agents, frame, duration, nats):
+def run(folder, scenario, bus, tokens_file, agents, frame, duration, nats):
     nodes = 1 if scenario == "single" else scenario
+    interest = Interest(nats.url) if bus else None
     hubs = [start_hub(folder, "single" if scenario == "single" else f"node-{i}",
                       None if scenario == "single" else nats.url) for i in range(nodes)]
     generators = []
@@ -107,6 +133,8 @@ def run(folder, scenario, tokens_file, agents, frame, duration, nats):
         return {"msps": msps, "hub_cpu": hub_cpu, "nats_cpu": nats_cpu, "dropped": dropped,
                 "cpu_per_msps": (hub_cpu + nats_cpu) / msps if msps else float("nan")}
     finally:
+        if interest:
+            interest.stop()
         for g in generators:
             if g.poll() is None:
                 g.kill()
@@ -134,20 +162,21 @@ def main():
             results = {s: [] for s in SCENARIOS}
             for _ in range(args.rounds):
                 for s in SCENARIOS:
-                    results[s].append(run(folder, s, files["single" if s == "single" else "cluster"], args.agents,
-                                          args.frame, args.duration, nats))
+                    results[s].append(run(folder, *s, files["single" if s[0] == "single" else "cluster"],
+                                          args.agents, args.frame, args.duration, nats))
         finally:
             nats.stop()
     med = {s: {k: statistics.median(r[k] for r in results[s]) for k in results[s][0]} for s in SCENARIOS}
-    base = med["single"]["cpu_per_msps"]
+    base = med[("single", False)]["cpu_per_msps"]
     print(f"hub cluster ingest, {os.cpu_count()} cores, {args.agents} streaming agents, {args.frame}-sample cf32 "
           f"frames, {args.duration:.0f} s x {args.rounds} interleaved rounds (medians); peer: the single process")
-    print(f"{'hub':>10} | {'ingest MS/s':>11} {'hubs CPU %':>10} {'NATS CPU %':>10} {'CPU %/MS/s':>10} "
+    print(f"{'hub':>16} | {'ingest MS/s':>11} {'hubs CPU %':>10} {'NATS CPU %':>10} {'CPU %/MS/s':>10} "
           f"{'vs single':>9} {'bus drops':>9}")
     for s in SCENARIOS:
         m = med[s]
-        label = "single" if s == "single" else f"{s} node{'s' if s > 1 else ''}"
-        print(f"{label:>10} | {m['msps']:>11.1f} {m['hub_cpu']:>10.0f} {m['nats_cpu']:>10.0f} "
+        n, bus = s
+        label = "single" if n == "single" else f"{n} node{'s' if n > 1 else ''}{' + bus' if bus else ''}"
+        print(f"{label:>16} | {m['msps']:>11.1f} {m['hub_cpu']:>10.0f} {m['nats_cpu']:>10.0f} "
               f"{m['cpu_per_msps']:>10.2f} {m['cpu_per_msps'] / base:>8.2f}x {m['dropped']:>9.0f}", flush=True)
 
 

@@ -41,6 +41,7 @@ class ClusterNode:
                                   f"(is JetStream on? nats-server -js): {e or type(e).__name__}") from None
         self.hub.store = self.store
         self.data = DataBus(self.link, self.log)
+        await self.data.start()
         self.link.on_reconnect.append(self._catch_up)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.presence.run()), loop.create_task(self.data.run())]

@@ -12,6 +12,7 @@ import time
 from .. import limits
 from ..recorder import SigmfRecorder
 from ...wire.protocol import BYTES_PER_SAMPLE, SAMPLE_FORMATS
+from .data_bus import INTEREST, INTEREST_TTL_S
 from .nats_link import NatsLink
 
 SUBJECTS = "ria.data.*.>"
@@ -42,12 +43,24 @@ class RecorderWorker:
     async def run(self, ready=None):
         await self.link.connect()
         await self.link.nc.subscribe(SUBJECTS, cb=self._on_message)
+        await self._want()
         if ready:
             ready(self)
+        next_interest = 0.0
         while True:
+            if time.monotonic() >= next_interest:  # the nodes publish frames while someone wants them
+                await self._want()
+                next_interest = time.monotonic() + INTEREST_TTL_S / 3
             await asyncio.sleep(FLUSH_PERIOD_S)
             for recorder, _ in list(self.recorders.values()):
                 self._io(recorder.flush_meta)
+
+    async def _want(self):
+        try:
+            await self.link.nc.publish(INTEREST, b"*")
+            await self.link.nc.flush(2)
+        except Exception as e:  # noqa: BLE001 - NATS away: said again when it is back
+            self.log.debug("recorder: interest not sent (%s)", type(e).__name__)
 
     async def _on_message(self, msg):
         parts = msg.subject.split(".")
