@@ -206,3 +206,46 @@ def test_a_node_that_cannot_reach_nats_at_start_says_so_and_exits(tmp_path):
     assert "cannot connect to NATS at nats://127.0.0.1:" in result.stderr and "no server answered" in result.stderr
     bad = run_app(HUB_APP, "serve", "--nats", "http://x")
     assert bad.returncode == 2 and "not a nats:// or tls:// URL" in bad.stderr
+
+
+def test_the_node_left_behind_lets_an_agent_go_when_it_connects_to_another(cluster):
+    from scripted_agent import ScriptedAgent
+
+    a, b = cluster.start_node("a"), cluster.start_node("b")
+    status, body = register(a.url, a.api.request("POST", "/api/keys", {"uses": 1})["key"], "twice")
+    assert status == 200
+    agent_id, token = body["agent_id"], body["token"]
+    first = ScriptedAgent(a.url, token, agent_id)
+    second = None
+    try:
+        first.heartbeat()
+        poll(lambda: agent_view(b, agent_id), lambda v: v["online"], what="the agent online on a, seen from b")
+        second = ScriptedAgent(b.url, token, agent_id)  # its old connection to a is not noticed dead yet
+        second.heartbeat()
+        assert first.closed.wait(10) and first.close_code == 4002
+        node_b = b.health()["cluster"]["node"]
+        poll(lambda: agent_view(a, agent_id), lambda v: v.get("node") == node_b and v["online"],
+             what="node a showing the agent on node b")
+    finally:
+        first.close()
+        if second:
+            second.close()
+
+
+def test_an_agent_registered_with_a_list_of_nodes_uses_a_live_one(cluster, tmp_path):
+    a = cluster.start_node("a")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        config = str(tmp_path / "listed.json")
+        key = a.api.request("POST", "/api/keys", {"uses": 1})["key"]
+        result = run_app(AGENT_APP, "--config", config, "register", "--hub", f"{dead}, {a.url}", "--api-key", key,
+                         "--name", "listed")
+        assert result.returncode == 0, result.stderr
+        with open(config) as f:
+            assert json.load(f)["hub_url"] == f"{dead} {a.url}"
+        agent_id = re.search(r"registered as (agent-\w+)", result.stdout).group(1)
+        agent = Process(python(AGENT_APP, "--config", config, "run", "--heartbeat-interval", "1", "--simulator",
+                               "--hardware", "mock"))  # no --url: both nodes from the config, the dead one first
+        cluster.processes.append(agent)
+        poll(lambda: agent_view(a, agent_id), lambda v: v["online"], what="the agent online through the live node")

@@ -38,8 +38,12 @@ class DataBus:
 
     async def _on_interest(self, msg):
         who = msg.data.decode("ascii", "replace")[:100]
-        if who in self._wanted or len(self._wanted) < MAX_INTERESTS:
-            self._wanted[who] = time.monotonic() + INTEREST_TTL_S
+        now = time.monotonic()
+        if who not in self._wanted and len(self._wanted) >= MAX_INTERESTS:
+            self._wanted = {k: t for k, t in self._wanted.items() if t > now}
+            if len(self._wanted) >= MAX_INTERESTS:
+                return
+        self._wanted[who] = now + INTEREST_TTL_S
 
     def wanted(self, agent_id):
         now = time.monotonic()

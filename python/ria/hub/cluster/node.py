@@ -14,6 +14,8 @@ from .kv_store import KvStore
 from .nats_link import NatsLink, NatsUnavailable
 from .presence import Presence
 
+TAKEN = "ria.taken.{}"  # an agent connected to a node: any other node still holding it holds a dead connection
+
 
 class ClusterNode:
     def __init__(self, hub, nats_urls, log=None):
@@ -42,6 +44,7 @@ class ClusterNode:
         self.hub.store = self.store
         self.data = DataBus(self.link, self.log)
         await self.data.start()
+        await self.link.nc.subscribe(TAKEN.format("*"), cb=self._on_taken)
         self.link.on_reconnect.append(self._catch_up)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.presence.run()), loop.create_task(self.data.run())]
@@ -80,10 +83,26 @@ class ClusterNode:
 
     async def _held(self, link):
         try:
+            await self.link.nc.publish(TAKEN.format(link.agent_id), json.dumps(
+                {"node": self.node_id, "connected_at": link.connected_at}).encode())
             await self.control.sync(link.agent_id)
             await self.presence.put(link)
         except Exception as e:  # noqa: BLE001 - NATS away: the reconnect catches up
             self.log.warning("agent %s: could not announce it on NATS (%s)", link.agent_id, type(e).__name__)
+
+    async def _on_taken(self, msg):
+        """Another node has the agent's new connection: ours is an old one that has not been noticed dead yet
+        (it would answer commands for an agent that no longer listens on it)."""
+        agent_id = msg.subject[len(TAKEN.format("")):]
+        link = self.hub.links.get(agent_id)
+        try:
+            taker = json.loads(msg.data)
+            node, since = str(taker["node"])[:40], float(taker["connected_at"])
+        except (ValueError, TypeError, KeyError):
+            return
+        if link is not None and node != self.node_id and link.connected_at < since:
+            self.log.info("agent %s connected to node %s since; closing its old connection here", agent_id, node)
+            await link.ws.close(code=4002, message=b"the agent connected to another hub node")
 
     async def _released(self, agent_id):
         try:

@@ -67,7 +67,9 @@ class Presence:
     def remote(self, agent_id):
         """The presence entry of an agent held by another node and refreshed within the TTL, or None."""
         entry = self.mirror.get(agent_id, max_age=PRESENCE_TTL_S)
-        return entry if entry and entry.get("node") != self.node_id else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("summary"), dict):
+            return None
+        return entry if entry.get("node") != self.node_id else None
 
     def online_elsewhere(self):
         return sum(1 for key in list(self.mirror.entries) if self.remote(key) is not None)
