@@ -11,6 +11,7 @@ import aiohttp
 import nats.errors
 from aiohttp import web
 
+from .. import limits
 from .nats_link import NatsUnavailable
 
 SUBJECT = "ria.ctl.{}"
@@ -62,7 +63,10 @@ class ControlBus:
         """The holding node's answer, or None when no node holds the agent (this node answers: offline)."""
         if not self._link.connected:
             return None
-        body = await request.read()
+        try:
+            body = await asyncio.wait_for(request.read(), limits.BODY_TIMEOUT_S)
+        except (asyncio.TimeoutError, ConnectionError):
+            return _json_error(400, f"the body did not arrive within {limits.BODY_TIMEOUT_S:g} s")
         if len(body) > MAX_FORWARD_BODY:
             return _json_error(413, f"agent {agent_id} is held by another hub node and this request's body is over "
                                     f"{MAX_FORWARD_BODY} bytes: send it to that node")

@@ -141,10 +141,11 @@ class KvStore:
         # The agent is written first (nobody holds its token yet), then the use is taken; a refused use takes
         # the agent back, so that a use is never taken without its agent, nor an agent kept without its use.
         agents, tokens = self._kv("ria_agents", doing), self._kv("ria_tokens", doing)
-        await self._call(doing, agents.create(agent_id, _dumps(
-            {"agent_id": agent_id, "name": name, "token_digest": token_digest, "key_id": key_id, "created_at": now})))
-        await self._call(doing, tokens.create(token_digest, _dumps(agent_id)))
         try:
+            await self._call(doing, agents.create(agent_id, _dumps(
+                {"agent_id": agent_id, "name": name, "token_digest": token_digest, "key_id": key_id,
+                 "created_at": now})))
+            await self._call(doing, tokens.create(token_digest, _dumps(agent_id)))
             for _ in range(MAX_CAS_ROUNDS):
                 row, revision = await self._get("ria_keys", key_id, doing)
                 state = "invalid_key" if row is None else key_state(row, now)

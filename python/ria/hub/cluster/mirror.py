@@ -18,6 +18,7 @@ class BucketMirror:
         self.entries = {}  # key -> value (decoded JSON)
         self.updated = {}  # key -> time.monotonic() of the last put seen
         self._sub = None
+        self._changed = None  # keys that changed while a reload was under way
         self.log = log or logging.getLogger("ria_hub")
 
     async def start(self):
@@ -26,6 +27,13 @@ class BucketMirror:
         self._link.on_reconnect.append(self.reload)
 
     async def reload(self):
+        self._changed = set()
+        try:
+            await self._reload()
+        finally:
+            self._changed = None
+
+    async def _reload(self):
         kv = self._link.kv[self.bucket]
         try:
             keys = await kv.keys()
@@ -42,12 +50,19 @@ class BucketMirror:
                 continue
             except Exception:  # noqa: BLE001 - as above
                 return
+        for key in self._changed:  # what the subscription brought meanwhile is newer than what was read
+            if key in self.entries:
+                fresh[key] = self.entries[key]
+            else:
+                fresh.pop(key, None)
         now = time.monotonic()
         self.entries = fresh
         self.updated = {key: now for key in fresh}
 
     async def _on_message(self, msg):
         key = msg.subject[len(self._prefix):]
+        if self._changed is not None and len(self._changed) < self._limit:
+            self._changed.add(key)
         if msg.headers and msg.headers.get(KV_OPERATION) in ("DEL", "PURGE"):
             self.entries.pop(key, None)
             self.updated.pop(key, None)
