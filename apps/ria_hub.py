@@ -131,6 +131,33 @@ def cmd_recorder(args):
     return 0
 
 
+def cmd_bridge(args):
+    """The cluster's ZeroMQ bridge: every agent's IQ from the NATS data bus on one PUB socket."""
+    from gnuradio.ria.hub.cluster.zmq_bridge import serve as serve_bridge
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+    def ready(bridge):
+        print(f"ria bridge on {', '.join(args.nats)}: IQ republished on {bridge.republisher.endpoint} "
+              f"(topic = agent id)", flush=True)
+
+    async def main():
+        task = asyncio.current_task()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
+        try:
+            await serve_bridge(args.nats, args.zmq, ready)
+        except asyncio.CancelledError:
+            pass
+
+    try:
+        asyncio.run(main())
+    except Exception as e:  # noqa: BLE001 - NATS unreachable or an endpoint it cannot bind, named by the message
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("ria bridge stopped", flush=True)
+    return 0
+
+
 def cluster_keys(urls):
     from gnuradio.ria.hub.cluster.keys_cli import ClusterKeys
     return ClusterKeys(urls)
@@ -312,6 +339,10 @@ def main(argv=None):
     p.add_argument("--nats", type=nats_urls, required=True, metavar="URLS", help="NATS URLs, comma separated")
     p.add_argument("--folder", help="where the SigMF files go (default DATA_DIR/recordings)")
     p.set_defaults(run=cmd_recorder)
+    p = sub.add_parser("bridge", help="cluster mode: every agent's IQ from NATS on one ZeroMQ PUB socket")
+    p.add_argument("--nats", type=nats_urls, required=True, metavar="URLS", help="NATS URLs, comma separated")
+    p.add_argument("--zmq", default="tcp://127.0.0.1:5600", help="the PUB endpoint (cf32, topic = agent id)")
+    p.set_defaults(run=cmd_bridge)
 
     p = sub.add_parser("keys", help="registration keys: create, list, revoke")
     keys = p.add_subparsers(dest="keys_command", required=True)

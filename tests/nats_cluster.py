@@ -71,6 +71,12 @@ class Cluster:
         process.wait_line(r"ria recorder on")
         return process
 
+    def start_bridge(self):
+        """The ZeroMQ bridge on a free port; (Process, endpoint)."""
+        process = Process(python(HUB_APP, "bridge", "--nats", self.nats.url, "--zmq", "tcp://127.0.0.1:*"))
+        self.processes.append(process)
+        return process, process.wait_line(r"IQ republished on (\S+)").group(1)
+
     def close(self):
         for p in reversed(self.processes):
             p.stop()

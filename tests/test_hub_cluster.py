@@ -249,3 +249,31 @@ def test_an_agent_registered_with_a_list_of_nodes_uses_a_live_one(cluster, tmp_p
                                "--hardware", "mock"))  # no --url: both nodes from the config, the dead one first
         cluster.processes.append(agent)
         poll(lambda: agent_view(a, agent_id), lambda v: v["online"], what="the agent online through the live node")
+
+
+def test_stock_zeromq_sub_source_gets_an_agent_of_another_node_through_the_bridge(cluster, tmp_path, serial,
+                                                                                   flowgraphs):
+    import numpy as np
+    from gnuradio import gr, zeromq
+
+    from helpers import peak_offset_hz, stream_recorder
+    from lab import EMITTER
+
+    a, b = cluster.start_node("a"), cluster.start_node("b")
+    _, endpoint = cluster.start_bridge()
+    agent_id, agent = start_agent(cluster, tmp_path, a, [b])
+    poll(lambda: agent_view(a, agent_id), lambda v: v["online"], what="the agent online")
+    tb = gr.top_block()
+    source = zeromq.sub_source(gr.sizeof_gr_complex, 1, endpoint, 100, False, -1, agent_id)
+    recorder = stream_recorder(keep=1 << 18)
+    tb.connect(source, recorder)
+    tb.python_blocks = (recorder,)
+    flowgraphs(tb)
+    rc = dict(start_rc(serial), sample_format="cs8")  # republished as cf32 all the same
+    assert a.api.start(agent_id, rc)["status"] == "streaming"
+    assert recorder.wait_count(1 << 17, 20)
+    x = recorder.samples()
+    assert abs(peak_offset_hz(x[-65536:], RATE) - (EMITTER - 100e6)) < 200  # the radio's signal, on node b
+    assert np.all(np.abs(x.real) <= 1.0)
+    assert a.api.stop(agent_id)["status"] == "idle"
+    agent.stop()
