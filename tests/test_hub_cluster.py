@@ -48,6 +48,17 @@ def register(url, key, name):
         return e.code, json.loads(e.read())
 
 
+def raw(node, method, path, body, headers):
+    """(status, JSON answer) of a request with exactly these headers."""
+    request = urllib.request.Request(node.url + path, data=body, method=method,
+                                     headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
 def ws(node, agent_id):
     return node.url.replace("http://", "ws://") + f"/screens/agent/ws?agent_id={agent_id}"
 
@@ -124,6 +135,13 @@ def test_register_on_a_stream_through_b_command_from_c_and_fail_over(cluster, tm
         c.api.configure(agent_id, {"center_frequency": 1e12})
     assert getattr(bad.value, "status", None) == 502 and "center_frequency" in str(bad.value)
     assert c.health()["cluster"]["commands_forwarded"] >= 2 and b.health()["cluster"]["commands_served"] >= 3
+    # the holding node checks the token of what it is sent: no token, no stop; and a body too big for the bus is
+    # refused by name, not cut
+    assert raw(c, "POST", f"/api/agents/{agent_id}/stop", b"{}", {})[0] == 401
+    status, answer = raw(c, "POST", f"/api/agents/{agent_id}/configure", b" " * (950 * 1024),
+                         {"Authorization": f"Bearer {c.api._token}"})
+    assert status == 413 and "held by another hub node" in answer["error"]
+    assert c.api.spectrum(agent_id)["stream"]["frames"] > 10  # still streaming: nothing was stopped
 
     frames_before = b.api.spectrum(agent_id)["stream"]["frames"]
     b.process.stop(sig=9)  # node b dies mid-session

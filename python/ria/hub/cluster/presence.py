@@ -33,7 +33,8 @@ class Presence:
 
     async def put(self, agent_link):
         if self._link.connected:
-            await self._link.kv[PRESENCE_BUCKET].put(agent_link.agent_id, limits.dumps(self._entry(agent_link)).encode())
+            entry = limits.dumps(self._entry(agent_link)).encode()
+            await self._link.kv[PRESENCE_BUCKET].put(agent_link.agent_id, entry)
 
     async def drop(self, agent_id):
         """Forgets an agent this node no longer holds, unless another node has taken it meanwhile."""
