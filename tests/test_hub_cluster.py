@@ -195,12 +195,18 @@ def test_recorder_worker_writes_every_frame_the_nodes_received(cluster, tmp_path
 def test_node_keeps_its_agents_while_nats_is_away_and_catches_up(cluster, nats_server, tmp_path, serial):
     a, b = cluster.start_node("a"), cluster.start_node("b")
     agent_id, agent = start_agent(cluster, tmp_path, a, [b])
-    poll(lambda: agent_view(a, agent_id), lambda v: v["online"], what="the agent online")
+    other_id, other = start_agent(cluster, tmp_path, a, [b], name="field-2")
+    for each in (agent_id, other_id):
+        poll(lambda: agent_view(a, each), lambda v: v["online"], what="the agents online")
     assert a.api.start(agent_id, start_rc(serial))["status"] == "streaming"
 
     nats_server.stop()
     health = poll(b.health, lambda h: h["status"] == "degraded", 15, "node b saying NATS is away")
-    assert health["cluster"]["nats"] == "unreachable" and health["agents_online"] == 1
+    assert health["cluster"]["nats"] == "unreachable" and health["agents_online"] == 2
+    other.stop()  # an agent that comes back while NATS is away is let in from node b's mirror of the registry
+    cluster.processes.append(Process(other.argv))
+    poll(b.health, lambda h: h["agents_connected"] == 1, 10, "the agent gone")
+    poll(b.health, lambda h: h["agents_online"] == 2, 20, "the agent back on node b without NATS")
     frames = b.api.spectrum(agent_id)["stream"]["frames"]
     poll(lambda: b.api.spectrum(agent_id), lambda v: v["stream"]["frames"] > frames + 20, what="streaming on")
     with pytest.raises(Exception) as refused:  # the registry cannot be written: said, not guessed
@@ -211,6 +217,7 @@ def test_node_keeps_its_agents_while_nats_is_away_and_catches_up(cluster, nats_s
     poll(b.health, lambda h: h["status"] == "ok", 20, "node b back on NATS")
     poll(lambda: agent_view(a, agent_id), lambda v: v["online"] and v["status"] == "streaming", 20,
          "node a seeing the agent again")
+    poll(lambda: agent_view(a, other_id), lambda v: v["online"], 20, "node a seeing the other agent again")
     assert a.api.stop(agent_id)["status"] == "idle"  # commands cross again
     agent.stop()
 
