@@ -59,6 +59,11 @@ def raw(node, method, path, body, headers):
         return e.code, json.loads(e.read())
 
 
+def metrics(node):
+    with urllib.request.urlopen(node.url + "/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
 def ws(node, agent_id):
     return node.url.replace("http://", "ws://") + f"/screens/agent/ws?agent_id={agent_id}"
 
@@ -203,6 +208,8 @@ def test_node_keeps_its_agents_while_nats_is_away_and_catches_up(cluster, nats_s
     nats_server.stop()
     health = poll(b.health, lambda h: h["status"] == "degraded", 15, "node b saying NATS is away")
     assert health["cluster"]["nats"] == "unreachable" and health["agents_online"] == 2
+    assert re.search(r"^ria_hub_nats_connected 0$", metrics(b), re.M) and \
+        re.search(r"^ria_hub_nats_outages_total 1$", metrics(b), re.M)
     other.stop()  # an agent that comes back while NATS is away is let in from node b's mirror of the registry
     cluster.processes.append(Process(other.argv))
     poll(b.health, lambda h: h["agents_connected"] == 1, 10, "the agent gone")
@@ -215,6 +222,7 @@ def test_node_keeps_its_agents_while_nats_is_away_and_catches_up(cluster, nats_s
 
     nats_server.start()  # the same port and JetStream folder
     poll(b.health, lambda h: h["status"] == "ok", 20, "node b back on NATS")
+    assert re.search(r"^ria_hub_nats_connected 1$", metrics(b), re.M)
     poll(lambda: agent_view(a, agent_id), lambda v: v["online"] and v["status"] == "streaming", 20,
          "node a seeing the agent again")
     poll(lambda: agent_view(a, other_id), lambda v: v["online"], 20, "node a seeing the other agent again")

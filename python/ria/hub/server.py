@@ -313,6 +313,8 @@ class Hub:
         metric("bad_requests_total", "counter", "Registration requests refused as malformed.", [("", c["bad_requests"])])
         metric("connections_open", "gauge", "TCP connections open now.", [("", self.connections_open())])
         metric("uptime_seconds", "gauge", "Seconds since the hub started.", [("", round(time.time() - self.started, 1))])
+        for name, kind, help_text, value in self.cluster.metrics() if self.cluster else ():
+            metric(name, kind, help_text, [("", value)])
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})
 

@@ -129,6 +129,21 @@ class ClusterNode:
                     data_dropped=self.data.dropped if self.data else 0,
                     commands_forwarded=self.control.forwarded, commands_served=self.control.served)
 
+    def metrics(self):
+        """(name, kind, help, value) for the hub's /metrics."""
+        data = self.data
+        return [("nats_connected", "gauge", "1 while this node is connected to NATS.", int(self.link.connected)),
+                ("nats_outages_total", "counter", "Times this node lost NATS.", self.link.outages),
+                ("agents_elsewhere", "gauge", "Agents online on other nodes of the cluster.",
+                 self.presence.online_elsewhere()),
+                ("commands_forwarded_total", "counter", "API requests sent to the node holding their agent.",
+                 self.control.forwarded),
+                ("commands_served_total", "counter", "API requests run for other nodes.", self.control.served),
+                ("bus_messages_total", "counter", "Frames and events published on the data bus.",
+                 data.published if data else 0),
+                ("bus_dropped_total", "counter", "Frames and events not published (NATS away, or its queue full).",
+                 data.dropped if data else 0)]
+
     async def close(self):
         for task in self._tasks:
             task.cancel()
