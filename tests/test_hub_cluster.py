@@ -158,6 +158,7 @@ def test_register_on_a_stream_through_b_command_from_c_and_fail_over(cluster, tm
           f"({frames_before} frames through b before)")
     assert view["stream"]["sample_rate"] == RATE and view["stream"]["center_frequency"] == 100.05e6  # stream_info
     node_c = c.health()["cluster"]["node"]
+    assert agent_view(c, agent_id)["node"] == node_c  # its own agents too
     poll(lambda: agent_view(a, agent_id), lambda v: v.get("node") == node_c and v["status"] == "streaming",
          what="node a showing the agent on node c")
     assert a.api.stop(agent_id)["status"] == "idle"

@@ -91,7 +91,7 @@ class AdminApi:
             link = self.hub.links.get(row["agent_id"])
             remote = None if link or not self.hub.cluster else self.hub.cluster.remote_summary(row["agent_id"])
             if link:
-                out.append(link.summary())
+                out.append(dict(link.summary(), node=self.hub.cluster.node_id) if self.hub.cluster else link.summary())
             elif remote:  # held by another hub node of the cluster
                 out.append(remote)
             else:
