@@ -15,6 +15,7 @@ import urllib.request
 import pytest
 
 from lab import RATE
+from nats_cluster import NATS_SERVER
 from processes import AGENT_APP, HUB_APP, Process, python, run_app
 
 
@@ -238,6 +239,14 @@ def test_a_node_that_cannot_reach_nats_at_start_says_so_and_exits(tmp_path):
                          "--nats", f"nats://127.0.0.1:{closed.getsockname()[1]}")
     assert result.returncode == 2
     assert "cannot connect to NATS at nats://127.0.0.1:" in result.stderr and "no server answered" in result.stderr
+    plain = Process([NATS_SERVER, "-a", "127.0.0.1", "-p", "-1"])  # no JetStream
+    try:
+        port = plain.wait_line(r"Listening for client connections on 127\.0\.0\.1:(\d+)").group(1)
+        result = run_app(HUB_APP, "--data-dir", str(tmp_path / "hub"), "serve", "--port", "0", "--zmq", "",
+                         "--nats", f"nats://127.0.0.1:{port}")
+        assert result.returncode == 2 and "is JetStream on? nats-server -js" in result.stderr, result.stderr
+    finally:
+        plain.stop()
     bad = run_app(HUB_APP, "serve", "--nats", "http://x")
     assert bad.returncode == 2 and "not a nats:// or tls:// URL" in bad.stderr
 

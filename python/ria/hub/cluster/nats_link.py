@@ -54,12 +54,17 @@ class NatsLink:
                 else str(e) or type(e).__name__
             raise NatsUnavailable(f"cannot connect to NATS at {', '.join(self.urls)}: {why}") from None
         self.js = self.nc.jetstream(timeout=5)
-        for bucket in REGISTRY_BUCKETS:
-            self.kv[bucket] = await self.js.create_key_value(KeyValueConfig(
-                bucket=bucket, history=1, storage=StorageType.FILE, max_value_size=MAX_VALUE_BYTES))
-        self.kv[PRESENCE_BUCKET] = await self.js.create_key_value(KeyValueConfig(
-            bucket=PRESENCE_BUCKET, history=1, ttl=PRESENCE_TTL_S, storage=StorageType.FILE,
-            max_value_size=MAX_VALUE_BYTES))
+        try:
+            for bucket in REGISTRY_BUCKETS:
+                self.kv[bucket] = await self.js.create_key_value(KeyValueConfig(
+                    bucket=bucket, history=1, storage=StorageType.FILE, max_value_size=MAX_VALUE_BYTES))
+            self.kv[PRESENCE_BUCKET] = await self.js.create_key_value(KeyValueConfig(
+                bucket=PRESENCE_BUCKET, history=1, ttl=PRESENCE_TTL_S, storage=StorageType.FILE,
+                max_value_size=MAX_VALUE_BYTES))
+        except Exception as e:  # noqa: BLE001 - JetStream off, or out of room
+            await self.close()
+            raise NatsUnavailable(f"NATS at {', '.join(self.urls)} did not make the hub's key-value buckets (is "
+                                  f"JetStream on? nats-server -js): {str(e) or type(e).__name__}") from None
 
     @property
     def connected(self):

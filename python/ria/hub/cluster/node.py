@@ -39,8 +39,8 @@ class ClusterNode:
         except NatsUnavailable:
             raise
         except Exception as e:  # noqa: BLE001 - a JetStream that is off or full: say so at start
-            raise NatsUnavailable(f"NATS at {', '.join(self.link.urls)} did not set up the hub's buckets "
-                                  f"(is JetStream on? nats-server -js): {e or type(e).__name__}") from None
+            raise NatsUnavailable(f"NATS at {', '.join(self.link.urls)} did not load the hub's buckets: "
+                                  f"{str(e) or type(e).__name__}") from None
         self.hub.store = self.store
         self.data = DataBus(self.link, self.log)
         await self.data.start()
