@@ -98,7 +98,8 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("register", help="register with a hub using a registration key; saves the credentials")
-    p.add_argument("--hub", required=True, help="the hub's base URL, e.g. http://192.168.1.10:8600")
+    p.add_argument("--hub", required=True, help="the hub's base URL, e.g. http://192.168.1.10:8600 (several, separated by "
+                   "spaces or commas, for the nodes of a hub cluster: the agent rotates through them)")
     p.add_argument("--api-key", required=True, dest="api_key", help="registration key from the hub's operator "
                    "(ria_reg_...); a single-use key works once")
     p.add_argument("--name", default=os.uname().nodename, help="how the hub lists this agent (default: host name)")
@@ -113,7 +114,8 @@ def main(argv=None):
     p.set_defaults(run=cmd_detect)
 
     p = sub.add_parser("run", help="run the agent until SIGINT/SIGTERM")
-    p.add_argument("--url", default="", help="agent WebSocket URL (default: from the credentials file)")
+    p.add_argument("--url", default="", help="agent WebSocket URL, or several separated by spaces or commas (hub cluster "
+                   "nodes, tried in turn; default: from the credentials file)")
     p.add_argument("--token", default="", help="agent token (default: from the credentials file)")
     p.add_argument("--device", default="", help="SoapySDR args of the device a start that names none opens "
                    "(default: the first radio advertised)")

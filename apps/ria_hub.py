@@ -69,7 +69,7 @@ def cmd_serve(args):
                               header_timeout_s=args.header_timeout, trusted_proxies=args.trusted_proxy)
     config = HubConfig(args.data_dir, host=args.host, port=args.port, zmq_endpoint=args.zmq,
                        register_limit=args.register_limit, connection_limits=limits, idle_timeout_s=args.idle_timeout,
-                       tx_answer_timeout_s=args.tx_timeout)
+                       tx_answer_timeout_s=args.tx_timeout, nats_urls=args.nats or ())
 
     written = []
 
@@ -114,6 +114,73 @@ def cmd_serve(args):
     return 0
 
 
+def nats_urls(text):
+    from gnuradio.ria.hub.cluster.nats_link import check_url
+    try:
+        return check_url(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def cmd_recorder(args):
+    """The cluster's recorder worker: every session on the NATS data bus, as SigMF in --folder."""
+    from gnuradio.ria.hub.cluster.recorder_worker import serve as serve_recorder
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    folder = os.path.abspath(os.path.expanduser(args.folder or os.path.join(args.data_dir, "recordings")))
+
+    def ready(_worker):
+        print(f"ria recorder on {', '.join(args.nats)} writing SigMF to {folder}", flush=True)
+
+    async def main():
+        task = asyncio.current_task()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
+        try:
+            await serve_recorder(args.nats, folder, ready)
+        except asyncio.CancelledError:
+            pass
+
+    try:
+        asyncio.run(main())
+    except Exception as e:  # noqa: BLE001 - NATS unreachable at start, named by the message
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("ria recorder stopped", flush=True)
+    return 0
+
+
+def cmd_bridge(args):
+    """The cluster's ZeroMQ bridge: every agent's IQ from the NATS data bus on one PUB socket."""
+    from gnuradio.ria.hub.cluster.zmq_bridge import serve as serve_bridge
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+    def ready(bridge):
+        print(f"ria bridge on {', '.join(args.nats)}: IQ republished on {bridge.republisher.endpoint} "
+              f"(topic = agent id)", flush=True)
+
+    async def main():
+        task = asyncio.current_task()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
+        try:
+            await serve_bridge(args.nats, args.zmq, ready)
+        except asyncio.CancelledError:
+            pass
+
+    try:
+        asyncio.run(main())
+    except Exception as e:  # noqa: BLE001 - NATS unreachable or an endpoint it cannot bind, named by the message
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("ria bridge stopped", flush=True)
+    return 0
+
+
+def cluster_keys(urls):
+    from gnuradio.ria.hub.cluster.keys_cli import ClusterKeys
+    return ClusterKeys(urls)
+
+
 def store_for(args):
     config = HubConfig(args.data_dir)
     os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
@@ -121,7 +188,12 @@ def store_for(args):
 
 
 def cmd_keys(args):
-    return cli_args.on_store(store_for(args), lambda store: keys_action(args, store))
+    try:
+        store = cluster_keys(args.nats) if getattr(args, "nats", None) else store_for(args)
+    except ValueError as e:  # NATS unreachable, named by the message
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return cli_args.on_store(store, lambda store: keys_action(args, store))
 
 
 def keys_action(args, store):
@@ -230,6 +302,18 @@ def main(argv=None):
                    help="seconds a kept-alive HTTP connection may wait for its next request (default 30)")
     p.add_argument("--tx-timeout", type=duration, default=10.0, dest="tx_timeout",
                    help="seconds an agent has to answer tx_start, tx_stop and tx_configure (default 10)")
+    p.add_argument("--nats", type=nats_urls, metavar="URLS",
+                   help="cluster mode: share keys, agents, presence, commands and IQ with other hub nodes through "
+                        "NATS JetStream at these URLs (comma separated), e.g. nats://127.0.0.1:4222")
+
+    p = commands.add_parser("recorder", run=cmd_recorder,
+                            help="cluster mode: record every session on NATS as SigMF (a worker of its own)")
+    p.add_argument("--nats", type=nats_urls, required=True, metavar="URLS", help="NATS URLs, comma separated")
+    p.add_argument("--folder", help="where the SigMF files go (default DATA_DIR/recordings)")
+    p = commands.add_parser("bridge", run=cmd_bridge,
+                            help="cluster mode: every agent's IQ from NATS on one ZeroMQ PUB socket")
+    p.add_argument("--nats", type=nats_urls, required=True, metavar="URLS", help="NATS URLs, comma separated")
+    p.add_argument("--zmq", default="tcp://127.0.0.1:5600", help="the PUB endpoint (cf32, topic = agent id)")
 
     p = commands.add_parser("keys", run=cmd_keys, help="registration keys: create, list, revoke")
     keys = commands.nested(p, "keys_command")
@@ -239,8 +323,12 @@ def main(argv=None):
     group.add_argument("--reusable", action="store_true", help="any number of registrations")
     k.add_argument("--ttl", type=duration, help="valid for this long: 90s, 30m, 2h, 7d (default: no expiry)")
     k.add_argument("--label", default="", help="a note for the list, e.g. 'lab 3, group B'")
-    keys.add_parser("list", help="all keys with their state")
-    keys.add_parser("revoke", help="refuse a key from now on").add_argument("key_id")
+    listing = keys.add_parser("list", help="all keys with their state")
+    revoke = keys.add_parser("revoke", help="refuse a key from now on")
+    revoke.add_argument("key_id")
+    for k in (k, listing, revoke):
+        k.add_argument("--nats", type=nats_urls, metavar="URLS",
+                       help="the keys of a hub cluster (the NATS URLs its nodes were started with)")
 
     session_cli.add_parsers(commands, client_for)
     for name, what in (("delete-agent", "remove an agent: its token stops working and its connection closes"),

@@ -90,7 +90,7 @@ struct agent_transport::io {
 
 void agent_transport::validate(const transport_settings& s)
 {
-    hub_url::parse(s.url);
+    hub_url::parse_list(s.url);
     if (!(s.heartbeat_interval > 0) || s.heartbeat_interval > 86400)
         throw std::invalid_argument("heartbeat_interval must be > 0 and at most a day, got " +
                                     std::to_string(s.heartbeat_interval));
@@ -108,9 +108,11 @@ void agent_transport::validate(const transport_settings& s)
 }
 
 agent_transport::agent_transport(const transport_settings& s)
-    : d_settings(s), d_url(hub_url::parse(s.url)), d_io(new io), d_logger("ria_agent_transport")
+    : d_settings(s), d_urls(hub_url::parse_list(s.url)), d_io(new io), d_logger("ria_agent_transport")
 {
-    if (d_url.tls) {
+    for (const auto& url : d_urls)
+        d_any_tls = d_any_tls || hub_url::parse(url).tls;
+    if (d_any_tls) {
         auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
         if (s.insecure) {
             ctx->set_verify_mode(net::ssl::verify_none);
@@ -162,7 +164,7 @@ std::shared_ptr<agent_transport> agent_transport::acquire(const transport_settin
 
 void agent_transport::start()
 {
-    if (d_url.tls && d_settings.insecure)
+    if (d_any_tls && d_settings.insecure)
         d_logger.warn("TLS verification is off (insecure): use this only for testing");
     d_io->guard.emplace(d_io->ioc.get_executor());
     d_thread = std::thread([this] {
@@ -478,9 +480,10 @@ void agent_transport::connect()
     if (d_stopping)
         return;
     connection_settings cs;
+    const std::string& url = d_urls[d_url_index];
     cs.url = hub_url::parse(d_settings.token_in_query && !d_settings.token.empty()
-                                ? hub_url::with_token(d_settings.url, d_settings.token)
-                                : d_settings.url);
+                                ? hub_url::with_token(url, d_settings.token)
+                                : url);
     if (!d_settings.token.empty() && !d_settings.token_in_query)
         cs.authorization = "Bearer " + d_settings.token;
     cs.handshake_timeout = ms(std::min(10.0, d_settings.dead_link_timeout()));
@@ -513,7 +516,9 @@ void agent_transport::schedule_reconnect()
     if (d_stopping)
         return;
     std::uniform_real_distribution<double> uniform(0.0, 1.0);
-    const double delay = backoff_delay(d_attempt++, uniform(d_io->rng));
+    // With several hub nodes the next one is tried; the backoff grows once per round through them all.
+    d_url_index = (d_url_index + 1) % d_urls.size();
+    const double delay = backoff_delay(d_url_index == 0 ? d_attempt++ : d_attempt, uniform(d_io->rng));
     d_io->backoff.expires_after(ms(delay));
     d_io->backoff.async_wait([this](boost::system::error_code ec) {
         if (!ec)
@@ -535,7 +540,7 @@ void agent_transport::on_open(const std::shared_ptr<link>& l)
         d_connected = true;
         d_cond.notify_all();
     }
-    d_logger.info("connected to hub {}", redact_url(d_settings.url));
+    d_logger.info("connected to hub {}", redact_url(d_urls[d_url_index]));
     arm_heartbeat(l);
     arm_watchdog(l);
     kick();
@@ -569,7 +574,7 @@ void agent_transport::note_error(const std::string& message)
 {
     std::lock_guard<std::mutex> lk(d_mutex);
     if (message != d_last_error)
-        d_logger.warn("hub {}: {}", redact_url(d_settings.url), message);
+        d_logger.warn("hub {}: {}", redact_url(d_urls[d_url_index]), message);
     d_last_error = message;
     d_cond.notify_all();
 }

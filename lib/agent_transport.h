@@ -24,7 +24,7 @@ namespace gr {
 namespace ria {
 
 struct transport_settings {
-    std::string url;
+    std::string url; //!< one ws(s):// URL, or several separated by spaces or commas (tried in turn)
     std::string token;
     bool token_in_query = false;
     std::string ca_file;
@@ -149,7 +149,8 @@ private:
     void write_item(const std::shared_ptr<link>& l, data_item&& item, origin from);
 
     const transport_settings d_settings;
-    hub_url d_url;
+    const std::vector<std::string> d_urls; // the hub nodes, tried in turn
+    bool d_any_tls = false;
     struct io;
     std::unique_ptr<io> d_io; // io_context, TLS context, timers (Asio stays out of this header)
     std::thread d_thread;
@@ -178,7 +179,8 @@ private:
     double d_last_reply_log = -1e9;
     uint64_t d_tx_messages = 0; // the "_seq" of the last TX message delivered
     json d_current_info; // the stream_info that describes the data at the head of the queue
-    unsigned d_attempt = 0;
+    unsigned d_attempt = 0; // failed rounds through d_urls, for the backoff
+    size_t d_url_index = 0; // the URL of d_link, or of the next connection
     bool d_stopping = false;
     std::deque<std::string> d_seen_order;
     std::unordered_set<std::string> d_seen;

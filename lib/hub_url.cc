@@ -86,6 +86,29 @@ hub_url hub_url::parse(const std::string& url)
     return u;
 }
 
+std::vector<std::string> hub_url::parse_list(const std::string& urls)
+{
+    constexpr size_t MAX_URLS = 64;
+    std::vector<std::string> out;
+    std::string cur;
+    for (size_t i = 0; i <= urls.size(); ++i) {
+        const char c = i < urls.size() ? urls[i] : ' ';
+        if (c == ',' || std::isspace(static_cast<unsigned char>(c))) {
+            if (!cur.empty()) {
+                if (out.size() == MAX_URLS)
+                    throw std::invalid_argument("hub URL list has more than " + std::to_string(MAX_URLS) + " URLs");
+                parse(cur);
+                out.push_back(cur);
+                cur.clear();
+            }
+        } else
+            cur += c;
+    }
+    if (out.empty())
+        throw std::invalid_argument("hub URL is empty: give a ws:// or wss:// URL");
+    return out;
+}
+
 std::string hub_url::with_token(const std::string& url, const std::string& token)
 {
     return url + (url.find('?') == std::string::npos ? "?" : "&") + "token=" + percent_encode(token);

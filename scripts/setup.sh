@@ -9,6 +9,7 @@ apt_packages=(
     nlohmann-json3-dev libssl-dev
     cmake g++ make pkg-config python3-venv python3-zmq python3-pil espeak-ng sox chromium
     dpkg-dev mmdebstrap systemd
+    nats-server
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -75,3 +75,23 @@ def peer(lab):
 @pytest.fixture(scope="session")
 def repo_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    """A real nats-server with JetStream in tmp_path, on a free port of 127.0.0.1, stopped at teardown."""
+    from nats_cluster import NatsServer
+
+    server = NatsServer(str(tmp_path / "nats")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path, nats_server):
+    """Hub nodes on nats_server (start them with cluster.start_node(name)); all stopped at teardown."""
+    from nats_cluster import Cluster
+
+    cluster = Cluster(str(tmp_path), nats_server)
+    yield cluster
+    cluster.close()

@@ -119,6 +119,19 @@ def test_message_ids_keep_their_json_types(hub, flowgraphs):
     assert [type(m["id"]) for m in ctrl.messages if m.get("type") == "configure"] == [int, str]
 
 
+def test_several_hub_urls_are_tried_in_turn(flowgraphs):
+    hub = HubServer(token=TOKEN).start()
+    with socket.socket() as closed:  # bound, not listening: connections to it are refused
+        closed.bind(("127.0.0.1", 0))
+        dead = f"ws://127.0.0.1:{closed.getsockname()[1]}/screens/agent/ws"
+        try:
+            sink = live_flowgraph(flowgraphs, f"{dead}, {hub.url('a1')}")
+            assert hub.wait_for(lambda s: len(s.binary()) >= 5, WAIT)  # the second node of the list
+            assert sink.connected()
+        finally:
+            hub.stop()
+
+
 def test_a_server_that_never_answers_the_handshake_is_given_up_on(flowgraphs):
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts TCP (the kernel does), says nothing
         port = silent.getsockname()[1]

@@ -265,6 +265,8 @@ def test_stop_returns_promptly_against_an_unreachable_hub(flowgraphs):
     ({"autostart": True}, "app_id"),
     ({"url": "http://x"}, "ws://"),
     ({"url": "ws://host:99999/x"}, "port"),
+    ({"url": "ws://127.0.0.1:9/x, http://y"}, "ws://"),  # every URL of a list is checked
+    ({"url": " , "}, "empty"),
     ({"queue_seconds": 0}, "queue_seconds"),
     ({"sample_rate": -1}, "sample_rate"),
     ({"heartbeat_interval": 0}, "heartbeat_interval"),

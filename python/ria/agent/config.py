@@ -67,9 +67,18 @@ def save(updates, file=None):
     return data
 
 
+def split_urls(text):
+    """The URLs of a setting that lists one or several (hub nodes), separated by spaces or commas."""
+    return [u for u in text.replace(",", " ").split() if u]
+
+
 def ws_url(hub_url, agent_id):
-    """The agent WebSocket URL for a hub base URL (http(s) or ws(s))."""
-    base = hub_url.rstrip("/")
+    """The agent WebSocket URL for a hub base URL (http(s) or ws(s)); for several (the nodes of a hub cluster,
+    separated by spaces or commas) the agent's URLs, separated by spaces, which the agent rotates through."""
+    urls = split_urls(hub_url)
+    if len(urls) > 1:
+        return " ".join(ws_url(u, agent_id) for u in urls)
+    base = hub_url.strip().rstrip("/")
     for http, ws in (("https://", "wss://"), ("http://", "ws://")):
         if base.startswith(http):
             base = ws + base[len(http):]

@@ -45,11 +45,39 @@ def explain(status, body):
     return f"The hub answered HTTP {status}: {text or 'no details'}."
 
 
+class _Unreachable(RegistrationError):
+    pass
+
+
 def register(hub_url, api_key, name, ca_file=None, insecure=False, config_file=None):
-    """Registers and saves hub_url, agent_id, token and name to the config file; returns (agent_id, path)."""
-    if not hub_url.startswith(("http://", "https://")):
-        raise RegistrationError(f"--hub must be an http:// or https:// URL, got {hub_url!r}")
-    hub_url = hub_url.rstrip("/")
+    """Registers and saves hub_url, agent_id, token and name to the config file; returns (agent_id, path).
+
+    hub_url may list the nodes of a hub cluster (separated by spaces or commas): the first that answers takes
+    the registration, and all of them are saved, for the agent to rotate through."""
+    urls = config.split_urls(hub_url)
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise RegistrationError(f"--hub must be an http:// or https:// URL, got {url!r}")
+    if not urls:
+        raise RegistrationError("--hub needs a URL such as http://192.168.1.10:8600")
+    for n, url in enumerate(urls):
+        try:
+            answer = _post(url.rstrip("/"), api_key, name, ca_file, insecure)
+            break
+        except _Unreachable:
+            if n == len(urls) - 1:
+                raise
+    saved = {"hub_url": " ".join(u.rstrip("/") for u in urls), "agent_id": answer["agent_id"],
+             "token": answer["token"], "name": name}
+    if ca_file:
+        saved["ca_file"] = ca_file
+    if insecure:
+        saved["insecure"] = True
+    config.save(saved, config_file)
+    return answer["agent_id"], config_file or config.path()
+
+
+def _post(hub_url, api_key, name, ca_file, insecure):
     request = urllib.request.Request(
         f"{hub_url}/screens/agents/register", data=json.dumps({"name": name}).encode(), method="POST",
         headers={"Content-Type": "application/json", "X-API-Key": api_key, "User-Agent": f"gr-ria-agent/{VERSION}"})
@@ -68,16 +96,10 @@ def register(hub_url, api_key, name, ca_file=None, insecure=False, config_file=N
         if isinstance(e.reason, ssl.SSLCertVerificationError):
             raise RegistrationError(f"The hub's TLS certificate is not trusted ({e.reason.verify_message}). Pass "
                                     "--ca-file with the hub's CA certificate.") from None
-        raise RegistrationError(f"Cannot reach the hub at {hub_url} ({e.reason}). Check the address and that the "
+        raise _Unreachable(f"Cannot reach the hub at {hub_url} ({e.reason}). Check the address and that the "
                                 "hub is running.") from None
     except (ValueError, OSError) as e:
         raise RegistrationError(f"The hub at {hub_url} gave an unusable answer ({e}).") from None
     if not isinstance(answer, dict) or not answer.get("agent_id") or not answer.get("token"):
         raise RegistrationError(f"The hub at {hub_url} answered without an agent_id and token.")
-    saved = {"hub_url": hub_url, "agent_id": answer["agent_id"], "token": answer["token"], "name": name}
-    if ca_file:
-        saved["ca_file"] = ca_file
-    if insecure:
-        saved["insecure"] = True
-    config.save(saved, config_file)
-    return answer["agent_id"], config_file or config.path()
+    return answer

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from ..wire import devices, protocol
 from . import credentials, limits, roles, spectrum as spectrum_meter
+from .store import answer
 
 COMMAND_TIMEOUT = 10.0
 _app_ids = itertools.count(1)
@@ -110,8 +111,11 @@ class AdminApi:
             if not access.sees(row["agent_id"]):
                 continue
             link = self.hub.links.get(row["agent_id"])
+            remote = None if link or not self.hub.cluster else self.hub.cluster.remote_summary(row["agent_id"])
             if link:
-                out.append(link.summary())
+                out.append(dict(link.summary(), node=self.hub.cluster.node_id) if self.hub.cluster else link.summary())
+            elif remote:  # held by another hub node of the cluster
+                out.append(remote)
             else:
                 out.append({"agent_id": row["agent_id"], "name": row["name"], "online": False,
                             "status": "revoked" if row["token_revoked"] else "offline",
@@ -126,7 +130,7 @@ class AdminApi:
     async def _lock_out(self, request, change, done, reason):
         agent_id = request.match_info["agent_id"]
         try:
-            change(agent_id)
+            await answer(change(agent_id))
         except KeyError as e:
             return _error(404, e.args[0])
         await self.hub.disconnect(agent_id, reason)
@@ -246,8 +250,8 @@ class AdminApi:
     async def create_key(self, request):
         body = await _body(request)
         try:
-            key_id, key = self.hub.store.create_key(uses=body.get("uses", 1), ttl_s=body.get("ttl_s"),
-                                                    label=body.get("label", ""))
+            key_id, key = await answer(self.hub.store.create_key(uses=body.get("uses", 1), ttl_s=body.get("ttl_s"),
+                                                                 label=body.get("label", "")))
         except ValueError as e:
             return _error(400, str(e))
         return _json({"key_id": key_id, "key": key})
@@ -255,7 +259,7 @@ class AdminApi:
     @_admin
     async def revoke_key(self, request):
         try:
-            self.hub.store.revoke_key(request.match_info["key_id"])
+            await answer(self.hub.store.revoke_key(request.match_info["key_id"]))
         except KeyError as e:
             return _error(404, e.args[0])
         return _json({"revoked": request.match_info["key_id"]})

@@ -248,6 +248,10 @@ class AgentLink:
         s.gaps += 1
         s.dropped_samples += dropped
         s.sample_index += dropped
+        if self._bus:
+            self._bus.event(self.agent_id, "gap", app_id=s.app_id, dropped_samples=dropped,
+                            reason=limits.printable(msg.get("reason", "?"), 40))
+            self._announce_segment()
         if self.recorder:
             self.recorder.gap(dropped, limits.printable(msg.get("reason", "?"), 40))
             self._segment()
@@ -291,6 +295,8 @@ class AgentLink:
                 self.recorder.write(payload)
         if self.hub.republisher:
             self.hub.republisher.publish(self.agent_id, payload, s.sample_format)
+        if self._bus:
+            self._bus.frame(self.agent_id, payload)
 
     # ---------------------------------------------------------------- the session, as confirmed
 
@@ -313,6 +319,8 @@ class AgentLink:
         self.status = "idle"
         self.pending = None
         self._end_recording()
+        if self._bus:
+            self._bus.event(self.agent_id, "end", app_id=self.stream.app_id if self.stream else "")
 
     # ---------------------------------------------------------------- commands to the agent
 
@@ -412,6 +420,8 @@ class AgentLink:
         """A new capture from the next frame on (the first one opens a recording the start asked for); a
         recording whose agent changes settings faster than the recorder's limit ends, and says why, rather
         than flooding the disk."""
+        if self._bus:
+            self._announce_segment()
         if self._record_to and self.stream:
             folder, self._record_to = self._record_to, None
             self._open_recorder(folder)
@@ -422,6 +432,18 @@ class AgentLink:
         with self._recorder_io():
             if not self.recorder.segment(s.sample_format, s.sample_rate, s.center_frequency, s.sample_index):
                 self._end_recording(f"the session changed settings more than {limits.SEGMENT_RATE:g} times a second")
+
+    @property
+    def _bus(self):
+        return getattr(self.hub, "data_bus", None)  # the cluster's data bus (hub/cluster/data_bus.py), if any
+
+    def _announce_segment(self):
+        """The stream as it goes on from the next frame, for recorders on the cluster's data bus."""
+        s = self.stream
+        if s:
+            self._bus.event(self.agent_id, "segment", app_id=s.app_id, name=self.name,
+                            sample_format=s.sample_format, sample_rate=s.sample_rate,
+                            center_frequency=s.center_frequency, sample_index=s.sample_index)
 
     @contextlib.contextmanager
     def _recorder_io(self):

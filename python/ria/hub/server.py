@@ -14,7 +14,7 @@ from .access_log import RedactingAccessLogger
 from .listener import ConnectionLimits, GuardedListener, client_address, raise_descriptor_limit
 from .ratelimit import RateLimiter
 from .republisher import Republisher
-from .store import RegistrationRefused, Store
+from .store import RegistrationRefused, Store, answer
 
 STATIC = os.path.join(os.path.dirname(__file__), "static")
 MAX_FRAME_BYTES = protocol.MAX_BUFFER_SIZE * 8 + 1024
@@ -25,7 +25,7 @@ SAVE_PERIOD = 5.0
 class HubConfig:
     def __init__(self, data_dir, host="127.0.0.1", port=8600, zmq_endpoint="", register_limit=20,
                  register_window=60.0, connection_limits=None, idle_timeout_s=30.0,
-                 tx_answer_timeout_s=limits.TX_ANSWER_TIMEOUT_S):
+                 tx_answer_timeout_s=limits.TX_ANSWER_TIMEOUT_S, nats_urls=()):
         self.data_dir = os.path.abspath(os.path.expanduser(data_dir))
         self.host, self.port = host, port
         self.zmq_endpoint = zmq_endpoint
@@ -33,6 +33,7 @@ class HubConfig:
         self.limits = connection_limits or ConnectionLimits()
         self.idle_timeout_s = idle_timeout_s  # a kept-alive HTTP connection with no request
         self.tx_answer_timeout_s = tx_answer_timeout_s  # armed after tx_start, done after tx_stop, tx_info
+        self.nats_urls = tuple(nats_urls)  # cluster mode (hub/cluster/): the registry and the buses on NATS
 
     @property
     def db_path(self):
@@ -71,7 +72,13 @@ class Hub:
         self.log = log or logging.getLogger("ria_hub")
         os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
         self.admin_token = admin_token(config)
-        self.store = Store(config.db_path)
+        self.cluster = self.data_bus = None
+        if config.nats_urls:
+            from .cluster.node import ClusterNode
+            self.cluster = ClusterNode(self, config.nats_urls, self.log)
+            self.store = None  # the cluster's, once it has connected (serve())
+        else:
+            self.store = Store(config.db_path)
         self.links = {}
         self.twins = twin_connections.TwinConnections()
         self.republisher = Republisher(config.zmq_endpoint) if config.zmq_endpoint else None
@@ -90,6 +97,8 @@ class Hub:
 
     def app(self):
         app = web.Application(client_max_size=1 << 20)
+        if self.cluster:
+            app.middlewares.append(self.cluster.control.middleware)
         app.router.add_post("/screens/agents/register", self.register)
         app.router.add_get("/screens/agent/ws", self.agent_ws)
         app.router.add_get("/health", self.health)
@@ -115,7 +124,10 @@ class Hub:
         self._save_seen()
         if self.republisher:
             self.republisher.close()
-        self.store.close()
+        if self.cluster:
+            await self.cluster.close()
+        else:
+            self.store.close()
 
     async def page(self, _request):
         return web.FileResponse(os.path.join(STATIC, "index.html"))
@@ -143,7 +155,7 @@ class Hub:
             self.counters["bad_requests"] += 1
             return json_error(400, f"name must be printable text of 1 to {limits.MAX_NAME_CHARS} characters")
         try:
-            agent_id, token = self.store.register(request.headers.get("X-API-Key", ""), name)
+            agent_id, token = await answer(self.store.register(request.headers.get("X-API-Key", ""), name))
         except RegistrationRefused as refused:
             self.counters["registrations_refused"] += 1
             status = 401 if refused.reason == "invalid_key" else 403
@@ -156,7 +168,7 @@ class Hub:
     # ---------------------------------------------------------------- the agent endpoint
 
     async def agent_ws(self, request):
-        agent = self.store.agent_for_token(credentials.bearer(request) or request.query.get("token", ""))
+        agent = await answer(self.store.agent_for_token(credentials.bearer(request) or request.query.get("token", "")))
         claimed = request.query.get("agent_id")
         if agent is None or (claimed and claimed != agent["agent_id"]):
             self.counters["ws_rejected"] += 1
@@ -173,6 +185,8 @@ class Hub:
         old, self.links[agent_id] = self.links.get(agent_id), link
         self.counters["ws_connections"] += 1
         log(logging.INFO, "agent %s (%s) connected from %s", agent_id, limits.printable(agent["name"]), link.address)
+        if self.cluster:
+            self.cluster.agent_connected(link)
         if old is not None:  # the agent came back before we noticed its old connection die, or it runs twice
             warning = self.twins.replaced(agent_id, old.address, link.address)
             if warning:
@@ -200,6 +214,8 @@ class Hub:
             if self.links.get(agent_id) is link:
                 del self.links[agent_id]
                 self.store.save_seen({agent_id: (link.last_heartbeat or time.time(), link.hardware)})
+                if self.cluster:
+                    self.cluster.agent_disconnected(link)
             log(logging.INFO, "agent %s disconnected", agent_id)
         return ws
 
@@ -253,9 +269,13 @@ class Hub:
         return sum(1 for link in self.links.values() if link.online)
 
     async def health(self, _request):
-        return web.json_response({"status": "ok", "uptime_s": round(time.time() - self.started, 1),
-                                  "agents_connected": len(self.links), "agents_online": self.online_count(),
-                                  "streaming": sum(1 for link in self.links.values() if link.status == "streaming")})
+        body = {"status": "ok", "uptime_s": round(time.time() - self.started, 1),
+                "agents_connected": len(self.links), "agents_online": self.online_count(),
+                "streaming": sum(1 for link in self.links.values() if link.status == "streaming")}
+        if self.cluster:  # a node without NATS still serves the agents it holds: degraded, not down
+            body["cluster"] = self.cluster.health()
+            body["status"] = "ok" if self.cluster.link.connected else "degraded"
+        return web.json_response(body)
 
     async def metrics(self, _request):
         c = self.counters
@@ -297,6 +317,8 @@ class Hub:
         metric("bad_requests_total", "counter", "Registration requests refused as malformed.", [("", c["bad_requests"])])
         metric("connections_open", "gauge", "TCP connections open now.", [("", self.connections_open())])
         metric("uptime_seconds", "gauge", "Seconds since the hub started.", [("", round(time.time() - self.started, 1))])
+        for name, kind, help_text, value in self.cluster.metrics() if self.cluster else ():
+            metric(name, kind, help_text, [("", value)])
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})
 
@@ -304,6 +326,14 @@ class Hub:
 async def serve(config, ready=None, log=None):
     """Runs the hub until cancelled; `ready(hub, url)` is called once it listens."""
     hub = Hub(config, log)
+    if hub.cluster:
+        from .cluster.nats_link import NatsUnavailable
+        try:
+            await hub.cluster.start()
+        except NatsUnavailable as e:
+            await hub.cluster.link.close()
+            raise ValueError(str(e)) from None
+        hub.data_bus = hub.cluster.data
     # Each connection is one descriptor; leave room for the database, recordings and logs.
     raise_descriptor_limit(config.limits.max_connections + 256)
     runner = web.AppRunner(hub.app(), access_log_class=RedactingAccessLogger, keepalive_timeout=config.idle_timeout_s)
@@ -312,6 +342,8 @@ async def serve(config, ready=None, log=None):
     try:
         port = await listener.start(config.host, config.port)
         url = f"http://{config.host}:{port}"
+        if hub.cluster:
+            hub.cluster.listening(url)
         if ready:
             ready(hub, url)
         await asyncio.Event().wait()

@@ -1,5 +1,6 @@
 """The hub's SQLite database: registration keys, agents and access tokens (secrets stored as digests only)."""
 
+import inspect
 import json
 import math
 import sqlite3
@@ -45,6 +46,35 @@ CREATE TABLE IF NOT EXISTS access_tokens (
 REASONS = ("invalid_key", "expired", "revoked", "already_consumed")
 
 
+def check_key_settings(uses, ttl_s, label):
+    """Raises ValueError naming the parameter that is not a whole number of uses from 1 to MAX_KEY_USES, a
+    finite time to live up to MAX_KEY_TTL_S, or printable label text."""
+    if uses is not None and (isinstance(uses, bool) or not isinstance(uses, int) or not 1 <= uses <= MAX_KEY_USES):
+        raise ValueError(f"uses must be a whole number from 1 to {MAX_KEY_USES} (or null: unlimited), got {uses!r}")
+    if ttl_s is not None and (isinstance(ttl_s, bool) or not isinstance(ttl_s, (int, float))
+                              or not math.isfinite(ttl_s) or not 0 < ttl_s <= MAX_KEY_TTL_S):
+        raise ValueError(f"ttl_s must be a number of seconds above 0 and at most {MAX_KEY_TTL_S} "
+                         f"(or null: no expiry), got {ttl_s!r}")
+    if not isinstance(label, str) or len(label) > MAX_LABEL_CHARS or not label.isprintable():
+        raise ValueError(f"label must be printable text of at most {MAX_LABEL_CHARS} characters")
+
+
+def key_state(row, now):
+    """A key's state: valid, or the reason a registration with it is refused."""
+    if row["revoked_at"] is not None:
+        return "revoked"
+    if row["expires_at"] is not None and now >= row["expires_at"]:
+        return "expired"
+    if row["max_uses"] is not None and row["uses"] >= row["max_uses"]:
+        return "already_consumed"
+    return "valid"
+
+
+async def answer(value):
+    """A store's answer: the SQLite store's as it is, the cluster store's (a coroutine) awaited."""
+    return await value if inspect.isawaitable(value) else value
+
+
 class RegistrationRefused(Exception):
     """Registration with a key failed; .reason is one of the protocol's REASONS."""
 
@@ -73,14 +103,7 @@ class Store:
 
         Raises ValueError naming the parameter that is not a whole number of uses from 1 to
         MAX_KEY_USES, a finite time to live up to MAX_KEY_TTL_S, or printable label text."""
-        if uses is not None and (isinstance(uses, bool) or not isinstance(uses, int) or not 1 <= uses <= MAX_KEY_USES):
-            raise ValueError(f"uses must be a whole number from 1 to {MAX_KEY_USES} (or null: unlimited), got {uses!r}")
-        if ttl_s is not None and (isinstance(ttl_s, bool) or not isinstance(ttl_s, (int, float))
-                                  or not math.isfinite(ttl_s) or not 0 < ttl_s <= MAX_KEY_TTL_S):
-            raise ValueError(f"ttl_s must be a number of seconds above 0 and at most {MAX_KEY_TTL_S} "
-                             f"(or null: no expiry), got {ttl_s!r}")
-        if not isinstance(label, str) or len(label) > MAX_LABEL_CHARS or not label.isprintable():
-            raise ValueError(f"label must be printable text of at most {MAX_LABEL_CHARS} characters")
+        check_key_settings(uses, ttl_s, label)
         now = time.time() if now is None else now
         key = credentials.new_secret(credentials.KEY_PREFIX)
         key_id = credentials.new_id("key-")
@@ -93,7 +116,7 @@ class Store:
     def list_keys(self, now=None):
         now = time.time() if now is None else now
         rows = self._db.execute("SELECT * FROM registration_keys ORDER BY created_at").fetchall()
-        return [dict(row, state=self._key_state(row, now)) for row in rows]
+        return [dict(row, state=key_state(row, now)) for row in rows]
 
     def revoke_key(self, key_id, now=None):
         cur = self._db.execute("UPDATE registration_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
@@ -102,16 +125,6 @@ class Store:
             if self._db.execute("SELECT 1 FROM registration_keys WHERE key_id = ?", (key_id,)).fetchone():
                 raise KeyError(f"registration key {key_id} is already revoked")
             raise KeyError(f"no registration key with id {key_id}")
-
-    @staticmethod
-    def _key_state(row, now):
-        if row["revoked_at"] is not None:
-            return "revoked"
-        if row["expires_at"] is not None and now >= row["expires_at"]:
-            return "expired"
-        if row["max_uses"] is not None and row["uses"] >= row["max_uses"]:
-            return "already_consumed"
-        return "valid"
 
     def register(self, key, name, now=None):
         """Consumes one use of `key` and creates an agent; returns (agent_id, token).
@@ -126,7 +139,7 @@ class Store:
         row = self._db.execute("SELECT * FROM registration_keys WHERE digest = ?", (key_digest,)).fetchone()
         if row is None:
             raise RegistrationRefused("invalid_key")
-        state = self._key_state(row, now)
+        state = key_state(row, now)
         if state != "valid":
             raise RegistrationRefused(state)
         agent_id = credentials.new_id("agent-")
