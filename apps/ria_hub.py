@@ -181,6 +181,11 @@ def cluster_keys(urls):
     return ClusterKeys(urls)
 
 
+def registry_for(args):
+    """What `keys` and `tokens` work on: the cluster's registry with --nats, else DATA_DIR's database."""
+    return cluster_keys(args.nats) if getattr(args, "nats", None) else store_for(args)
+
+
 def store_for(args):
     config = HubConfig(args.data_dir)
     os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
@@ -188,12 +193,7 @@ def store_for(args):
 
 
 def cmd_keys(args):
-    try:
-        store = cluster_keys(args.nats) if getattr(args, "nats", None) else store_for(args)
-    except ValueError as e:  # NATS unreachable, named by the message
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return cli_args.on_store(store, lambda store: keys_action(args, store))
+    return cli_args.on_store(lambda: registry_for(args), lambda store: keys_action(args, store))
 
 
 def keys_action(args, store):
@@ -326,16 +326,17 @@ def main(argv=None):
     listing = keys.add_parser("list", help="all keys with their state")
     revoke = keys.add_parser("revoke", help="refuse a key from now on")
     revoke.add_argument("key_id")
-    for k in (k, listing, revoke):
-        k.add_argument("--nats", type=nats_urls, metavar="URLS",
-                       help="the keys of a hub cluster (the NATS URLs its nodes were started with)")
+    registry_commands = [k, listing, revoke]
 
     session_cli.add_parsers(commands, client_for)
     for name, what in (("delete-agent", "remove an agent: its token stops working and its connection closes"),
                        ("revoke-token", "lock an agent out (it stays listed; register it again to let it back)")):
         commands.add_parser(name, run=cmd_agent_admin, help=what).add_argument("agent_id")
     tx_cli.add_parsers(commands, client_for)
-    tokens_cli.add_parsers(commands, store_for)
+    registry_commands += tokens_cli.add_parsers(commands, registry_for)
+    for p in registry_commands:
+        p.add_argument("--nats", type=nats_urls, metavar="URLS",
+                       help="the registry of a hub cluster (the NATS URLs its nodes were started with)")
     commands.add_parser("page-url", run=cmd_page_url, help="print the live view's URL with the admin token in its "
                         "fragment")
 

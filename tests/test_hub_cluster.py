@@ -123,6 +123,23 @@ def test_fifty_registrations_race_for_a_single_use_key_across_three_nodes(cluste
     assert re.search(r"valid\s+1/2\s+never\s+cli", listed.stdout), listed.stdout
 
 
+def test_an_access_token_made_on_one_node_works_on_every_node_until_revoked(cluster, tmp_path):
+    a, b = cluster.start_node("a"), cluster.start_node("b")
+    made = run_app(HUB_APP, "--data-dir", str(tmp_path), "tokens", "create", "--role", "view", "--label", "projector",
+                   "--nats", cluster.nats.url, "--json")
+    assert made.returncode == 0, made.stderr
+    token_id, token = json.loads(made.stdout)["token_id"], json.loads(made.stdout)["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    poll(lambda: raw(b, "GET", "/api/agents", None, auth), lambda r: r[0] == 200, what="the token known on node b")
+    status, answer = raw(b, "POST", "/api/agents/agent-0123456789ab/stop", b"{}", auth)
+    assert status == 403 and "view-only" in answer["error"]
+    assert [t["label"] for t in b.api.request("GET", "/api/tokens")["tokens"]] == ["projector"]
+    assert a.api.request("DELETE", f"/api/tokens/{token_id}") == {"revoked": token_id}
+    poll(lambda: raw(b, "GET", "/api/agents", None, auth), lambda r: r[0] == 401, what="the token refused on b")
+    again = run_app(HUB_APP, "tokens", "revoke", token_id, "--nats", cluster.nats.url)
+    assert again.returncode == 1 and f"access token {token_id} is already revoked" in again.stderr
+
+
 def test_register_on_a_stream_through_b_command_from_c_and_fail_over(cluster, tmp_path, serial):
     a, b, c = (cluster.start_node(n) for n in "abc")
     agent_id, agent = start_agent(cluster, tmp_path, a, [b, c])

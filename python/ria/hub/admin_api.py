@@ -296,8 +296,8 @@ class AdminApi:
     async def create_token(self, request):
         body = await _body(request)
         try:
-            token_id, token = self.hub.store.create_access_token(body.get("role"), body.get("agent_id"),
-                                                                 body.get("label", ""))
+            token_id, token = await answer(self.hub.store.create_access_token(body.get("role"), body.get("agent_id"),
+                                                                               body.get("label", "")))
         except ValueError as e:
             return _error(400, str(e))
         return _json({"token_id": token_id, "token": token, "role": body["role"], "agent_id": body.get("agent_id")})
@@ -305,7 +305,7 @@ class AdminApi:
     @_admin
     async def revoke_access_token(self, request):
         try:
-            self.hub.store.revoke_access_token(request.match_info["token_id"])
+            await answer(self.hub.store.revoke_access_token(request.match_info["token_id"]))
         except KeyError as e:
             return _error(404, e.args[0])
         return _json({"revoked": request.match_info["token_id"]})

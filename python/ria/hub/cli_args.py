@@ -91,9 +91,15 @@ def remove_url(data_dir, url):
         pass
 
 
-def on_store(store, action):
-    """Runs action(store) for a command that works on the hub's database: a refused value (KeyError, ValueError)
-    is one line on stderr and exit code 1; the store is closed either way."""
+def on_store(open_store, action):
+    """Runs action(store) for a command that works on the hub's registry (open_store(): the SQLite file, or a
+    cluster's NATS): a store that cannot be reached or a refused value (KeyError, ValueError) is one line on stderr
+    and exit code 1; the store is closed either way."""
+    try:
+        store = open_store()
+    except ValueError as e:  # NATS unreachable, named by the message
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     try:
         return action(store) or 0
     except (KeyError, ValueError) as e:

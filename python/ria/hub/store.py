@@ -55,6 +55,11 @@ def check_key_settings(uses, ttl_s, label):
                               or not math.isfinite(ttl_s) or not 0 < ttl_s <= MAX_KEY_TTL_S):
         raise ValueError(f"ttl_s must be a number of seconds above 0 and at most {MAX_KEY_TTL_S} "
                          f"(or null: no expiry), got {ttl_s!r}")
+    check_label(label)
+
+
+def check_label(label):
+    """Raises ValueError unless label is printable text of at most MAX_LABEL_CHARS (a key's, a token's)."""
     if not isinstance(label, str) or len(label) > MAX_LABEL_CHARS or not label.isprintable():
         raise ValueError(f"label must be printable text of at most {MAX_LABEL_CHARS} characters")
 
@@ -212,8 +217,7 @@ class Store:
         roles.check_grant(role, agent_id)
         if agent_id is not None and not self.agent_exists(agent_id):
             raise ValueError(f"no agent {agent_id}")
-        if not isinstance(label, str) or len(label) > MAX_LABEL_CHARS or not label.isprintable():
-            raise ValueError(f"label must be printable text of at most {MAX_LABEL_CHARS} characters")
+        check_label(label)
         token = credentials.new_secret(roles.PREFIXES[role])
         token_id = credentials.new_id("tok-")
         self._db.execute("INSERT INTO access_tokens (token_id, digest, role, agent_id, label, created_at)"

@@ -10,7 +10,8 @@ from . import cli_args, roles
 from .limits import printable
 
 
-def add_parsers(commands, store_for):
+def add_parsers(commands, registry_for):
+    """Adds `tokens create|list|revoke`; returns those three parsers."""
     p = commands.add_parser("tokens", help="page/API links with a role: teacher (all), control (one agent), "
                                            "view (read-only)")
     tokens = commands.nested(p, "tokens_command")
@@ -19,10 +20,11 @@ def add_parsers(commands, store_for):
                    help="teacher: control every agent; control: one agent; view: look, never change")
     t.add_argument("--agent", dest="agent_id", help="the one agent it is for (needed for control; optional for view)")
     t.add_argument("--label", default="", help="a note for the list, e.g. 'Alice, bench 3'")
-    tokens.add_parser("list", help="all tokens with their role, agent and state")
-    t = tokens.add_parser("revoke", help="refuse a token from now on")
-    t.add_argument("token_id")
-    p.set_defaults(run=lambda args: cli_args.on_store(store_for(args), lambda store: run(args, store)))
+    listing = tokens.add_parser("list", help="all tokens with their role, agent and state")
+    revoke = tokens.add_parser("revoke", help="refuse a token from now on")
+    revoke.add_argument("token_id")
+    p.set_defaults(run=lambda args: cli_args.on_store(lambda: registry_for(args), lambda store: run(args, store)))
+    return [t, listing, revoke]
 
 
 def run(args, store):

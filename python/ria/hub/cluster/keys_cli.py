@@ -1,5 +1,5 @@
-"""`ria_hub.py keys ... --nats URL`: the registration keys of a hub cluster, for the CLI, with the methods of the
-SQLite store (store.Store) it uses when there is no cluster."""
+"""`ria_hub.py keys|tokens ... --nats URL`: the registration keys and access tokens of a hub cluster, for the CLI,
+with the methods of the SQLite store (store.Store) it uses when there is no cluster."""
 
 import asyncio
 
@@ -27,6 +27,15 @@ class ClusterKeys:
 
     def revoke_key(self, key_id):
         return self._run(self._store.revoke_key(key_id))
+
+    def create_access_token(self, role, agent_id=None, label=""):
+        return self._run(self._store.create_access_token(role, agent_id, label))
+
+    def list_access_tokens(self):
+        return self._store.list_access_tokens()
+
+    def revoke_access_token(self, token_id):
+        return self._run(self._store.revoke_access_token(token_id))
 
     def _run(self, coroutine):
         try:

@@ -2,10 +2,11 @@
 
 Buckets (nats_link.REGISTRY_BUCKETS): ria_keys (key_id -> key record), ria_key_digests (digest -> key_id),
 ria_agents (agent_id -> agent record), ria_tokens (token digest -> agent_id), ria_seen (agent_id -> last seen
-and hardware), ria_config (the cluster's admin token). Secrets are stored as digests only, as in SQLite.
+and hardware), ria_config (the cluster's admin token), ria_access (token_id -> a page/API token with a role,
+roles.py). Secrets are stored as digests only, as in SQLite.
 
 Writes go to NATS and wait for it; reads that the API makes synchronously (agent_exists, count_agents,
-list_agents, list_keys) come from the node's mirrors of the buckets (mirror.py), which also let the node take its
+list_agents, list_keys, access_for_token, list_access_tokens) come from the node's mirrors of the buckets (mirror.py), which also let the node take its
 agents back while NATS is away.
 
 A use of a key is taken by compare-and-set on the key record's revision: of any number of registrations that
@@ -21,13 +22,13 @@ import time
 import nats.errors
 import nats.js.errors
 
-from .. import credentials
-from ..store import RegistrationRefused, check_key_settings, key_state
+from .. import credentials, roles
+from ..store import RegistrationRefused, check_key_settings, check_label, key_state
 from .mirror import BucketMirror
 from .nats_link import NatsUnavailable
 
 MAX_CAS_ROUNDS = 500  # a reusable key under heavy contention; each round is one read and one write
-MIRRORED = ("ria_keys", "ria_agents", "ria_tokens", "ria_seen")
+MIRRORED = ("ria_keys", "ria_agents", "ria_tokens", "ria_seen", "ria_access")
 
 _FAILURES = (nats.errors.TimeoutError, nats.errors.ConnectionClosedError, nats.errors.NoRespondersError,
              nats.errors.OutboundBufferLimitError, nats.js.errors.ServiceUnavailableError, OSError)
@@ -208,6 +209,10 @@ class KvStore:
                     continue
             if not old.startswith("revoked:"):
                 await self._call(doing, self._kv("ria_tokens", doing).delete(old))
+            if delete:  # its page/API links go with it, as in SQLite
+                for row in self.list_access_tokens():
+                    if row["agent_id"] == agent_id:
+                        await self._call(doing, self._kv("ria_access", doing).delete(row["token_id"]))
             return
         raise NatsUnavailable(f"agent {agent_id} changed too often; try again")
 
@@ -241,6 +246,54 @@ class KvStore:
         task = asyncio.get_running_loop().create_task(write())
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+
+    # ---------------------------------------------------------------- access tokens (roles.py)
+
+    async def create_access_token(self, role, agent_id=None, label="", now=None):
+        roles.check_grant(role, agent_id)
+        if agent_id is not None and not self.agent_exists(agent_id):
+            raise ValueError(f"no agent {agent_id}")
+        check_label(label)
+        token = credentials.new_secret(roles.PREFIXES[role])
+        token_id = credentials.new_id("tok-")
+        record = {"token_id": token_id, "digest": credentials.digest(token), "role": role, "agent_id": agent_id,
+                  "label": label, "created_at": time.time() if now is None else now, "revoked_at": None}
+        doing = "create an access token"
+        await self._call(doing, self._kv("ria_access", doing).create(token_id, _dumps(record)))
+        return token_id, token
+
+    def access_for_token(self, token):
+        """{token_id, role, agent_id} of a live access token, or None (from the mirror: every request asks)."""
+        if not token:
+            return None
+        try:
+            token_digest = credentials.digest(token)
+        except UnicodeEncodeError:
+            return None
+        for row in list(self.mirrors["ria_access"].entries.values()):
+            if row["digest"] == token_digest and row["revoked_at"] is None:
+                return {"token_id": row["token_id"], "role": row["role"], "agent_id": row["agent_id"]}
+        return None
+
+    def list_access_tokens(self):
+        rows = [{k: v for k, v in row.items() if k != "digest"} for row in self.mirrors["ria_access"].entries.values()]
+        return sorted(rows, key=lambda r: r["created_at"])
+
+    async def revoke_access_token(self, token_id, now=None):
+        doing = "revoke an access token"
+        if not _valid_id(token_id):
+            raise KeyError(f"no access token with id {token_id}")
+        for _ in range(MAX_CAS_ROUNDS):
+            row, revision = await self._get("ria_access", token_id, doing)
+            if row is None:
+                raise KeyError(f"no access token with id {token_id}")
+            if row["revoked_at"] is not None:
+                raise KeyError(f"access token {token_id} is already revoked")
+            row["revoked_at"] = time.time() if now is None else now
+            if await self._swap("ria_access", token_id, row, revision, doing):
+                return
+        raise NatsUnavailable(f"access token {token_id} changed too often to revoke; try again")
 
 
 def _valid_id(text):

@@ -9,7 +9,7 @@ import nats
 from nats.js.api import KeyValueConfig, StorageType
 
 # The registry buckets keep every entry; the presence bucket forgets what its node stopped refreshing.
-REGISTRY_BUCKETS = ("ria_keys", "ria_key_digests", "ria_agents", "ria_tokens", "ria_seen", "ria_config")
+REGISTRY_BUCKETS = ("ria_keys", "ria_key_digests", "ria_agents", "ria_tokens", "ria_seen", "ria_config", "ria_access")
 PRESENCE_BUCKET = "ria_presence"
 PRESENCE_TTL_S = 15.0
 CONNECT_TIMEOUT_S = 5
