@@ -28,6 +28,8 @@ constexpr size_t SEEN_IDS = 4096;
 constexpr size_t MAX_CONTROL = 1024; // queued text messages (acks, pongs, status...) before new ones are dropped
 constexpr std::chrono::milliseconds CLOSE_LIMIT{ 400 };
 
+constexpr double REPLACED_WAIT_S = 30.0; // after the hub gave this agent's connection to another process
+
 std::chrono::milliseconds ms(double seconds)
 {
     return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0));
@@ -511,14 +513,15 @@ void agent_transport::connect()
     l->conn->run();
 }
 
-void agent_transport::schedule_reconnect()
+void agent_transport::schedule_reconnect(double at_least_s)
 {
     if (d_stopping)
         return;
     std::uniform_real_distribution<double> uniform(0.0, 1.0);
     // With several hub nodes the next one is tried; the backoff grows once per round through them all.
     d_url_index = (d_url_index + 1) % d_urls.size();
-    const double delay = backoff_delay(d_url_index == 0 ? d_attempt++ : d_attempt, uniform(d_io->rng));
+    const double delay =
+        std::max(at_least_s, backoff_delay(d_url_index == 0 ? d_attempt++ : d_attempt, uniform(d_io->rng)));
     d_io->backoff.expires_after(ms(delay));
     d_io->backoff.async_wait([this](boost::system::error_code ec) {
         if (!ec)
@@ -561,13 +564,18 @@ void agent_transport::on_ended(const std::shared_ptr<link>& l, const std::string
             d_writing = false;
         d_cond.notify_all();
     }
+    // Only the current link's end gets here, so a replaced one means another process holds this agent's
+    // token: taking the connection back at once would have the two replace each other every second.
+    const bool replaced = l->conn->hub_close_code() == wire::REPLACED_CLOSE_CODE;
     if (!quiet)
-        note_error(why);
+        note_error(replaced ? why + "; another process uses this agent's token (is the agent running twice?), "
+                                    "trying again in " + std::to_string(int(REPLACED_WAIT_S)) + " s"
+                            : why);
     if (l->open)
         tell_connection_lost();
     if (l->open && monotonic_s() - l->opened_at >= BACKOFF_RESET_AFTER_S)
         d_attempt = 0;
-    schedule_reconnect();
+    schedule_reconnect(replaced ? REPLACED_WAIT_S : 0);
 }
 
 void agent_transport::note_error(const std::string& message)

@@ -127,7 +127,8 @@ private:
 
     // io thread
     void connect();
-    void schedule_reconnect();
+    //! The next attempt, after the backoff (and at least at_least_s).
+    void schedule_reconnect(double at_least_s = 0);
     void on_open(const std::shared_ptr<link>& l);
     void on_text(const std::shared_ptr<link>& l, std::string&& text);
     bool on_binary(const std::shared_ptr<link>& l, const void* data, size_t bytes);

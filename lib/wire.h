@@ -35,6 +35,8 @@ struct protocol_error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+//! The hub's close code for a connection it replaced with a newer one on the same agent token.
+constexpr uint16_t REPLACED_CLOSE_CODE = 4009;
 constexpr int MAX_DEPTH = 32;         //!< nesting of objects and arrays in a hub message
 constexpr size_t MAX_ID_CHARS = 256; //!< a longer string id is refused (ids are remembered)
 

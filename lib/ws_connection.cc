@@ -141,6 +141,8 @@ private:
         d_ws.async_ping({}, [self = this->shared_from_this()](error_code) { self->d_pinging = false; });
     }
 
+    uint16_t hub_close_code() const override { return d_hub_close_code; }
+
     void shut()
     {
         d_deadline.cancel();
@@ -183,6 +185,7 @@ private:
         }
         if (ec == websocket::error::closed) {
             const auto& r = d_ws.reason();
+            d_hub_close_code = static_cast<uint16_t>(r.code);
             return "connection closed by the hub (" + std::to_string(r.code) +
                    (r.reason.empty() ? "" : " " + std::string(r.reason.c_str())) + ")";
         }
@@ -334,6 +337,7 @@ private:
     bool d_paused = false; // reading stopped by the binary handler
     bool d_closing = false;
     bool d_ended = false;
+    uint16_t d_hub_close_code = 0;
 };
 
 } // namespace

@@ -8,6 +8,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/system/error_code.hpp>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -68,6 +69,8 @@ public:
     virtual void resume_reading() = 0;
     //! A WebSocket ping (at most one outstanding; it waits for the fragment being written).
     virtual void ping() = 0;
+    //! The close code the hub ended the connection with (0: it did not close it).
+    virtual uint16_t hub_close_code() const = 0;
 };
 
 } // namespace ria

@@ -314,3 +314,21 @@ def test_an_empty_token_is_the_saved_one_only_for_the_saved_hub(hub, monkeypatch
     assert config.hub_connection(hub.url(), "given")[1] == "given"
     monkeypatch.setenv("RIA_TOKEN", "from-env")
     assert config.hub_connection(hub.url(), "")[1] == "from-env"
+
+
+def test_an_agent_whose_token_another_process_took_says_so_and_lets_it_have_the_connection(lab, flowgraphs):
+    agent_id, token = lab.register_api("twice")
+    url = lab.url.replace("http://", "ws://") + f"/screens/agent/ws?agent_id={agent_id}"
+    # two transports, as two processes would have (a different heartbeat interval keeps them apart in one)
+    first_tb, first = idle_sink_flowgraph(url, token=token, heartbeat_interval=20.0)
+    flowgraphs(first_tb)
+    assert wait_until(first.connected, WAIT)
+    second_tb, second = idle_sink_flowgraph(url, token=token, heartbeat_interval=25.0)
+    flowgraphs(second_tb)
+    assert wait_until(lambda: "is the agent running twice?" in first.last_error(), WAIT), first.last_error()
+    assert "replaced by another connection with this agent's token" in first.last_error()
+    assert "trying again in 30 s" in first.last_error()
+    assert wait_until(second.connected, WAIT)
+    # the first stays away: before, it took the connection back within a second, and so on, every second
+    assert not wait_until(lambda: first.connected() or not second.connected(), 4.0)
+    assert lab.api.agents()[0]["twin_connections"] is None

@@ -6,7 +6,7 @@ agent can say what happened and wait longer before it comes back."""
 import collections
 import time
 
-CLOSE_CODE = 4009  # the RFC 6455 private range; docs/protocol.md
+from ..wire.protocol import REPLACED_CLOSE_CODE as CLOSE_CODE
 WINDOW_S = 60.0
 MAX_AGENTS = 4096  # agents with a replacement in the window; the oldest entry goes first
 

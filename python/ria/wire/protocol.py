@@ -14,6 +14,8 @@ BYTES_PER_SAMPLE = {"cf32": 8, "cs16": 4, "cs8": 2}
 HUB_TYPES = ("start", "stop", "configure", "ping", "tx_start", "tx_stop", "tx_configure", "tx_data_available")
 TX_TYPES = ("tx_start", "tx_stop", "tx_configure")
 DEFAULT_BUFFER_SIZE = 1024
+# The hub's close code for a connection it replaced with a newer one on the same agent token (docs/protocol.md §2)
+REPLACED_CLOSE_CODE = 4009
 MAX_BUFFER_SIZE = 1 << 22
 
 # radio_config key -> gr-soapy cmd key of ria.sdr_source (None: not a source setting)
