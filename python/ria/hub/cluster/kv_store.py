@@ -97,19 +97,24 @@ class KvStore:
         return sorted(rows, key=lambda r: r["created_at"])
 
     async def revoke_key(self, key_id, now=None):
-        doing = "revoke a key"
-        if not _valid_id(key_id):
-            raise KeyError(f"no registration key with id {key_id}")
+        await self._revoke("ria_keys", key_id, "registration key", now)
+
+    async def _revoke(self, bucket, entry_id, what, now):
+        """Sets revoked_at on a record (a key, an access token) by compare-and-set; KeyError naming it when there
+        is no such record or it is revoked already."""
+        doing = f"revoke a {what}"
+        if not _valid_id(entry_id):
+            raise KeyError(f"no {what} with id {entry_id}")
         for _ in range(MAX_CAS_ROUNDS):
-            row, revision = await self._get("ria_keys", key_id, doing)
+            row, revision = await self._get(bucket, entry_id, doing)
             if row is None:
-                raise KeyError(f"no registration key with id {key_id}")
+                raise KeyError(f"no {what} with id {entry_id}")
             if row["revoked_at"] is not None:
-                raise KeyError(f"registration key {key_id} is already revoked")
+                raise KeyError(f"{what} {entry_id} is already revoked")
             row["revoked_at"] = time.time() if now is None else now
-            if await self._swap("ria_keys", key_id, row, revision, doing):
+            if await self._swap(bucket, entry_id, row, revision, doing):
                 return
-        raise NatsUnavailable(f"key {key_id} changed too often to revoke; try again")
+        raise NatsUnavailable(f"{what} {entry_id} changed too often to revoke; try again")
 
     async def _swap(self, bucket, key, record, revision, doing):
         """Writes record if the key is still at revision; False when another writer came first."""
@@ -265,12 +270,7 @@ class KvStore:
 
     def access_for_token(self, token):
         """{token_id, role, agent_id} of a live access token, or None (from the mirror: every request asks)."""
-        if not token:
-            return None
-        try:
-            token_digest = credentials.digest(token)
-        except UnicodeEncodeError:
-            return None
+        token_digest = credentials.digest(token) if token else None
         for row in list(self.mirrors["ria_access"].entries.values()):
             if row["digest"] == token_digest and row["revoked_at"] is None:
                 return {"token_id": row["token_id"], "role": row["role"], "agent_id": row["agent_id"]}
@@ -281,19 +281,7 @@ class KvStore:
         return sorted(rows, key=lambda r: r["created_at"])
 
     async def revoke_access_token(self, token_id, now=None):
-        doing = "revoke an access token"
-        if not _valid_id(token_id):
-            raise KeyError(f"no access token with id {token_id}")
-        for _ in range(MAX_CAS_ROUNDS):
-            row, revision = await self._get("ria_access", token_id, doing)
-            if row is None:
-                raise KeyError(f"no access token with id {token_id}")
-            if row["revoked_at"] is not None:
-                raise KeyError(f"access token {token_id} is already revoked")
-            row["revoked_at"] = time.time() if now is None else now
-            if await self._swap("ria_access", token_id, row, revision, doing):
-                return
-        raise NatsUnavailable(f"access token {token_id} changed too often to revoke; try again")
+        await self._revoke("ria_access", token_id, "access token", now)
 
 
 def _valid_id(text):
