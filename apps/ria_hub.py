@@ -234,12 +234,7 @@ def client_for(args):
 
 
 def cmd_agent_admin(args):
-    client = client_for(args)
-    try:
-        return agent_admin(args, client)
-    except HubError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    return session_cli.call(args, client_for, agent_admin)
 
 
 def agent_admin(args, client):
