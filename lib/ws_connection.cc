@@ -183,7 +183,9 @@ private:
                 return "the hub refused the agent token (HTTP " + std::to_string(code) + "); register again";
             return "the hub answered HTTP " + std::to_string(code) + " instead of a WebSocket";
         }
-        if (ec == websocket::error::closed) {
+        // A close frame that arrived counts even when the read failed after it: a hub that shuts the socket
+        // without waiting for the close reply fails the write of that reply (ENOTCONN, EPIPE).
+        if (ec == websocket::error::closed || d_ws.reason().code != websocket::close_code::none) {
             const auto& r = d_ws.reason();
             d_hub_close_code = static_cast<uint16_t>(r.code);
             return "connection closed by the hub (" + std::to_string(r.code) +
