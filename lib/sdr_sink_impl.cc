@@ -310,16 +310,20 @@ void sdr_sink_impl::idle_wait(double seconds, std::unique_lock<std::mutex>& lock
 
 // ---------------------------------------------------------------- settings
 
+void sdr_sink_impl::refuse(const std::string& label, const pmt::pmt_t& value, const std::string& why)
+{
+    report_error(label, value, (d_setters.count(label) ? "cmd " : "tag ") + label + ": " + why);
+}
+
 bool sdr_sink_impl::number_arg(const pmt::pmt_t& value, const std::string& label, double& out)
 {
-    const std::string where = (d_setters.count(label) ? "cmd " : "tag ") + label;
     if (!pmt::is_real(value) && !pmt::is_integer(value)) {
-        report_error(label, value, where + ": expected a number, got " + pmt::write_string(value));
+        refuse(label, value, "expected a number, got " + pmt::write_string(value));
         return false;
     }
     out = pmt::to_double(value);
     if (!std::isfinite(out)) {
-        report_error(label, value, where + ": value must be finite, got " + format_number(out));
+        refuse(label, value, "value must be finite, got " + format_number(out));
         return false;
     }
     return true;
@@ -333,11 +337,8 @@ bool sdr_sink_impl::in_ranges(const std::string& label, double v, const SoapySDR
         if (v >= r.minimum() && v <= r.maximum())
             return true;
     const auto [lo, hi] = overall_range(ranges);
-    report_error(label,
-                 pmt::from_double(v),
-                 (d_setters.count(label) ? "cmd " : "tag ") + label + ": " + format_number(v) + " " + unit +
-                     " is outside the device range " + format_number(lo) + " to " + format_number(hi) + " " +
-                     unit);
+    refuse(label, pmt::from_double(v), format_number(v) + " " + unit + " is outside the device range " +
+                                           format_number(lo) + " to " + format_number(hi) + " " + unit);
     return false;
 }
 
@@ -348,7 +349,7 @@ bool sdr_sink_impl::set_freq(const pmt::pmt_t& value, const std::string& label)
         return false;
     const std::string refusal = d_locks.check_freq(v);
     if (!refusal.empty()) {
-        report_error(label, value, (d_setters.count(label) ? "cmd " : "tag ") + label + ": " + refusal);
+        refuse(label, value, refusal);
         return false;
     }
     if (d_dev) {
@@ -367,8 +368,7 @@ bool sdr_sink_impl::set_rate(const pmt::pmt_t& value, const std::string& label)
     if (!number_arg(value, label, v))
         return false;
     if (!(v > 0)) {
-        report_error(label, value, (d_setters.count(label) ? "cmd " : "tag ") + label + ": must be > 0, got " +
-                                       format_number(v));
+        refuse(label, value, "must be > 0, got " + format_number(v));
         return false;
     }
     if (d_dev) {
@@ -388,7 +388,7 @@ bool sdr_sink_impl::set_gain_value(const pmt::pmt_t& value, const std::string& l
         return false;
     const std::string refusal = d_locks.check_gain(v);
     if (!refusal.empty()) {
-        report_error(label, value, (d_setters.count(label) ? "cmd " : "tag ") + label + ": " + refusal);
+        refuse(label, value, refusal);
         return false;
     }
     if (d_dev) {

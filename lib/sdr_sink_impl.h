@@ -80,6 +80,8 @@ private:
     bool number_arg(const pmt::pmt_t& value, const std::string& label, double& out);
     bool in_ranges(const std::string& label, double v, const SoapySDR::RangeList& ranges, const char* unit);
     void report_error(const std::string& label, const pmt::pmt_t& value, const std::string& message);
+    //! report_error with "cmd LABEL: " or "tag LABEL: " before why.
+    void refuse(const std::string& label, const pmt::pmt_t& value, const std::string& why);
 
     // device life cycle
     open_result try_open();
