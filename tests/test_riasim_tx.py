@@ -256,8 +256,8 @@ def test_a_timed_burst_is_heard_at_its_time(serial, air):
     finally:
         close(tx_dev, stream)
     on = np.flatnonzero(np.abs(x) > 0.5 * np.abs(x).max())
-    start_ns = t0 + on[0] * 1e9 / rate
-    assert abs(start_ns - at) <= 1e9 / rate + 1
+    start_ns = t0 + int(on[0]) * (10**9 // int(rate))  # integers: a double's step near 1.8e18 ns is 256 ns
+    assert abs(start_ns - at) <= 10**9 // int(rate) + 1
     assert len(on) == pytest.approx(20_000, abs=2)
 
 
