@@ -7,6 +7,7 @@ radio, so it needs no frequency and no TX opt-in, only an agent whose capabiliti
 
 import numpy as np
 
+from . import framing
 from .protocol import finite_number
 
 MEDIA_AUDIO = "audio"
@@ -87,15 +88,14 @@ def normalize_play(rc):
     return clean, errors
 
 
+_FRAMING_FORMAT = {"f32": "cf32", "s16": "cs16"}  # framing names each value's number type by the IQ names
+
+
 def to_bytes(samples, sample_format):
     """Little-endian bytes of float32 samples in -1..1 as f32 or s16 (s16 clips at full scale ±32767)."""
-    samples = np.asarray(samples, dtype=np.float32)
-    if sample_format == "f32":
-        return samples.astype("<f4", copy=False).tobytes()
-    if sample_format == "s16":
-        scaled = np.clip(np.rint(samples * 32767.0), -32767, 32767)
-        return scaled.astype("<i2").tobytes()
-    raise ValueError(f"to_bytes takes f32 or s16 (opus goes through wire.opus), got {sample_format!r}")
+    if sample_format not in _FRAMING_FORMAT:
+        raise ValueError(f"to_bytes takes f32 or s16 (opus goes through wire.opus), got {sample_format!r}")
+    return framing.convert(np.asarray(samples, dtype=np.float32), _FRAMING_FORMAT[sample_format])
 
 
 def from_bytes(payload, sample_format):
@@ -105,6 +105,4 @@ def from_bytes(payload, sample_format):
         raise ValueError(f"from_bytes takes f32 or s16, got {sample_format!r}")
     if len(payload) % size:
         raise ValueError(f"a {sample_format} frame of {len(payload)} bytes is not a whole number of samples")
-    if sample_format == "f32":
-        return np.frombuffer(payload, dtype="<f4").astype(np.float32)
-    return np.frombuffer(payload, dtype="<i2").astype(np.float32) / np.float32(32767.0)
+    return framing.to_real(payload, _FRAMING_FORMAT[sample_format])

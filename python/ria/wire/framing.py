@@ -67,12 +67,18 @@ class FrameAssembler:
         return convert(self._buf[:n], self.sample_format), n
 
 
+def to_real(payload, sample_format):
+    """The inverse of convert(): frame bytes back to float32 values (two a sample for IQ)."""
+    if sample_format == "cf32":
+        return np.frombuffer(payload, dtype="<f4").astype(np.float32)
+    if sample_format not in _SCALE:
+        raise ValueError(f"sample_format must be one of {', '.join(SAMPLE_FORMATS)}, got {sample_format!r}")
+    scale, dtype = _SCALE[sample_format]
+    return np.frombuffer(payload, dtype=np.dtype(dtype).newbyteorder("<")).astype(np.float32) / np.float32(scale)
+
+
 def to_complex(payload, sample_format):
     """The inverse of convert() for complex streams: frame bytes back to complex64."""
     if sample_format == "cf32":
         return np.frombuffer(payload, dtype="<c8")
-    if sample_format not in _SCALE:
-        raise ValueError(f"sample_format must be one of {', '.join(SAMPLE_FORMATS)}, got {sample_format!r}")
-    scale, dtype = _SCALE[sample_format]
-    pairs = np.frombuffer(payload, dtype=np.dtype(dtype).newbyteorder("<")).astype(np.float32) / np.float32(scale)
-    return pairs.view(np.complex64)
+    return to_real(payload, sample_format).view(np.complex64)
