@@ -324,3 +324,27 @@ def test_the_page_shows_a_voice_agents_levels(lab, make_peer, tmp_path):
         browser.screenshot(str(tmp_path / "voice.png"))
     finally:
         browser.close()
+
+
+def test_a_hostile_microphone_stream_is_bounded_and_counted(lab, make_peer):
+    peer = make_peer()
+    send = peer.agent.send
+    info = {"type": "stream_info", "app_id": "mic-h", "media": "audio", "channels": 1, "sample_rate": MIC_RATE,
+            "sample_format": "opus", "frame_samples": FRAME, "sample_index": 0}
+    for bad in ({"sample_rate": 44100}, {"channels": 2}, {"frame_samples": 960}, {"sample_format": "mp3"},
+                {"bitrate": 10 ** 9}):
+        send({**info, **bad})
+    send({**info, "sample_format": "opus"})
+    send(b"")  # not an Opus packet: concealed as a lost frame, counted
+    send(b"\x00" * 1501)  # over the largest packet: refused
+    send({"type": "gap", "app_id": "mic-h", "sample_index": 0, "dropped_samples": 10 ** 12, "reason": "hostile"})
+    for packet in opus.Encoder(MIC_RATE).encode_all(mic_signal(1.0)):
+        send(packet)
+    view = lab.wait_agent(peer.agent_id, lambda a: a["stream"] and a["stream"]["samples"] >= 51 * FRAME)
+    received = view["voice"]["received"]
+    assert received["decode_errors"] == 1 and received["concealed_frames"] == 1 + 10 ** 12 // FRAME
+    assert received["unfilled_samples"] == 10 ** 12 - 60 * MIC_RATE
+    assert abs(view["voice"]["received_dbfs"] - 20 * math.log10(0.5 / math.sqrt(2))) < 1.0
+    metrics = urllib.request.urlopen(lab.url + "/metrics", timeout=10).read().decode()
+    assert "ria_hub_agent_messages_refused_total 6\n" in metrics, metrics
+    assert "ria_hub_audio_decode_errors_total 1\n" in metrics

@@ -368,12 +368,13 @@ class AgentLink:
             self.hub.republisher.publish_audio(self.agent_id, samples)
 
     def _audio_gap(self, s, dropped, reason):
-        samples, frames = s.audio.conceal(dropped)
+        samples, frames = s.audio.conceal(dropped, keep=self.recorder is not None)
         self.hub.counters["audio_frames_concealed"] += frames
         if self.recorder:
             with self._recorder_io():
                 self.recorder.gap(dropped, reason)
                 self.recorder.write_samples(samples, 0, frames, len(samples))
+            self._segment()  # gaps faster than the recorder's limit end the recording, as for IQ
 
     # ---------------------------------------------------------------- the session, as confirmed
 

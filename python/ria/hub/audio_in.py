@@ -106,9 +106,10 @@ class AudioIn:
         self.meter.feed(samples)
         return samples, concealed
 
-    def conceal(self, dropped):
+    def conceal(self, dropped, keep=True):
         """(samples, frames) standing in for `dropped` lost samples: PLC for the first 100 ms, silence after,
-        never more than MAX_CONCEAL_S."""
+        never more than MAX_CONCEAL_S. With keep=False (nothing records them) only the PLC part is returned,
+        and the level meter sees the rest as at most a second of silence."""
         dropped = max(0, int(dropped))
         fill = min(dropped, int(MAX_CONCEAL_S * self.rate))
         self.unfilled_samples += dropped - fill
@@ -122,12 +123,13 @@ class AudioIn:
                     break
                 parts.append(frame)
                 done += len(frame)
-        parts.append(np.zeros(fill - done, dtype=np.float32))
-        samples = np.concatenate(parts).astype(np.float32)
+        silence = fill - done
+        self.meter.feed(np.concatenate(parts + [np.zeros(min(silence, self.rate), np.float32)]))
+        if keep:
+            parts.append(np.zeros(silence, dtype=np.float32))
         self.concealed_frames += frames
         self.concealed_samples += dropped
-        self.meter.feed(samples)
-        return samples, frames
+        return (np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)), frames
 
     def as_dict(self):
         return {"sample_format": self.sample_format, "sample_rate": self.rate, "frames": self.frames,

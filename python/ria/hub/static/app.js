@@ -147,7 +147,8 @@ function renderTx(a) {
   const s = tx.session || tx.last;
   $("tx-state").textContent = tx.session ? s.state : s ? `idle (last: ${s.state}${s.message ? ", " + s.message : ""})`
                                                        : "idle";
-  $("tx-caps").textContent = txCaps(tx.caps);
+  $("tx-caps").textContent = (a.capabilities || []).includes("audio_out") && !(tx.caps || {}).tx_enabled
+    ? "speaker (audio_out): say, play" : txCaps(tx.caps);
   $("tx-sent").textContent = s ? s.sent_samples : "-";
   $("tx-played").textContent = s && s.played !== null ? s.played : "-";
   $("tx-underruns").textContent = s && s.underruns !== null ? s.underruns : "-";
