@@ -348,3 +348,44 @@ def test_a_hostile_microphone_stream_is_bounded_and_counted(lab, make_peer):
     metrics = urllib.request.urlopen(lab.url + "/metrics", timeout=10).read().decode()
     assert "ria_hub_agent_messages_refused_total 6\n" in metrics, metrics
     assert "ria_hub_audio_decode_errors_total 1\n" in metrics
+
+
+def test_an_f32_stream_records_as_float_wav(lab, make_peer):
+    peer = make_peer()
+    peer.agent.send({"type": "stream_info", "app_id": "mic-f", "media": "audio", "channels": 1,
+                     "sample_rate": 48000, "sample_format": "f32", "sample_index": 0})
+    lab.wait_agent(peer.agent_id, lambda a: (a["stream"] or {}).get("media") == "audio")
+    lab.api.record(peer.agent_id, True)
+    sent = mic_signal(0.5, rate=48000, amplitude=0.9)
+    for i in range(0, len(sent), 480):
+        peer.agent.send(audio.to_bytes(sent[i:i + 480], "f32"))
+    peer.agent.send({"type": "gap", "app_id": "mic-f", "sample_index": len(sent), "dropped_samples": 4800,
+                     "reason": "test"})
+    lab.wait_agent(peer.agent_id, lambda a: a["stream"]["gaps"] == 1)
+    sidecar_path = lab.api.record(peer.agent_id, False)["files"][0]
+    with open(sidecar_path) as f:
+        sidecar = json.load(f)
+    with open(os.path.join(os.path.dirname(sidecar_path), sidecar["wav"]), "rb") as f:
+        data = f.read()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE" and int.from_bytes(data[20:22], "little") == 3  # float
+    assert int.from_bytes(data[24:28], "little") == 48000 and int.from_bytes(data[4:8], "little") == len(data) - 8
+    start = data.index(b"data") + 8
+    assert int.from_bytes(data[start - 4:start], "little") == len(data) - start
+    got = np.frombuffer(data[start:], "<f4")
+    assert np.array_equal(got[:len(sent)], sent) and np.all(got[len(sent):] == 0) and len(got) == len(sent) + 4800
+    assert sidecar["wav_format"] == "float32" and sidecar["concealed_samples"] == 4800
+
+
+def test_a_play_session_stops_with_tx_stop_and_takes_no_configure(lab, make_peer):
+    peer = make_peer()
+    lab.api.say(peer.agent_id, "one two three four five six seven eight nine ten " * 3, sample_format="f32",
+                app_id="long-1")
+    lab.wait_agent(peer.agent_id, lambda a: ((a["tx"]["session"] or {}).get("played") or 0) > 0)
+    with pytest.raises(HubError) as refused:
+        lab.api.tx_configure(peer.agent_id, {"tx_gain": 3})
+    assert refused.value.status == 409 and "takes no tx_configure" in str(refused.value)
+    result = lab.hub_cli("tx-stop", peer.agent_id)
+    assert result.returncode == 0 and "TX long-1 done: stopped by the operator" in result.stdout, result
+    last = lab.api.agent(peer.agent_id)["tx"]["last"]
+    assert last["state"] == "done" and last["sent_samples"] < last["source"]["samples"]
+    assert peer.rc["sample_format"] == "f32" and peer.received == last["sent_samples"]
