@@ -2,7 +2,6 @@
 sessions to a scripted voice agent (decoded and measured on the agent's side), the microphone stream decoded,
 concealed, measured and recorded as WAV, the levels on the API, /metrics and the page."""
 
-import io
 import json
 import math
 import os

@@ -16,8 +16,8 @@ from ..wire import tx as wire_tx
 from . import limits
 from .audio_in import AudioIn, stream_settings
 from .recorder import SigmfRecorder
-from .wav_recorder import WavRecorder
 from .spectrum import SpectrumMeter
+from .wav_recorder import WavRecorder
 
 MISSED_HEARTBEATS = 3  # intervals without a heartbeat before an agent counts as offline
 DEFAULT_INTERVAL = 30.0
