@@ -32,7 +32,7 @@ import signal
 import sys
 import time
 
-from gnuradio.ria.hub import addresses, cli_args, session_cli, tokens_cli, tx_cli
+from gnuradio.ria.hub import addresses, cli_args, session_cli, tokens_cli, tx_cli, voice_cli
 from gnuradio.ria.hub.client import HubClient, HubError
 from gnuradio.ria.hub.limits import printable
 from gnuradio.ria.hub.listener import ConnectionLimits, parse_proxies
@@ -328,6 +328,7 @@ def main(argv=None):
                        ("revoke-token", "lock an agent out (it stays listed; register it again to let it back)")):
         commands.add_parser(name, run=cmd_agent_admin, help=what).add_argument("agent_id")
     tx_cli.add_parsers(commands, client_for)
+    voice_cli.add_parsers(commands, client_for)
     registry_commands += tokens_cli.add_parsers(commands, registry_for)
     for p in registry_commands:
         p.add_argument("--nats", type=nats_urls, metavar="URLS",

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 apt_packages=(
     gnuradio-dev libsoapysdr-dev python3-soapysdr soapysdr-tools libspeexdsp-dev pybind11-dev
     nlohmann-json3-dev libssl-dev libopus-dev
-    cmake g++ make pkg-config python3-venv python3-zmq python3-pil espeak-ng sox chromium
+    cmake g++ make pkg-config python3-venv python3-zmq python3-pil python3-scipy espeak-ng sox chromium
     dpkg-dev mmdebstrap systemd
     nats-server
 )

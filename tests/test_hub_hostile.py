@@ -79,7 +79,7 @@ def test_hostile_heartbeats_are_cut_down_and_the_api_stays_strict_json(lab, peer
                     agent={"name": "evil\r\n2026-11-22 ria_hub: agent forged", "version": "1\x00"})
     view = lab.wait_agent(agent_id, lambda a: a["hardware"] and a["hardware"][0] == "radio-0")
     assert len(view["hardware"]) == 32
-    assert "frames_sent" not in view["stats"] and "bytes_sent" not in view["stats"] and len(view["stats"]) <= 32
+    assert "frames_sent" not in view["stats"] and "bytes_sent" not in view["stats"] and len(view["stats"]) <= 64
     assert "\n" not in view["agent"]["name"] and "\x00" not in view["agent"]["version"]
     # A stream_info with NaN is refused; the last good values stay, and the whole API is strict JSON.
     agent.send('{"type":"status","status":"streaming","app_id":"s"}')

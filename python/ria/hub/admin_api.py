@@ -230,14 +230,16 @@ class AdminApi:
                 recorder = link.start_recording(self.hub.config.recordings_dir)
             except ValueError as e:
                 return _error(409, str(e))
-            return _json({"recording": recorder.meta_path})
+            wav = getattr(recorder, "wav_path", None)  # a voice agent's stream: WAV and a JSON sidecar
+            return _json({"recording": wav or recorder.meta_path, **({"sidecar": recorder.meta_path} if wav else {})})
         return _json({"files": link.stop_recording()})
 
     @_needs("teacher")
     async def recordings(self, _request):
         folder = self.hub.config.recordings_dir
         names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-        return _json({"folder": folder, "files": [n for n in names if n.endswith(".sigmf-meta")]})
+        return _json({"folder": folder, "files": [n for n in names if n.endswith(".sigmf-meta")],
+                      "audio": [n for n in names if n.endswith(".wav")]})
 
     # ---------------------------------------------------------------- registration keys
 

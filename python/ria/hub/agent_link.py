@@ -14,12 +14,19 @@ import time
 from ..wire import protocol
 from ..wire import tx as wire_tx
 from . import limits
+from .audio_in import AudioIn, stream_settings
 from .recorder import SigmfRecorder
 from .spectrum import SpectrumMeter
+from .wav_recorder import WavRecorder
 
 MISSED_HEARTBEATS = 3  # intervals without a heartbeat before an agent counts as offline
 DEFAULT_INTERVAL = 30.0
 RADIO_LOST = "SDR disconnected"
+MAX_CAPABILITIES = 16
+LEVEL_KEYS = ("speaker_dbfs", "mic_dbfs", "out_dbfs")
+VOICE_STATS = ("erle_db", "echo_delay_ms", "drift_ppm", "speaker_latency_ms", "mic_latency_ms", "speaker_queue_ms",
+               "mic_queue_ms", "audio_frames_sent", "audio_frames_dropped", "audio_frames_received",
+               "audio_frames_played", "audio_frames_concealed")
 # Command ids are unique across hub processes: an agent de-duplicates the ids it has seen, so a
 # restarted hub that counted from 1 again would have its first commands dropped as repeats.
 _HUB_RUN = secrets.token_hex(6)
@@ -42,6 +49,8 @@ class StreamState:
         self.app_id = app_id
         self.sample_rate, self.center_frequency, self.gain = sample_rate, center_frequency, gain
         self.sample_format = sample_format
+        self.media = "iq"
+        self.audio = None  # AudioIn of a voice agent's microphone stream (§8)
         self.sample_index = 0  # the agent's index of the next sample
         self.frames = self.samples = self.bytes = 0
         self.gaps = self.dropped_samples = 0
@@ -61,7 +70,8 @@ class StreamState:
         return {"app_id": self.app_id, "sample_rate": self.sample_rate, "center_frequency": self.center_frequency,
                 "gain": self.gain, "sample_format": self.sample_format, "frames": self.frames,
                 "samples": self.samples, "bytes": self.bytes, "gaps": self.gaps,
-                "dropped_samples": self.dropped_samples, "started": self.started}
+                "dropped_samples": self.dropped_samples, "started": self.started, "media": self.media,
+                "audio": self.audio.as_dict() if self.audio else None}
 
 
 class PendingStart:
@@ -104,6 +114,8 @@ class AgentLink:
         self.tx_caps = wire_tx.Interlocks(False)  # what the agent's heartbeat advertises
         self.tx_caps_error = None  # why the advertised caps could not be read (the hub then refuses TX)
         self.agent_tx = None  # the TX session the agent's heartbeat reports, if any
+        self.capabilities = []  # from the heartbeat: rx, tx, audio_in, audio_out
+        self.voice_levels = None  # the heartbeat's stats.levels (§8), checked
 
     # ---------------------------------------------------------------- liveness
 
@@ -129,6 +141,12 @@ class AgentLink:
             self.hardware = [h for h in hardware[:limits.MAX_HARDWARE] if limits.is_printable_name(h)]
         if isinstance(msg.get("stats"), dict):
             self.stats = self._clean_stats(msg["stats"])
+            levels = msg["stats"].get("levels")
+            self.voice_levels = {k: limits.finite(levels.get(k)) for k in LEVEL_KEYS} \
+                if isinstance(levels, dict) else None
+        caps = msg.get("capabilities")
+        if isinstance(caps, list):
+            self.capabilities = [c for c in caps[:MAX_CAPABILITIES] if limits.is_printable_name(c, 40)]
         if isinstance(msg.get("agent"), dict):
             self.agent_info = {k: limits.printable(v) for k, v in msg["agent"].items()
                                if k in ("name", "version") and isinstance(v, str)}
@@ -216,6 +234,8 @@ class AgentLink:
         self.log(logging.INFO, "agent %s reports: %s", self.agent_id, text)
 
     def _on_stream_info(self, msg):
+        if msg.get("media") == "audio":
+            return self._on_audio_info(msg)
         rate, freq = limits.finite(msg.get("sample_rate")), limits.finite(msg.get("center_frequency"))
         gain = msg.get("gain")
         if rate is None or rate <= 0 or freq is None or (gain is not None and limits.finite(gain) is None) \
@@ -231,11 +251,37 @@ class AgentLink:
         s.sample_rate, s.center_frequency = rate, freq
         s.gain = None if gain is None else limits.finite(gain)
         s.sample_format = msg.get("sample_format", "cf32")
+        s.media, s.audio = "iq", None
+        self._take_index(s, msg)
+        if retuned:
+            self.meter.reset()
+        self._segment()
+
+    @staticmethod
+    def _take_index(s, msg):
         index = msg.get("sample_index")
         if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < 2 ** 63:
             s.sample_index = index
-        if retuned:
-            self.meter.reset()
+
+    def _on_audio_info(self, msg):
+        """A voice agent's microphone stream (§8): decoded, measured and recorded here, never sent to the
+        spectrum meter (it is not IQ)."""
+        try:
+            settings = stream_settings(msg)
+        except ValueError as e:
+            return self._refuse(f"an audio stream_info the hub cannot read ({limits.printable(e, 120)})")
+        self.speaks_stream_info = True
+        app_id = _session_id(msg.get("app_id"))
+        if self.status != "streaming" or self.stream.app_id != app_id:
+            self._confirm_start(app_id)
+        s = self.stream
+        if s.audio is None or (s.audio.sample_format, s.audio.rate) != (settings["sample_format"],
+                                                                         settings["sample_rate"]):
+            s.audio = AudioIn(settings)
+        s.media, s.sample_format, s.sample_rate = "audio", settings["sample_format"], float(settings["sample_rate"])
+        s.center_frequency, s.gain = 0.0, None
+        self._take_index(s, msg)
+        self.meter.reset()
         self._segment()
 
     def _on_gap(self, msg):
@@ -248,6 +294,8 @@ class AgentLink:
         s.gaps += 1
         s.dropped_samples += dropped
         s.sample_index += dropped
+        if s.audio:
+            return self._audio_gap(s, dropped, limits.printable(msg.get("reason", "?"), 40))
         if self._bus:
             self._bus.event(self.agent_id, "gap", app_id=s.app_id, dropped_samples=dropped,
                             reason=limits.printable(msg.get("reason", "?"), 40))
@@ -275,6 +323,8 @@ class AgentLink:
             self.tx, self.tx_last = None, session
 
     def on_binary(self, payload):
+        if self.stream and self.stream.audio:
+            return self._on_audio(payload)
         size = protocol.BYTES_PER_SAMPLE[self.stream.sample_format if self.stream else "cf32"]
         if not payload or len(payload) % size:
             return self._refuse(f"a binary frame of {len(payload)} bytes (not whole {size}-byte samples)")
@@ -297,6 +347,34 @@ class AgentLink:
             self.hub.republisher.publish(self.agent_id, payload, s.sample_format)
         if self._bus:
             self._bus.frame(self.agent_id, payload)
+
+    def _on_audio(self, payload):
+        s, counters = self.stream, self.hub.counters
+        try:
+            samples, concealed = s.audio.decode(payload)
+        except ValueError as e:
+            return self._refuse(f"a binary frame that is not {s.audio.sample_format} audio ({limits.printable(e, 80)})")
+        counters["audio_frames_received"] += 1
+        counters["audio_frames_concealed"] += concealed
+        counters["audio_decode_errors"] += concealed
+        s.frames += 1
+        s.samples += len(samples)
+        s.bytes += len(payload)
+        s.sample_index += len(samples)
+        if self.recorder:
+            with self._recorder_io():
+                self.recorder.write_samples(samples, 1, concealed, len(samples) if concealed else 0)
+        if self.hub.republisher:
+            self.hub.republisher.publish_audio(self.agent_id, samples)
+
+    def _audio_gap(self, s, dropped, reason):
+        samples, frames = s.audio.conceal(dropped, keep=self.recorder is not None)
+        self.hub.counters["audio_frames_concealed"] += frames
+        if self.recorder:
+            with self._recorder_io():
+                self.recorder.gap(dropped, reason)
+                self.recorder.write_samples(samples, 0, frames, len(samples))
+            self._segment()  # gaps faster than the recorder's limit end the recording, as for IQ
 
     # ---------------------------------------------------------------- the session, as confirmed
 
@@ -412,7 +490,8 @@ class AgentLink:
 
     def _open_recorder(self, folder):
         self.recording_ended = None
-        self.recorder = SigmfRecorder(folder, self.agent_id, self.name, self.stream.app_id, clock=self._clock)
+        kind = WavRecorder if self.stream.audio else SigmfRecorder
+        self.recorder = kind(folder, self.agent_id, self.name, self.stream.app_id, clock=self._clock)
         self._segment()
         return self.recorder
 
@@ -420,7 +499,7 @@ class AgentLink:
         """A new capture from the next frame on (the first one opens a recording the start asked for); a
         recording whose agent changes settings faster than the recorder's limit ends, and says why, rather
         than flooding the disk."""
-        if self._bus:
+        if self._bus and not (self.stream and self.stream.audio):  # the data bus carries IQ only
             self._announce_segment()
         if self._record_to and self.stream:
             folder, self._record_to = self._record_to, None
@@ -429,6 +508,8 @@ class AgentLink:
         if not self.recorder:
             return
         s = self.stream
+        if isinstance(self.recorder, WavRecorder) != bool(s.audio):
+            return self._end_recording("the stream changed between IQ and audio")
         with self._recorder_io():
             if not self.recorder.segment(s.sample_format, s.sample_rate, s.center_frequency, s.sample_index):
                 self._end_recording(f"the session changed settings more than {limits.SEGMENT_RATE:g} times a second")
@@ -495,7 +576,18 @@ class AgentLink:
                 "stream": self.stream.as_dict() if self.stream else None, "last_error": self.last_error,
                 "recording": self.recorder.meta_path if self.recorder else None,
                 "recording_ended": self.recording_ended, "tx": self.tx_summary(),
+                "capabilities": self.capabilities, "voice": self.voice_summary(),
                 "twin_connections": self.hub.twins.view(self.agent_id) if self.hub else None}
+
+    def voice_summary(self):
+        """A voice agent's levels (the agent's, from its heartbeat, and what the hub measures of its stream), its
+        echo canceller's figures; None for an agent that is not a voice agent."""
+        audio = self.stream.audio if self.stream else None
+        if not (audio or self.voice_levels or {"audio_in", "audio_out"} & set(self.capabilities)):
+            return None
+        return {"levels": self.voice_levels, "received_dbfs": audio.meter.level_dbfs if audio else None,
+                "received": audio.as_dict() if audio else None,
+                **{k: self.stats.get(k) for k in VOICE_STATS}}
 
     def tx_summary(self):
         caps = self.tx_caps

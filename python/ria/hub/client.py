@@ -2,6 +2,7 @@
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 
 
@@ -89,3 +90,18 @@ class HubClient:
 
     def tx_stop(self, agent_id):
         return self.request("POST", f"/api/agents/{agent_id}/tx/stop", {})
+
+    # ---------------------------------------------------------------- voice agents (docs/protocol.md §8)
+
+    def say(self, agent_id, text, **options):
+        """options: voice, sample_format, sample_rate, volume_db, bitrate, app_id (None: the hub's default)."""
+        body = {"text": text, **{k: v for k, v in options.items() if v is not None}}
+        return self.request("POST", f"/api/agents/{agent_id}/say", body)
+
+    def play(self, agent_id, wav_bytes, timeout=60.0, **options):
+        """A WAV file's bytes to the agent's speaker; options as for say, and name."""
+        query = urllib.parse.urlencode({k: v for k, v in options.items() if v is not None})
+        req = urllib.request.Request(f"{self.url}/api/agents/{agent_id}/play" + (f"?{query}" if query else ""),
+                                     data=wav_bytes, method="POST",
+                                     headers={"Authorization": f"Bearer {self._token}", "Content-Type": "audio/wav"})
+        return self._send(req, timeout)

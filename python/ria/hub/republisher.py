@@ -2,7 +2,8 @@
 
 A stock GNU Radio `zeromq.sub_source` (item size gr_complex, key = the agent id) on any
 machine receives a student's stream. Payloads are always cf32, whatever format the agent
-sent, so that one sub_source setting fits every agent. PUB never blocks: a slow subscriber
+sent, so that one sub_source setting fits every agent; a voice agent's microphone stream (not IQ)
+is published decoded, as mono float32 (item size float) under the same topic. PUB never blocks: a slow subscriber
 loses messages at its high-water mark, the hub does not slow down.
 """
 
@@ -36,6 +37,9 @@ class Republisher:
             self.messages += 1
         except zmq.Again:
             pass
+
+    def publish_audio(self, agent_id, samples):
+        self.publish(agent_id, samples.astype("<f4").tobytes(), "cf32")
 
     def close(self):
         self._sock.close()

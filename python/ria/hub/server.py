@@ -8,7 +8,7 @@ import time
 from aiohttp import WSMsgType, web
 
 from ..wire import protocol
-from . import admin_api, credentials, limits, twin_connections, tx_api
+from . import admin_api, credentials, limits, twin_connections, tx_api, voice_api
 from .agent_link import MISSED_HEARTBEATS, AgentLink
 from .access_log import RedactingAccessLogger
 from .listener import ConnectionLimits, GuardedListener, client_address, raise_descriptor_limit
@@ -88,7 +88,8 @@ class Hub:
                          "ws_connections": 0, "ws_rejected": 0, "heartbeat_timeouts": 0, "commands": 0,
                          "iq_frames": 0, "iq_bytes": 0, "agent_messages_refused": 0, "connections_refused": 0,
                          "header_timeouts": 0, "header_evictions": 0, "bad_requests": 0, "tx_frames": 0,
-                         "tx_samples": 0}
+                         "tx_samples": 0, "audio_frames_received": 0, "audio_frames_concealed": 0,
+                         "audio_decode_errors": 0, "audio_frames_sent": 0, "audio_samples_sent": 0}
         self._tasks = []
         self.listener = None  # set by serve()
         self._agent_logs = {}
@@ -107,6 +108,7 @@ class Hub:
         app.router.add_static("/static/", STATIC)
         admin_api.add_routes(app, self)
         tx_api.add_routes(app, self)
+        voice_api.add_routes(app, self)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         return app
@@ -295,6 +297,23 @@ class Hub:
                [("", sum(1 for link in self.links.values() if link.tx))])
         metric("tx_frames_total", "counter", "Binary IQ frames sent to agents in TX sessions.", [("", c["tx_frames"])])
         metric("tx_samples_total", "counter", "IQ samples sent to agents in TX sessions.", [("", c["tx_samples"])])
+        for name, help_text in (("audio_frames_received", "Audio frames received from voice agents' microphones."),
+                                ("audio_frames_concealed", "Audio frames the hub concealed (gaps, undecodable Opus)."),
+                                ("audio_decode_errors", "Opus packets from agents that libopus could not decode."),
+                                ("audio_frames_sent", "Audio frames sent to voice agents' speakers (say, play)."),
+                                ("audio_samples_sent", "Audio samples sent to voice agents' speakers.")):
+            metric(name + "_total", "counter", help_text, [("", c[name])])
+        voice = [(link.agent_id, link.voice_summary()) for link in self.links.values()]
+        voice = [(a, v) for a, v in voice if v]
+        metric("voice_level_dbfs", "gauge", "A voice agent's levels: the agent's (speaker, mic, out after the echo "
+               "canceller) and what the hub received.",
+               [(f'{{agent="{a}",where="{where}"}}', value) for a, v in voice
+                for where, value in [*((k[:-5], (v["levels"] or {}).get(k)) for k in
+                                       ("speaker_dbfs", "mic_dbfs", "out_dbfs")), ("received", v["received_dbfs"])]
+                if value is not None])
+        for key, kind in (("erle_db", "gauge"), ("echo_delay_ms", "gauge"), ("audio_frames_concealed", "gauge")):
+            metric(f"voice_agent_{key}", kind, f"A voice agent's {key} from its heartbeat.",
+                   [(f'{{agent="{a}"}}', v[key]) for a, v in voice if v.get(key) is not None])
         metric("agents_registered", "gauge", "Agents in the database.", [("", self.store.count_agents())])
         metric("registrations_total", "counter", "Registration attempts by result.",
                [('{result="ok"}', c["registrations_ok"]), ('{result="refused"}', c["registrations_refused"]),

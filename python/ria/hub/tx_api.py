@@ -184,6 +184,9 @@ class TxApi(AdminApi):
         session = link.tx
         if session is None or session.state not in ("armed", "transmitting"):
             return _error(409, f"agent {link.agent_id} has no TX session under way; start one with ria_hub.py tx")
+        if session.audio:
+            return _error(409, f"TX session {session.app_id} is a play session (audio): it takes no tx_configure; "
+                               "stop it and say or play again")
         if session.source_done:
             return _error(409, f"TX session {session.app_id} has sent its whole source; a change would apply to "
                                "nothing")

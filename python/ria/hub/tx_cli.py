@@ -83,6 +83,8 @@ def hz(value):
 def settings_text(s):
     rate = s.get("tx_sample_rate")
     gain = s.get("tx_gain")
+    if s.get("media") == "audio":
+        return f"{hz(rate)} {s.get('sample_format', '?')}, volume {'?' if gain is None else f'{gain:g}'} dB"
     return f"{hz(s.get('tx_center_frequency'))}, {hz(rate).replace('Hz', 'S/s')}, gain " \
            f"{'?' if gain is None else f'{gain:g}'} dB"
 

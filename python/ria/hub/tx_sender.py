@@ -48,12 +48,13 @@ async def run_sender(session):
             room = await _room(session, loop, pace, lead, frame)
             if room is None:
                 continue  # woken by a configure
-            data = await session.source.read(room)
+            frames = await _read(session.source, room)
             await _send_controls(session, pace)  # one that came during the read goes ahead of this frame
-            if not data:
+            if not frames:
                 break
-            await session.link.ws.send_bytes(data)
-            session.counted(len(data) // wire_tx.BYTES_PER_SAMPLE)
+            for payload, samples in frames:
+                await session.link.ws.send_bytes(payload)
+                session.counted(samples)
             await asyncio.sleep(0)  # a fast agent never pauses the transport: let the hub's other work run
         session.source_done = True
         session.all_sent.set()
@@ -67,6 +68,14 @@ async def run_sender(session):
         session.link.log(logging.ERROR, "agent %s: TX sender failed: %s", session.link.agent_id,
                          limits.printable(repr(e), 200))
         await session.stop(f"the hub's sender failed: {limits.printable(e, 200)}")
+
+
+async def _read(source, room):
+    """[(payload, samples)]: IQ sources give cf32 bytes, audio sources (audio_sources.py) encoded frames."""
+    if hasattr(source, "read_frames"):
+        return await source.read_frames(room)
+    data = await source.read(room)
+    return [(data, len(data) // wire_tx.BYTES_PER_SAMPLE)] if data else []
 
 
 async def _room(session, loop, pace, lead, frame):

@@ -11,6 +11,7 @@ import collections
 import logging
 import time
 
+from ..wire import audio as wire_audio
 from ..wire import protocol
 from ..wire import tx as wire_tx
 from . import limits
@@ -23,6 +24,7 @@ class TxSession:
         self.link, self.app_id, self.radio_config, self.source = link, app_id, radio_config, source
         self.timeout_s = timeout_s
         self.rate = float(radio_config["tx_sample_rate"])
+        self.audio = wire_audio.is_audio(radio_config)  # a play session to a voice agent's speaker (§8)
         self.state = "waiting"  # the hub's own until tx_start goes out (an upload waits for its data); then
         # "pending" until the agent answers
         self.message = None  # the agent's words with its last state, or the hub's reason for an error
@@ -149,12 +151,14 @@ class TxSession:
             queue = status.get("queue_samples")
             if queue and queue < 2 ** 40:
                 self.flow, self.queue_samples = "credit", queue
-                self.frame_samples = max(1, min(self.frame_samples, queue // 4))
+                if not self.audio:  # audio frames are 20 ms, Opus packets cannot be cut
+                    self.frame_samples = max(1, min(self.frame_samples, queue // 4))
             else:
                 self.flow = "paced"
-            self.settings = {k: status.get(k, self.radio_config.get(k))
-                             for k in ("tx_sample_rate", "tx_center_frequency", "tx_gain")}
-            if (status.get("tx_sample_rate") or 0) > 0:
+            keys = ("tx_sample_rate", "sample_format", "tx_gain", "media") if self.audio else \
+                ("tx_sample_rate", "tx_center_frequency", "tx_gain")
+            self.settings = {k: status.get(k, self.radio_config.get(k)) for k in keys}
+            if not self.audio and (status.get("tx_sample_rate") or 0) > 0:  # audio is encoded at the asked rate
                 self.rate = status["tx_sample_rate"]
             if self.stop_reason is None:  # armed after the hub's tx_stop went out: nothing more to send
                 self.sender = asyncio.create_task(run_sender(self))
@@ -191,6 +195,9 @@ class TxSession:
         self.frames += 1
         self.link.hub.counters["tx_frames"] += 1
         self.link.hub.counters["tx_samples"] += samples
+        if self.audio:
+            self.link.hub.counters["audio_frames_sent"] += 1
+            self.link.hub.counters["audio_samples_sent"] += samples
         if self.flow == "credit":
             self.max_in_flight = max(self.max_in_flight, self.sent - (self.played or 0))
 
@@ -225,7 +232,7 @@ class TxSession:
 
     def as_dict(self):
         in_flight = None if self.played is None else self.sent - self.played
-        return {"app_id": self.app_id, "state": self.state, "message": self.message, "flow": self.flow,
+        return {"app_id": self.app_id, "media": "audio" if self.audio else "iq", "state": self.state, "message": self.message, "flow": self.flow,
                 "queue_samples": self.queue_samples, "frame_samples": self.frame_samples,
                 "settings": self.settings, "source": self.source.description, "sent_samples": self.sent,
                 "frames_sent": self.frames, "received": self.received, "played": self.played, "queued": self.queued,

@@ -61,10 +61,12 @@ function card(a) {
     }
     const line = document.createElement("div");
     line.className = "line";
+    const voice = document.createElement("div");
+    voice.className = "voice";
     const canvas = document.createElement("canvas");
     canvas.width = 300;
     canvas.height = 120;
-    el.append(top, line, canvas);
+    el.append(top, line, voice, canvas);
     el.addEventListener("click", () => select(a.agent_id));
   }
   const state = stateOf(a), s = a.stream;
@@ -78,7 +80,11 @@ function card(a) {
   el.querySelector(".twin").textContent = twin ? "running twice?" : "";
   el.querySelector(".twin").title = twin
     ? `${twin.last_minute} connections replaced in the last minute, from ${twin.addresses.join(" and ")}` : "";
-  el.querySelector(".line").textContent = s && s.sample_rate
+  el.querySelector(".voice").textContent = a.voice ? voiceLine(a.voice) : "";
+  el.querySelector(".voice").hidden = !a.voice;
+  el.querySelector(".line").textContent = s && s.media === "audio"
+    ? `audio ${s.sample_format} · ${(s.sample_rate / 1e3).toFixed(1)} kHz · concealed ${s.audio.concealed_frames} frames`
+    : s && s.sample_rate
     ? `${mhz(s.center_frequency)} · ${(s.sample_rate / 1e6).toFixed(3)} MS/s · drops ${s.dropped_samples}`
     : (a.hardware || []).join(", ") || "-";
   el.classList.toggle("offline", !a.online);
@@ -141,12 +147,39 @@ function renderTx(a) {
   const s = tx.session || tx.last;
   $("tx-state").textContent = tx.session ? s.state : s ? `idle (last: ${s.state}${s.message ? ", " + s.message : ""})`
                                                        : "idle";
-  $("tx-caps").textContent = txCaps(tx.caps);
+  $("tx-caps").textContent = (a.capabilities || []).includes("audio_out") && !(tx.caps || {}).tx_enabled
+    ? "speaker (audio_out): say, play" : txCaps(tx.caps);
   $("tx-sent").textContent = s ? s.sent_samples : "-";
   $("tx-played").textContent = s && s.played !== null ? s.played : "-";
   $("tx-underruns").textContent = s && s.underruns !== null ? s.underruns : "-";
   const st = s && (s.tx_info || s.settings);
-  $("tx-radio").textContent = st && st.tx_center_frequency ? `${mhz(st.tx_center_frequency)}, ${st.tx_gain} dB` : "-";
+  $("tx-radio").textContent = st && st.media === "audio" ? `speaker: ${st.sample_format} ${st.tx_sample_rate / 1e3} kHz, ${st.tx_gain} dB`
+    : st && st.tx_center_frequency ? `${mhz(st.tx_center_frequency)}, ${st.tx_gain} dB` : "-";
+}
+
+// ---------------------------------------------------------------- voice agents (docs/protocol.md §8)
+
+const dbfs = (v) => (typeof v === "number" ? v.toFixed(1) + " dBFS" : "-");
+
+function voiceLine(v) {
+  const l = v.levels || {};
+  const short = (x) => (typeof x === "number" ? x.toFixed(0) : "-");
+  return `speaker ${short(l.speaker_dbfs)} · mic ${short(l.mic_dbfs)} · out ${short(l.out_dbfs)} · ` +
+    `received ${short(v.received_dbfs)} dBFS` + (typeof v.erle_db === "number" ? ` · ERLE ${v.erle_db.toFixed(0)} dB` : "");
+}
+
+function renderVoice(a) {
+  const v = a.voice;
+  $("voice").hidden = !v;
+  if (!v) return;
+  const l = v.levels || {};
+  $("v-speaker").textContent = dbfs(l.speaker_dbfs);
+  $("v-mic").textContent = dbfs(l.mic_dbfs);
+  $("v-out").textContent = dbfs(l.out_dbfs);
+  $("v-received").textContent = dbfs(v.received_dbfs);
+  $("v-erle").textContent = typeof v.erle_db === "number" ? v.erle_db.toFixed(1) + " dB" : "-";
+  $("v-delay").textContent = typeof v.echo_delay_ms === "number" ? v.echo_delay_ms.toFixed(1) + " ms" : "-";
+  $("v-concealed").textContent = v.received ? `${v.received.concealed_frames} frames` : "-";
 }
 
 // ---------------------------------------------------------------- the detail view
@@ -183,8 +216,9 @@ function renderDetail() {
   if (!a) return;
   $("detail-title").textContent = `${a.name} (${a.agent_id}) — ${stateOf(a)}`;
   const s = a.stream;
-  $("f-center").textContent = s ? mhz(s.center_frequency) : "-";
-  $("f-rate").textContent = s ? (s.sample_rate / 1e6).toFixed(3) + " MS/s" : "-";
+  const audio = s && s.media === "audio";
+  $("f-center").textContent = s && !audio ? mhz(s.center_frequency) : "-";
+  $("f-rate").textContent = audio ? (s.sample_rate / 1e3).toFixed(1) + " kHz" : s ? (s.sample_rate / 1e6).toFixed(3) + " MS/s" : "-";
   $("f-gain").textContent = s && s.gain !== null && s.gain !== undefined ? s.gain + " dB" : "-";
   $("f-format").textContent = s && s.sample_format ? s.sample_format : "-";
   $("f-frames").textContent = s ? s.frames : "-";
@@ -193,6 +227,7 @@ function renderDetail() {
   $("f-error").hidden = !a.last_error;
   $("f-error").textContent = a.last_error ? a.last_error.message : "";
   renderTx(a);
+  renderVoice(a);
   if (s) {
     showSetting("c-freq", s.center_frequency ? String(+(s.center_frequency / 1e6).toFixed(6)) : null);
     showSetting("c-rate", s.sample_rate ? String(+(s.sample_rate / 1e6).toFixed(6)) : null);
