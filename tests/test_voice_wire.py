@@ -120,6 +120,8 @@ def test_raw_audio_goes_out_byte_exact_with_an_audio_stream_info(hub, fmt):
     stats = sink.stats()
     assert stats["audio_frames_sent"] == 16 and stats["audio_frames_dropped"] == 0  # 15 whole and the tail
     assert 0 <= stats["mic_latency_ms"] < 5000 and stats["mic_queue_ms"] == 0
+    heartbeat = hub.texts("heartbeat")[0]["stats"]
+    assert {"audio_frames_sent", "audio_frames_dropped", "mic_queue_ms"} <= set(heartbeat)
 
 
 def test_an_old_grc_iq_format_on_float_input_is_taken_as_audio(hub):
@@ -371,4 +373,31 @@ def test_an_arm_with_a_bad_volume_or_format_changes_nothing(hub, flowgraphs):
     sp.cmd(arm=1, app_id="say", sample_rate=float(RATE), underrun_policy="zero", sample_format="mp3")
     assert wait_until(lambda: len(sp.status.events("error")) == 2, WAIT)
     assert "f32, s16, opus" in sp.status.events("error")[1]["message"]
+    assert sp.src.state() == "idle"
+
+
+def test_an_s16_frame_of_an_odd_length_is_dropped_counted_and_reported(hub, flowgraphs):
+    sp = Speaker(hub, flowgraphs)
+    sp.play(hub, 1, "s16")
+    hub.send_bytes(b"\x01\x02\x03")
+    x = tone(FRAME)
+    hub.send_bytes(audio.to_bytes(x, "s16"))
+    assert "not a whole number of samples" in hub.wait_text("error")["message"]
+    assert wait_until(lambda: sp.stats()["audio_frames_played"] == 1, WAIT)
+    assert sp.stats()["audio_frames_bad"] == 1
+
+
+def test_the_speaker_keeps_playing_silence_through_a_lost_connection(hub, flowgraphs):
+    sp = Speaker(hub, flowgraphs)
+    sp.play(hub, 1, "f32")
+    x = tone(FRAME * 4)
+    hub.send_bytes(audio.to_bytes(x, "f32"))
+    assert wait_until(lambda: sp.stats()["played"] == len(x), WAIT)
+    hub.drop_connection()
+    ended = sp.status.wait_for(lambda m: m.get("event") == "ended", WAIT)
+    assert ended["reason"] == "hub connection lost"
+    at = len(sp.out())
+    assert wait_until(lambda: len(sp.out()) >= at + RATE // 4, WAIT)  # the speaker never stops
+    start = sp.sob()
+    assert np.array_equal(sp.out()[start:start + len(x)], x) and not sp.out()[start + len(x):].any()
     assert sp.src.state() == "idle"
