@@ -168,7 +168,9 @@ def test_opus_drops_are_gaps_of_whole_frames(flowgraphs):
         tb.stop()
         tb.wait()
         frame = audio.frame_samples(rate)
-        assert slow.wait_for(lambda s: len(s.binary()) == sink.frames_sent(), WAIT)
+        dropped = sink.samples_dropped()
+        assert slow.wait_for(lambda s: len(s.binary()) == sink.frames_sent()
+                             and sum(g["dropped_samples"] for g in s.texts("gap")) == dropped, WAIT)
         gaps = slow.texts("gap")
         assert all(g["dropped_samples"] % frame == 0 and g["dropped_samples"] > 0 for g in gaps)
         assert sum(g["dropped_samples"] for g in gaps) == sink.samples_dropped() == sink.frames_dropped() * frame
@@ -221,9 +223,15 @@ class Speaker:
     def cmd(self, **cmd):
         self.src._post(pmt.intern("cmd"), pmt.to_pmt(cmd))
 
-    def play(self, hub, seq, fmt, volume=0.0, policy="zero"):
+    def play(self, hub, seq, fmt, volume=0.0, policy="zero", frames=()):
+        """A play session; `frames` go before the arm, so the whole of them is queued when it starts to play
+        (the test then never sees an underrun that a slow machine made between two frames)."""
         seen(hub, {"type": "tx_start", "app_id": "say", "radio_config": {
             "media": "audio", "tx_sample_rate": RATE, "sample_format": fmt}})
+        for f in frames:
+            hub.send_bytes(f)
+        if frames:
+            synced(hub)
         self.cmd(arm=seq, app_id="say", sample_rate=float(RATE), underrun_policy=policy, sample_format=fmt,
                  volume=volume)
         return self.status.wait_for(lambda m: m.get("event") == "armed" and m.get("seq") == seq, WAIT)
@@ -238,6 +246,13 @@ class Speaker:
         return self.src.stats()
 
 
+def synced(hub):
+    """Returns once the agent's transport has handled everything the hub sent so far (a ping's ack behind it)."""
+    marker = f"sync-{len(hub.received)}"
+    hub.send({"type": "ping", "id": marker})
+    assert hub.wait_for(lambda s: any(a.get("id") == marker for a in s.texts("ack")), WAIT)
+
+
 def tone(n, hz=440.0, amp=0.4):
     return (amp * np.sin(2 * np.pi * hz * np.arange(n) / RATE)).astype(np.float32)
 
@@ -246,9 +261,7 @@ def tone(n, hz=440.0, amp=0.4):
 def test_raw_audio_sessions_play_what_was_sent_at_the_sessions_volume(hub, flowgraphs, fmt):
     sp = Speaker(hub, flowgraphs)
     x = tone(3200)
-    sp.play(hub, 1, fmt, volume=-6.0)
-    for k in range(0, len(x), FRAME):
-        hub.send_bytes(audio.to_bytes(x[k:k + FRAME], fmt))
+    sp.play(hub, 1, fmt, volume=-6.0, frames=[audio.to_bytes(x[k:k + FRAME], fmt) for k in range(0, len(x), FRAME)])
     assert wait_until(lambda: sp.stats()["audio_frames_played"] == 10, WAIT)
     assert wait_until(lambda: len(sp.out()) > sp.sob() + len(x), WAIT)
     start = sp.sob()
@@ -265,9 +278,7 @@ def test_opus_session_plays_what_the_hubs_decoder_makes_and_conceals_an_underrun
     sp = Speaker(hub, flowgraphs)
     x = tone(FRAME * 25, hz=300)
     packets = opus.Encoder(RATE, 32000).encode_all(x)
-    sp.play(hub, 1, "opus")
-    for p in packets:
-        hub.send_bytes(p)
+    sp.play(hub, 1, "opus", frames=packets)
     assert wait_until(lambda: sp.stats()["audio_frames_played"] == 25, WAIT)
     reference = opus.Decoder(RATE)
     expected = np.concatenate([reference.decode(p) for p in packets])
@@ -298,9 +309,7 @@ def test_a_corrupt_opus_packet_is_dropped_counted_and_reported(hub, flowgraphs):
     bad = b"\x03\x00"  # code 3 with no frames: libopus says "corrupted stream"
     with pytest.raises(opus.OpusError):
         opus.Decoder(RATE).decode(bad)
-    sp.play(hub, 1, "opus")
-    for p in packets[:2] + [bad] + packets[2:]:
-        hub.send_bytes(p)
+    sp.play(hub, 1, "opus", frames=packets[:2] + [bad] + packets[2:])
     error = hub.wait_text("error")
     assert "audio frame of 2 bytes dropped" in error["message"] and "opus_decode" in error["message"]
     assert wait_until(lambda: sp.stats()["audio_frames_played"] == 4, WAIT)
