@@ -395,6 +395,10 @@ void websocket_source_impl::arm(const json& cmd)
                 throw std::invalid_argument("volume must be -60 to 20 dB, got " + std::to_string(db));
             volume = static_cast<float>(std::pow(10.0, db / 20.0));
         }
+        std::lock_guard<std::mutex> lk(d_codec_mutex);
+        if (d_codec_seq == seq && d_intake_format != play_format)
+            throw std::invalid_argument(std::string("arm: sample_format ") + wire::format_name(play_format) +
+                                        " is not the tx_start's (" + wire::format_name(d_intake_format) + ")");
     }
     if (d_queue.active())
         end_session("ended", "replaced");
@@ -426,7 +430,6 @@ void websocket_source_impl::arm(const json& cmd)
     d_in_underrun = false;
     d_empty_since = -1;
     d_last_piece.clear();
-    d_play_format = play_format;
     d_volume = volume;
     d_play_rate = d_rate;
     d_conceal.clear();
@@ -584,6 +587,7 @@ int websocket_source_impl::work(int noutput_items, gr_vector_const_void_star&, g
     }
     uint64_t first = 0;
     std::vector<tx_tag> tags;
+    const double asked_at = monotonic_s();
     size_t n = d_queue.pop(out, noutput_items, first, tags);
     const double patience = d_transmitting ? std::min(WAIT_S, d_underrun_timeout) : d_idle_silence ? 0.0 : WAIT_S;
     if (n == 0 && patience > 0 && d_queue.wait(patience))
@@ -595,7 +599,7 @@ int websocket_source_impl::work(int noutput_items, gr_vector_const_void_star&, g
             return d_idle_silence ? silence(out, noutput_items) : 0;
         const double now = monotonic_s();
         if (d_empty_since < 0)
-            d_empty_since = now;
+            d_empty_since = asked_at; // (the wait above counts)
         if (now - d_empty_since < d_underrun_timeout)
             return 0;
         if (d_policy == "pause") {

@@ -87,7 +87,6 @@ private:
     uint64_t d_reported_played = 0;
     double d_reported_at = 0;
     // audio (block thread)
-    wire::sample_format d_play_format = wire::sample_format::f32;
     std::shared_ptr<opus::decoder> d_play_decoder; // the active session's, for PLC
     float d_volume = 1.0f;
     uint64_t d_conceal_run = 0;    // samples concealed in this underrun

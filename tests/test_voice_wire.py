@@ -382,6 +382,9 @@ def test_an_arm_with_a_bad_volume_or_format_changes_nothing(hub, flowgraphs):
     sp.cmd(arm=1, app_id="say", sample_rate=float(RATE), underrun_policy="zero", sample_format="mp3")
     assert wait_until(lambda: len(sp.status.events("error")) == 2, WAIT)
     assert "f32, s16, opus" in sp.status.events("error")[1]["message"]
+    sp.cmd(arm=1, app_id="say", sample_rate=float(RATE), underrun_policy="zero", sample_format="opus")
+    assert wait_until(lambda: len(sp.status.events("error")) == 3, WAIT)
+    assert "sample_format opus is not the tx_start's (f32)" in sp.status.events("error")[2]["message"]
     assert sp.src.state() == "idle"
 
 
