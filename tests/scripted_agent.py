@@ -41,6 +41,13 @@ class ScriptedAgent:
     def send(self, msg):
         self.ws.send(msg if isinstance(msg, (str, bytes)) else json.dumps(msg))
 
+    def send_quietly(self, msg):
+        """send() from a player's thread: the test may have closed the connection under it."""
+        try:
+            self.send(msg)
+        except Exception:  # noqa: BLE001
+            pass
+
     def heartbeat(self, hardware=("mock",), status="idle", app_id=None, **extra):
         msg = {"type": "heartbeat", "hardware": list(hardware), "status": status, "capabilities": ["rx"],
                "tx_enabled": False, **extra}
@@ -99,10 +106,7 @@ class TxPlayer:
         self.agent.heartbeat(**{**fields, "agent": {"name": "scripted", "version": "0"}, **extra})
 
     def _send(self, msg):
-        try:
-            self.agent.send(msg)
-        except Exception:  # noqa: BLE001 - the test closed the connection under the player's thread
-            pass
+        self.agent.send_quietly(msg)
 
     def _on_message(self, msg):
         if isinstance(msg, bytes):

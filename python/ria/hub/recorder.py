@@ -9,57 +9,27 @@ a file holds at most MAX_CAPTURES_PER_FILE captures, and the meta file of the op
 rewritten at most once per META_WRITE_PERIOD_S (and on close), never once per segment.
 """
 
-import datetime
-import json
-import os
 import time
 
 from ..wire.protocol import BYTES_PER_SAMPLE
-from .limits import MAX_CAPTURES_PER_FILE, META_WRITE_PERIOD_S, SEGMENT_BURST, SEGMENT_RATE, TokenBucket
+from .limits import MAX_CAPTURES_PER_FILE
+from .recording_files import RecordingFiles, utc_now
 
 DATATYPES = {"cf32": "cf32_le", "cs16": "ci16_le", "cs8": "ci8"}
 SIGMF_VERSION = "1.2.0"
 
 
-def _utc_now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class SigmfRecorder:
+class SigmfRecorder(RecordingFiles):
     def __init__(self, folder, agent_id, agent_name, app_id, clock=time.monotonic):
-        self.folder = folder
-        self.agent_id, self.agent_name, self.app_id = agent_id, agent_name, app_id
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        self._base = os.path.join(folder, f"{agent_id}-{stamp}")
-        os.makedirs(folder, exist_ok=True)
-        self._part = 0
-        self._data = None
+        super().__init__(folder, agent_id, agent_name, app_id, clock)
         self._format = self._rate = None
-        self.files = []  # the .sigmf-meta paths written so far
         self.samples_written = 0  # in the current file
-        self._clock = clock
-        self._segments = TokenBucket(SEGMENT_BURST, SEGMENT_RATE, clock)
-        self._meta_due = False
-        self._meta_written = -META_WRITE_PERIOD_S
-
-    @property
-    def meta_path(self):
-        return self.files[-1] if self.files else None
 
     def _open(self, sample_format, sample_rate):
-        self.close()
-        self._part += 1
-        base = self._base if self._part == 1 else f"{self._base}-{self._part}"
-        for n in range(2, 10000):  # never over a file of an earlier recording in the same second
-            try:
-                self._data = open(base + ".sigmf-data", "xb")
-                break
-            except FileExistsError:
-                base = f"{self._base}-{self._part}.{n}"
+        self._open_part(".sigmf-data", ".sigmf-meta")
         self._format, self._rate = sample_format, sample_rate
         self._captures, self._annotations = [], []
         self.samples_written = 0
-        self.files.append(base + ".sigmf-meta")
 
     def segment(self, sample_format, sample_rate, center_frequency, global_index):
         """A new capture segment from the next frame on (new file if format or rate changed, or the
@@ -70,7 +40,7 @@ class SigmfRecorder:
                 or len(self._captures) + len(self._annotations) >= MAX_CAPTURES_PER_FILE:
             self._open(sample_format, sample_rate)
         capture = {"core:sample_start": self.samples_written, "core:global_index": int(global_index),
-                   "core:frequency": float(center_frequency), "core:datetime": _utc_now()}
+                   "core:frequency": float(center_frequency), "core:datetime": utc_now()}
         if self._captures and self._captures[-1]["core:sample_start"] == self.samples_written:
             self._captures[-1] = capture  # nothing was recorded under the previous one
         else:
@@ -97,12 +67,6 @@ class SigmfRecorder:
         self._data = None
         self._write_meta()
 
-    def flush_meta(self, force=False):
-        """Writes the meta file if it changed and the last write is old enough (or force)."""
-        if self._data is not None and self._meta_due and \
-                (force or self._clock() - self._meta_written >= META_WRITE_PERIOD_S):
-            self._write_meta()
-
     def _write_meta(self):
         meta = {
             "global": {
@@ -116,8 +80,4 @@ class SigmfRecorder:
             "captures": self._captures,
             "annotations": self._annotations,
         }
-        self._meta_due, self._meta_written = False, self._clock()
-        tmp = self.meta_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(meta, f, indent=2)
-        os.replace(tmp, self.meta_path)
+        self._replace_meta(meta)

@@ -102,16 +102,21 @@ class VoiceApi(TxApi):
         link.tx = TxSession(link, app_id, rc, source, self.timeout_s)
         return await self._started(link.tx)
 
+    def _refused(self, link, given, known, what):
+        """The 400 for unknown keys or the 409 for an agent that cannot play now; None when neither."""
+        unknown = sorted(limits.printable(k, 40) for k in given if k not in known)[:10]
+        if unknown:
+            return _error(400, f"unknown {what}: {', '.join(unknown)} (known: {', '.join(known)})")
+        refusal = self._refusal(link)
+        return _error(409, refusal) if refusal else None
+
     @_needs("teacher")
     async def say(self, request):
         link = self._link(request)
         body = await _body(request)
-        unknown = sorted(limits.printable(k, 40) for k in body if k not in SAY_KEYS)[:10]
-        if unknown:
-            return _error(400, f"unknown body keys: {', '.join(unknown)} (known: {', '.join(SAY_KEYS)})")
-        refusal = self._refusal(link)
-        if refusal:
-            return _error(409, refusal)
+        refused = self._refused(link, body, SAY_KEYS, "body keys")
+        if refused:
+            return refused
         rc = self._radio_config(link, body.get("sample_format"), body.get("sample_rate"), body.get("volume_db"),
                                 body.get("bitrate"))
         app_id = self._app_id(link, body.get("app_id"), "say")
@@ -129,12 +134,9 @@ class VoiceApi(TxApi):
     async def play(self, request):
         link = self._link(request)
         query = request.query
-        unknown = sorted(limits.printable(k, 40) for k in query if k not in PLAY_PARAMS)[:10]
-        if unknown:
-            return _error(400, f"unknown query parameters: {', '.join(unknown)} (known: {', '.join(PLAY_PARAMS)})")
-        refusal = self._refusal(link)
-        if refusal:
-            return _error(409, refusal)
+        refused = self._refused(link, query, PLAY_PARAMS, "query parameters")
+        if refused:
+            return refused
         rc = self._radio_config(link, query.get("sample_format"), _query_number(query, "sample_rate", int),
                                 _query_number(query, "volume_db", float), _query_number(query, "bitrate", int))
         app_id = self._app_id(link, query.get("app_id"), "play")

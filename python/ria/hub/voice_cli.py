@@ -12,7 +12,7 @@ import os
 import sys
 
 from .client import HubError
-from .tx_cli import _follow, settings_text, tx_stop
+from .tx_cli import _follow, run, settings_text, tx_stop
 
 MAX_FILE_BYTES = 32 << 20
 
@@ -46,14 +46,6 @@ def _common(p):
 
 def _options(args):
     return {k: getattr(args, k) for k in ("sample_format", "sample_rate", "volume_db", "bitrate", "app_id")}
-
-
-def run(args, client, command):
-    try:
-        return command(args, client)
-    except HubError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
 
 
 def _refused(what, e):

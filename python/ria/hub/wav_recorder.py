@@ -8,23 +8,16 @@ The header's sizes are rewritten with the sidecar, so a hub that dies leaves a f
 second. A file stops at MAX_WAV_BYTES (RIFF sizes are 32-bit) and the next part starts.
 """
 
-import datetime
-import json
 import os
 import struct
 import time
 
-import numpy as np
-
-from .limits import META_WRITE_PERIOD_S, SEGMENT_BURST, SEGMENT_RATE, TokenBucket
+from ..wire import audio
+from .recording_files import RecordingFiles, utc_now
 
 MAX_WAV_BYTES = 1 << 31
 MAX_GAPS_LISTED = 1000  # gaps listed in one sidecar (all are counted)
 _PCM, _FLOAT = 1, 3
-
-
-def _utc_now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def wav_header(fmt, rate, data_bytes):
@@ -39,51 +32,27 @@ def wav_header(fmt, rate, data_bytes):
         b"data" + struct.pack("<I", data_bytes)
 
 
-class WavRecorder:
+class WavRecorder(RecordingFiles):
     def __init__(self, folder, agent_id, agent_name, app_id, clock=time.monotonic):
-        self.folder = folder
-        self.agent_id, self.agent_name, self.app_id = agent_id, agent_name, app_id
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        self._base = os.path.join(folder, f"{agent_id}-{stamp}")
-        os.makedirs(folder, exist_ok=True)
-        self._part = 0
-        self._file = None
+        super().__init__(folder, agent_id, agent_name, app_id, clock)
         self._key = None  # (stream sample_format, rate) of the open file
-        self.files = []  # the .json sidecars written so far
-        self._clock = clock
-        self._segments = TokenBucket(SEGMENT_BURST, SEGMENT_RATE, clock)
-        self._meta_due = False
-        self._meta_written = -META_WRITE_PERIOD_S
-
-    @property
-    def meta_path(self):
-        return self.files[-1] if self.files else None
 
     @property
     def wav_path(self):
         return self.meta_path[:-len(".json")] + ".wav" if self.files else None
 
     def _open(self, sample_format, rate):
-        self.close()
-        self._part += 1
-        base = self._base if self._part == 1 else f"{self._base}-{self._part}"
-        for n in range(2, 10000):  # never over a file of an earlier recording in the same second
-            try:
-                self._file = open(base + ".wav", "xb")
-                break
-            except FileExistsError:
-                base = f"{self._base}-{self._part}.{n}"
+        self._open_part(".wav", ".json")
         self._key = (sample_format, rate)
         self._wav_format = "float32" if sample_format == "f32" else "pcm16"
         self._header_size = len(wav_header(self._wav_format, rate, 0))
-        self._file.write(wav_header(self._wav_format, rate, 0))
+        self._data.write(wav_header(self._wav_format, rate, 0))
         self._data_bytes = 0
         self.samples_written = 0
         self._meta = {"agent_id": self.agent_id, "agent_name": self.agent_name, "app_id": self.app_id,
                       "stream_format": sample_format, "wav_format": self._wav_format, "sample_rate": rate,
-                      "channels": 1, "start_time": _utc_now(), "start_sample_index": None, "samples": 0,
+                      "channels": 1, "start_time": utc_now(), "start_sample_index": None, "samples": 0,
                       "frames": 0, "concealed_frames": 0, "concealed_samples": 0, "gaps": 0, "gap_list": []}
-        self.files.append(base + ".json")
 
     def segment(self, sample_format, sample_rate, _center_frequency, global_index):
         """The stream goes on from `global_index` with these settings (a new file when they changed). False, and
@@ -91,7 +60,7 @@ class WavRecorder:
         if not self._segments.take():
             return False
         rate = int(sample_rate)
-        if self._file is None or self._key != (sample_format, rate):
+        if self._data is None or self._key != (sample_format, rate):
             self._open(sample_format, rate)
         if self._meta["start_sample_index"] is None:
             self._meta["start_sample_index"] = int(global_index)
@@ -99,7 +68,7 @@ class WavRecorder:
         return True
 
     def gap(self, dropped, reason):
-        if self._file is not None:
+        if self._data is not None:
             self._meta["gaps"] += 1
             if len(self._meta["gap_list"]) < MAX_GAPS_LISTED:
                 self._meta["gap_list"].append({"at_sample": self.samples_written, "dropped_samples": dropped,
@@ -109,16 +78,13 @@ class WavRecorder:
     def write_samples(self, samples, frames=1, concealed_frames=0, concealed_samples=0):
         """Decoded float samples (−1..1) of `frames` received frames; the concealed counts say how many of them
         the hub made up for a gap."""
-        if self._file is None or not len(samples):
+        if self._data is None or not len(samples):
             return
-        if self._wav_format == "pcm16":
-            data = np.clip(np.rint(samples * 32767.0), -32767, 32767).astype("<i2").tobytes()
-        else:
-            data = np.asarray(samples, dtype="<f4").tobytes()
+        data = audio.to_bytes(samples, "s16" if self._wav_format == "pcm16" else "f32")
         if self._data_bytes + len(data) > MAX_WAV_BYTES - self._header_size:
             key = self._key
             self._open(*key)
-        self._file.write(data)
+        self._data.write(data)
         self._data_bytes += len(data)
         self.samples_written += len(samples)
         m = self._meta
@@ -132,30 +98,21 @@ class WavRecorder:
         """Raw frames are not recorded: AudioIn hands over the decoded samples (write_samples)."""
 
     def close(self):
-        if self._file is None:
+        if self._data is None:
             return
         try:
             self._write_meta()
         finally:
-            self._file.close()
-            self._file = None
-
-    def flush_meta(self, force=False):
-        if self._file is not None and self._meta_due and \
-                (force or self._clock() - self._meta_written >= META_WRITE_PERIOD_S):
-            self._write_meta()
+            self._data.close()
+            self._data = None
 
     def _write_meta(self):
         """The header's sizes (so the WAV reads up to here), then the sidecar."""
-        self._file.flush()
-        end = self._file.tell()
-        self._file.seek(0)
-        self._file.write(wav_header(self._wav_format, self._key[1], self._data_bytes))
-        self._file.seek(end)
-        self._file.flush()
-        self._meta_due, self._meta_written = False, self._clock()
+        self._data.flush()
+        end = self._data.tell()
+        self._data.seek(0)
+        self._data.write(wav_header(self._wav_format, self._key[1], self._data_bytes))
+        self._data.seek(end)
+        self._data.flush()
         self._meta["wav"] = os.path.basename(self.wav_path)
-        tmp = self.meta_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self._meta, f, indent=2)
-        os.replace(tmp, self.meta_path)
+        self._replace_meta(self._meta)
