@@ -4,7 +4,8 @@
  * sound, the cross-spectrum of the last half second of microphone against the reference (half a
  * second plus the search range) is blended into a running one; its phase transform (GCC-PHAT) peaks
  * at the echo's strongest path, or at an earlier one nearly as strong (the direct sound). Two
- * measurements that agree lock the delay. While locked, the delay the caller expects (the locked one,
+ * measurements that agree lock the delay (before the first lock it measures four times as often, so the
+ * lock comes within a few tenths of a second of the echo's onset). While locked, the delay the caller expects (the locked one,
  * moved along the drift the caller follows) is kept as long as its peak is still there; two agreeing
  * measurements elsewhere are a jump (a buffer under- or overrun in a sound card).
  *

@@ -60,6 +60,9 @@ public:
     double erle_db() const;
     //! The foreground's echo estimate of the last block, before any scaling to fit the microphone.
     const float* estimate() const { return d_raw_y.data(); }
+    //! The background's echo estimate of the last block (it adapts on every block, so right after a lock
+    //! it shows the echo long before the foreground has taken any coefficients).
+    const float* background_estimate() const { return d_time2.data() + d_n; }
     //! Whether the last block changed the foreground (a copy from the background, or the kept one back).
     bool adapted() const { return d_copied; }
     //! Whether the filter is relearning the echo path: the foreground took the background's coefficients
