@@ -30,6 +30,9 @@ constexpr double PRIOR_DECAY_S = 0.05;  // time constant of the step share given
 constexpr double RELEARN_DB = 15.0;    // a copy while the foreground cancelled less: relearning
 constexpr double RELEARN_HOLD_S = 0.5;
 constexpr double AVERAGE_DB = 25.0;   // a copy into a foreground that cancels this much averages the two
+// and in the blocks between copies, while the background cancels no worse, the foreground moves towards
+// it with this time constant: a running mean of the background, with a fraction of its gradient noise
+constexpr double FOLLOW_S = 1.0;
 constexpr double LOST_BLOCK_DB = 6.0;
 constexpr double LOST_HOLD_S = 0.1;
 constexpr double LOUDER_THAN_ECHO = 1.0;
@@ -55,6 +58,7 @@ echo_filter::echo_filter(int block, int partitions, double sample_rate)
       d_p(partitions),
       d_k(block + 1),
       d_smooth(1.0 - std::exp(-block / (ENERGY_MEMORY_S * sample_rate))),
+      d_follow(static_cast<float>(1.0 - std::exp(-2.0 * block / (FOLLOW_S * sample_rate)))),
       d_fft(2 * block),
       d_x_prev(block),
       d_time(2 * block),
@@ -107,6 +111,7 @@ void echo_filter::reset()
     d_sd = d_sf = d_sb = 0;
     d_copied = false;
     d_snapshot_valid = false;
+    d_follow_turn = false;
 }
 
 void echo_filter::reload(const float* x)
@@ -225,6 +230,9 @@ void echo_filter::process(const float* x, const float* d, float* e, float* y)
     } else if (d_sb > DIVERGED_RATIO * d_sf) {
         d_wb = d_wf;
         d_sb = d_sf;
+    } else if ((d_follow_turn = !d_follow_turn) && d_sb < d_sf && d_sf * std::pow(10.0, AVERAGE_DB / 10) < d_sd) {
+        for (size_t i = 0; i < d_wf.size(); i++) // every other block (half the cost), twice the weight
+            d_wf[i] += d_follow * (d_wb[i] - d_wf[i]);
     }
     if (d_relearn_left > 0)
         d_relearn_left--;

@@ -7,7 +7,9 @@
  * step again as soon as the echo path changes). The foreground one makes
  * the output: it takes the background's coefficients whenever the background has cancelled clearly
  * better for a while (once the foreground cancels 25 dB, it takes the mean of itself and the background,
- * which halves the background's gradient noise), and gives them back when the background has diverged. The step of each
+ * which halves the background's gradient noise, and in the blocks between, while the background cancels
+ * no worse, it follows the background with a 1 s time constant: a running mean that leaves a fraction of
+ * that noise), and gives them back when the background has diverged. The step of each
  * partition is proportionate to the energy the filter has found there, plus shares that decay over the
  * tail and that are uniform, so the early part of a room's response, where most of its energy is,
  * converges first.
@@ -92,6 +94,7 @@ private:
 
     const int d_n, d_p, d_k; // block, partitions, bins (n + 1)
     const double d_smooth;   // per-block weight of the newest block in the smoothed energies
+    const float d_follow;    // per-block weight of the background in the foreground's running mean
     real_fft d_fft;
     std::vector<float> d_x_prev, d_time, d_time2;
     std::vector<cf> d_x;       // partitions spectra, ring; d_head is the newest
@@ -118,6 +121,7 @@ private:
     bool d_copied = false;
     bool d_snapshot_valid = false;
     bool d_far_active = false;
+    bool d_follow_turn = false; // the foreground follows the background every other block
 };
 
 /* Finds how far the echo moved as a whole (a delay jump: a sound card's buffer under- or overrun),
