@@ -27,6 +27,7 @@ constexpr double MAX_DRIFT = 1000e-6;
 // for nearby (echo_shift_finder) every JUMP_CHECK_S: a delay jump is followed in a few tenths of a
 // second instead of the tracker's second and more.
 constexpr double GOOD_DB = 15.0;
+constexpr double CONFIRM_DB = 3.0; // the filter cancels at the first lock's delay: the lock was right
 constexpr double LOST_DB = 6.0;
 constexpr double JUMP_WATCH_S = 1.5;
 constexpr double JUMP_CHECK_S = 0.04;
@@ -287,6 +288,8 @@ void aec_impl::find_jump()
 {
     d_shift_finder->push(d_mic.data(), d_filter->estimate());
     const double erle = d_filter->erle_db();
+    if (erle >= CONFIRM_DB && d_tracker->locked())
+        d_tracker->confirm();
     if (erle >= GOOD_DB)
         d_last_good_frame = d_frames;
     const auto frames_of = [this](double s) { return std::max<uint64_t>(1, std::lround(s * d_rate / d_frame)); };

@@ -69,7 +69,7 @@ void delay_tracker::reset()
     d_acc_mic = d_acc_ref = 0;
     d_acc_n = 0;
     d_cross_started = false;
-    d_locked = d_changed = false;
+    d_locked = d_changed = d_confirmed = false;
     d_agreeing = 0;
     d_delay = d_expected = d_candidate = 0;
     d_jumps = 0;
@@ -153,7 +153,7 @@ void delay_tracker::measure()
     }
     const float strong = static_cast<float>(std::max(EARLIEST_PEAK_SHARE * std::abs(c[best]), MIN_PEAK_RATIO * noise));
     // the tracked arrival, still clearly in the correlation, is kept even when another peak is stronger
-    if (d_locked && peak_near(c, d_expected, static_cast<float>(KEEP_PEAK_RATIO * noise))) {
+    if (d_locked && d_confirmed && peak_near(c, d_expected, static_cast<float>(KEEP_PEAK_RATIO * noise))) {
         d_agreeing = 0;
         return;
     }

@@ -215,6 +215,23 @@ def test_converges_within_two_seconds_behind_500_ms_in_a_reverberant_room(voices
     assert aec_metrics.time_to_db(out, s) <= 2.0
 
 
+def test_a_near_end_talker_before_any_echo_does_not_hold_a_false_lock(voices):
+    """The near end talks from the start, before the echo (450 ms late) arrives: the first lock lands on a
+    spurious peak of the two voices, and is left for the echo as soon as that shows, because a lock the
+    filter never confirmed is not defended (a build that defended it held 0.08 s until the talker stopped
+    at 7 s)."""
+    import aec_rooms
+    h = aec_rooms.image_room(RATE, 0.8, 2.0, 0)
+    s = aec_signals.scenario(rate=RATE, seconds=3, far=voices[0], delay_s=0.45, noise_db=-65, rooms=(h, h))
+    mic = s["mic"].copy()
+    k = min(len(voices[1]), len(mic))
+    mic[:k] = np.clip(mic[:k] + 0.3 * voices[1][:k], -1, 1)
+    _, block, _ = aec_runner.run(mic, s["ref"], RATE, FRAME, TAIL, 1.0, True)
+    first_arrival = np.argmax(np.abs(h) > 0.05 * np.abs(h).max()) / RATE
+    assert block.delay_locked()
+    assert abs(block.delay() - (0.45 + first_arrival)) <= 0.003
+
+
 @pytest.mark.parametrize("seed", [2, 3])
 def test_steady_cancellation_behind_an_unknown_delay(voices, seed):
     """The last 2.5 s of 10: 35-36 dB with the suppressor (the old build: 33)."""
