@@ -14,6 +14,13 @@
  * tail and that are uniform, so the early part of a room's response, where most of its energy is,
  * converges first.
  *
+ * Voiced speech keeps a bin's spectrum nearly the same from one block to the next, so the partitions'
+ * inputs at that bin are strongly correlated and their differences learn slowly (after 20 s the filter was
+ * still converging). Below 4 kHz the background's update for each partition therefore leaves out 60 % of
+ * its projection on the next older block's spectrum (a partial second-order affine projection, per bin),
+ * and its normalisation what that removed (down to 30 %): steady ERLE +1.2 dB in a RT60 0.5 s room,
+ * 20 dB half a second sooner.
+ *
  * A copy can be a mistake: when the echo stops for a moment while the reference plays (a loudspeaker
  * that drops a buffer, a recording that loops), the background unlearns the path within a few blocks
  * and is copied. So the first copy after the foreground cancelled well (15 dB within the last half
@@ -93,6 +100,7 @@ private:
     const cf* x_at(int age) const { return &d_x[((d_head + d_p - age) % d_p) * d_k]; }
 
     const int d_n, d_p, d_k; // block, partitions, bins (n + 1)
+    const int d_kd;          // bins below DECORRELATION_TOP_HZ
     const double d_smooth;   // per-block weight of the newest block in the smoothed energies
     const float d_follow;    // per-block weight of the background in the foreground's running mean
     real_fft d_fft;
@@ -108,6 +116,8 @@ private:
     std::vector<float> d_energies; // per partition: norm of the background coefficients
     std::vector<float> d_prior; // decaying share over the tail
     std::vector<float> d_norm;
+    std::vector<float> d_lag_re, d_lag_im, d_lag_norm; // per bin: the spectra's correlation with the next older block
+    std::vector<cf> d_zeros;
     int d_next_constraint = 0;
     double d_sd = 0, d_sf = 0, d_sb = 0; // smoothed block energies: mic, foreground and background error
     double d_sk = 0;                     // and the kept filter's error, while it is run
