@@ -27,6 +27,7 @@ constexpr double MAX_DRIFT = 1000e-6;
 // for nearby (echo_shift_finder) every JUMP_CHECK_S: a delay jump is followed in a few tenths of a
 // second instead of the tracker's second and more.
 constexpr double GOOD_DB = 15.0;
+constexpr double CONFIRM_DB = 3.0; // the filter cancels at the first lock's delay: the lock was right
 constexpr double LOST_DB = 6.0;
 constexpr double JUMP_WATCH_S = 1.5;
 constexpr double JUMP_CHECK_S = 0.04;
@@ -35,6 +36,10 @@ constexpr double JUMP_CHECK_S = 0.04;
 // would be a full-scale click that the filter adapts to).
 constexpr float FULL_SCALE = 1.0f;
 constexpr float NOT_AUDIO = 8.0f;
+// While the filter relearns, the suppressor is given the background's estimate when it is this much
+// louder than the foreground's (at the first lock the foreground is empty, and an estimate of nothing
+// suppresses nothing: the echo went through untouched for the first quarter second).
+constexpr double BACKGROUND_LOUDER = 10.0;
 constexpr double ERLE_SMOOTHING_S = 1.0;
 constexpr double FAR_END_POWER = 1e-6; // -60 dBFS: a quieter reference frame does not count for ERLE
 constexpr double MAX_TAIL_S = 2.0;
@@ -283,6 +288,8 @@ void aec_impl::find_jump()
 {
     d_shift_finder->push(d_mic.data(), d_filter->estimate());
     const double erle = d_filter->erle_db();
+    if (erle >= CONFIRM_DB && d_tracker->locked())
+        d_tracker->confirm();
     if (erle >= GOOD_DB)
         d_last_good_frame = d_frames;
     const auto frames_of = [this](double s) { return std::max<uint64_t>(1, std::lround(s * d_rate / d_frame)); };
@@ -311,6 +318,20 @@ void aec_impl::follow_drift()
     d_drift.measure(shift, std::lround(DRIFT_INTERVAL_S * d_rate / d_frame) * double(d_frame));
 }
 
+const float* aec_impl::suppressor_estimate() const
+{
+    const float* fore = d_echo_estimate.data();
+    if (!d_filter->relearning())
+        return fore;
+    const float* back = d_filter->background_estimate();
+    double ff = 0, bb = 0;
+    for (int i = 0; i < d_frame; i++) {
+        ff += double(fore[i]) * fore[i];
+        bb += double(back[i]) * back[i];
+    }
+    return bb > BACKGROUND_LOUDER * ff ? back : fore;
+}
+
 void aec_impl::cancel_frame(const float* mic, const float* far, float* out)
 {
     d_filter->process(far, mic, d_err.data(), d_echo_estimate.data());
@@ -321,7 +342,7 @@ void aec_impl::cancel_frame(const float* mic, const float* far, float* out)
     }
     const bool far_active = far_power > FAR_END_POWER * d_frame;
     if (d_residual_suppression)
-        d_suppressor->process(d_err.data(), d_echo_estimate.data(), far_active, d_filter->relearning(), out);
+        d_suppressor->process(d_err.data(), suppressor_estimate(), far_active, d_filter->relearning(), out);
     else
         std::copy(d_err.begin(), d_err.end(), out);
     if (d_pre) {

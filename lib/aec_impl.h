@@ -55,6 +55,7 @@ private:
     void follow_drift();
     void find_jump();
     void cancel_frame(const float* mic, const float* far, float* out);
+    const float* suppressor_estimate() const;
     void maybe_publish_status();
     double delay_unlocked() const;
     double drift_ppm_unlocked() const;

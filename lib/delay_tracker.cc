@@ -9,6 +9,10 @@ namespace {
 constexpr double ESTIMATION_RATE = 2000.0;
 constexpr double WINDOW_S = 0.5;
 constexpr double HOP_S = 0.125;
+// Until the first lock a measurement every SEEK_HOPS-th of a hop: the lock comes as soon as the echo shows,
+// with TO_LOCK agreeing ones. Measured only once the microphone window holds no start-up zeros (two
+// short bursts correlate at the lag of their positions, a false lock near zero).
+constexpr int SEEK_HOPS = 4;
 constexpr float BLEND = 0.5f;               // weight of a new cross-spectrum in the running one
 constexpr double MIN_REF_POWER = 1e-7;      // -70 dBFS: quieter reference counts as silence
 constexpr double MIN_PEAK_RATIO = 7.0;      // GCC-PHAT peak over the correlation's rms
@@ -17,7 +21,7 @@ constexpr double EARLIEST_PEAK_REACH_S = 0.03;
 constexpr double AGREE_S = 0.001;           // two measurements of one arrival
 constexpr double KEPT_S = 0.0015;           // a measurement this close to the expected delay keeps it
 constexpr double KEEP_PEAK_RATIO = 4.0;     // the tracked arrival's peak over the rms, to be still there
-constexpr int TO_LOCK = 2;                  // agreeing measurements for the first lock
+constexpr int TO_LOCK = 3;                  // agreeing measurements for the first lock
 constexpr int TO_JUMP = 4;                  // and for a jump
 
 int next_pow2(int n)
@@ -65,7 +69,7 @@ void delay_tracker::reset()
     d_acc_mic = d_acc_ref = 0;
     d_acc_n = 0;
     d_cross_started = false;
-    d_locked = d_changed = false;
+    d_locked = d_changed = d_confirmed = false;
     d_agreeing = 0;
     d_delay = d_expected = d_candidate = 0;
     d_jumps = 0;
@@ -90,7 +94,8 @@ void delay_tracker::push_decimated(float mic, float ref)
     d_mic_ring[slot] = mic;
     d_ref_ring[slot] = ref;
     d_count++;
-    if (d_count % d_hop == 0)
+    if (d_locked ? d_count % d_hop == 0
+                 : d_count >= static_cast<uint64_t>(d_window) && d_count % std::max(1, d_hop / SEEK_HOPS) == 0)
         measure();
 }
 
@@ -148,7 +153,7 @@ void delay_tracker::measure()
     }
     const float strong = static_cast<float>(std::max(EARLIEST_PEAK_SHARE * std::abs(c[best]), MIN_PEAK_RATIO * noise));
     // the tracked arrival, still clearly in the correlation, is kept even when another peak is stronger
-    if (d_locked && peak_near(c, d_expected, static_cast<float>(KEEP_PEAK_RATIO * noise))) {
+    if (d_locked && d_confirmed && peak_near(c, d_expected, static_cast<float>(KEEP_PEAK_RATIO * noise))) {
         d_agreeing = 0;
         return;
     }

@@ -4,9 +4,12 @@
  * sound, the cross-spectrum of the last half second of microphone against the reference (half a
  * second plus the search range) is blended into a running one; its phase transform (GCC-PHAT) peaks
  * at the echo's strongest path, or at an earlier one nearly as strong (the direct sound). Two
- * measurements that agree lock the delay. While locked, the delay the caller expects (the locked one,
- * moved along the drift the caller follows) is kept as long as its peak is still there; two agreeing
- * measurements elsewhere are a jump (a buffer under- or overrun in a sound card).
+ * measurements that agree lock the delay (before the first lock it measures four times as often, so the
+ * lock comes within a few tenths of a second of the echo's onset). While locked, and once the caller has
+ * confirmed the lock (its canceller cancels there), the delay the caller expects (the locked one, moved
+ * along the drift the caller follows) is kept as long as its peak is still there; four agreeing
+ * measurements elsewhere are a jump (a buffer under- or overrun in a sound card, or a first lock on a
+ * spurious peak).
  *
  * The precise delay and the clock drift are left to the canceller's filter, which sees them to a
  * fraction of a sample; this only needs to be right to a millisecond, and cheap. */
@@ -50,6 +53,10 @@ public:
         d_agreeing = 0;
         d_jumps++;
     }
+    //! The canceller cancels at the located delay: from now on the tracked arrival is kept while its peak
+    //! is still there. Until then a lock is defended by nothing (a talker at the near end, before any echo,
+    //! can make a spurious peak that would otherwise be kept for as long as the talker talks).
+    void confirm() { d_confirmed = true; }
     //! How many times the delay moved after the first lock.
     uint64_t jumps() const { return d_jumps; }
 
@@ -72,7 +79,7 @@ private:
     int d_acc_n = 0;
     bool d_cross_started = false;
 
-    bool d_locked = false, d_changed = false;
+    bool d_locked = false, d_changed = false, d_confirmed = false;
     double d_delay = 0, d_expected = 0;
     int d_agreeing = 0; // measurements in a row that agree with d_candidate
     double d_candidate = 0;

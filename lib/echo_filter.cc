@@ -15,6 +15,11 @@ constexpr double SETTLE_FROM_DB = 10.0, SETTLE_TO_DB = 20.0;
 // tail, the rest where the filter has found the echo's energy (proportionate NLMS).
 constexpr double UNIFORM_SHARE = 0.3;
 constexpr double PROPORTIONATE_SHARE = 0.45;
+// The background's update direction for each partition loses this share of its projection on the next
+// older block's spectrum (see the header), and the normalisation what that removed, down to this share
+constexpr float DECORRELATION = 0.6f;
+constexpr float DECORRELATION_FLOOR = 0.3f;
+constexpr double DECORRELATION_TOP_HZ = 4000; // only below: voiced speech, where the slow modes are (cost)
 constexpr int CONSTRAINTS = 1;          // partitions constrained per block, in turn
 constexpr double ENERGY_MEMORY_S = 0.15; // smoothing of the error energies compared for copies
 constexpr double COPY_RATIO = 0.7;      // the background takes over when its error is this much smaller
@@ -30,6 +35,9 @@ constexpr double PRIOR_DECAY_S = 0.05;  // time constant of the step share given
 constexpr double RELEARN_DB = 15.0;    // a copy while the foreground cancelled less: relearning
 constexpr double RELEARN_HOLD_S = 0.5;
 constexpr double AVERAGE_DB = 25.0;   // a copy into a foreground that cancels this much averages the two
+// and in the blocks between copies, while the background cancels no worse, the foreground moves towards
+// it with this time constant: a running mean of the background, with a fraction of its gradient noise
+constexpr double FOLLOW_S = 1.0;
 constexpr double LOST_BLOCK_DB = 6.0;
 constexpr double LOST_HOLD_S = 0.1;
 constexpr double LOUDER_THAN_ECHO = 1.0;
@@ -54,7 +62,9 @@ echo_filter::echo_filter(int block, int partitions, double sample_rate)
     : d_n(block),
       d_p(partitions),
       d_k(block + 1),
+      d_kd(std::min(block + 1, static_cast<int>(std::ceil(DECORRELATION_TOP_HZ * 2 * block / sample_rate)))),
       d_smooth(1.0 - std::exp(-block / (ENERGY_MEMORY_S * sample_rate))),
+      d_follow(static_cast<float>(1.0 - std::exp(-2.0 * block / (FOLLOW_S * sample_rate)))),
       d_fft(2 * block),
       d_x_prev(block),
       d_time(2 * block),
@@ -72,6 +82,10 @@ echo_filter::echo_filter(int block, int partitions, double sample_rate)
       d_energies(partitions),
       d_prior(partitions),
       d_norm(block + 1),
+      d_lag_re(block + 1),
+      d_lag_im(block + 1),
+      d_lag_norm(block + 1),
+      d_zeros(block + 1),
       d_keep_blocks(std::max(1, static_cast<int>(std::lround(KEEP_S * sample_rate / block)))),
       d_good_blocks(std::max(1, static_cast<int>(std::lround(KEEP_GOOD_S * sample_rate / block)))),
       d_relearn_blocks(std::max(1, static_cast<int>(std::lround(RELEARN_HOLD_S * sample_rate / block)))),
@@ -107,6 +121,7 @@ void echo_filter::reset()
     d_sd = d_sf = d_sb = 0;
     d_copied = false;
     d_snapshot_valid = false;
+    d_follow_turn = false;
 }
 
 void echo_filter::reload(const float* x)
@@ -225,6 +240,9 @@ void echo_filter::process(const float* x, const float* d, float* e, float* y)
     } else if (d_sb > DIVERGED_RATIO * d_sf) {
         d_wb = d_wf;
         d_sb = d_sf;
+    } else if ((d_follow_turn = !d_follow_turn) && d_sb < d_sf && d_sf * std::pow(10.0, AVERAGE_DB / 10) < d_sd) {
+        for (size_t i = 0; i < d_wf.size(); i++) // every other block (half the cost), twice the weight
+            d_wf[i] += d_follow * (d_wb[i] - d_wf[i]);
     }
     if (d_relearn_left > 0)
         d_relearn_left--;
@@ -242,25 +260,59 @@ void echo_filter::adapt(const float* e_b)
 
     const float floor = REGULARISATION * 2 * d_n;
     std::fill(d_norm.begin(), d_norm.end(), floor);
+    std::fill(d_lag_re.begin(), d_lag_re.end(), 0.0f);
+    std::fill(d_lag_im.begin(), d_lag_im.end(), 0.0f);
+    std::fill(d_lag_norm.begin(), d_lag_norm.end(), floor);
     for (int age = 0; age < d_p; age++) {
         const cf* x = x_at(age);
         const float g = d_gain[age];
         for (int f = 0; f < d_k; f++)
             d_norm[f] += g * power(x[f]);
+        if (age + 1 == d_p)
+            break;
+        const cf* o = x_at(age + 1);
+        for (int f = 0; f < d_kd; f++) { // conj(o) x, weighted like the normalisation
+            const float xr = x[f].real(), xi = x[f].imag(), o_r = o[f].real(), oi = o[f].imag();
+            d_lag_re[f] += g * (o_r * xr + oi * xi);
+            d_lag_im[f] += g * (o_r * xi - oi * xr);
+            d_lag_norm[f] += g * (o_r * o_r + oi * oi);
+        }
     }
     const double erle_b = d_sb > 0 && d_sd > 0 ? 10.0 * std::log10(d_sd / d_sb) : 0.0;
     const double settled = std::clamp((erle_b - SETTLE_FROM_DB) / (SETTLE_TO_DB - SETTLE_FROM_DB), 0.0, 1.0);
     const float step = static_cast<float>(STEP + (SETTLED_STEP - STEP) * settled);
-    for (int f = 0; f < d_k; f++)
+    for (int f = d_kd; f < d_k; f++)
         d_spec[f] *= step / d_norm[f];
+    for (int f = 0; f < d_kd; f++) {
+        // rho = DECORRELATION conj(o)x / |o|^2 per bin; the part of the step along the older block is
+        // carried in d_spec2 = conj(rho) spec
+        const float lr = d_lag_re[f], li = d_lag_im[f], ln = d_lag_norm[f];
+        const float removed = DECORRELATION * (2 - DECORRELATION) * (lr * lr + li * li) / ln;
+        const cf s = d_spec[f] * (step / std::max(d_norm[f] - removed, DECORRELATION_FLOOR * d_norm[f]));
+        const float rr = DECORRELATION * lr / ln, ri = -DECORRELATION * li / ln; // conj(rho)
+        d_spec[f] = s;
+        d_spec2[f] = cf(rr * s.real() - ri * s.imag(), rr * s.imag() + ri * s.real());
+    }
     double total = 0;
     for (int age = 0; age < d_p; age++) {
         const cf* x = x_at(age);
+        // the oldest partition has no older block in the ring: zeros there (d_zeros)
+        const cf* o = age + 1 < d_p ? x_at(age + 1) : d_zeros.data();
         cf* w = &d_wb[static_cast<size_t>(age) * d_k];
         const float g = d_gain[age];
         float en = 0;
-        for (int f = 0; f < d_k; f++) {
-            // w += g conj(x) spec, in real arithmetic (std::complex's product checks for NaN and does not vectorise)
+        for (int f = 0; f < d_kd; f++) {
+            // w += g (conj(x) spec - conj(o) spec2), in real arithmetic (std::complex's product checks for
+            // NaN and does not vectorise)
+            const float xr = x[f].real(), xi = x[f].imag(), sr = d_spec[f].real(), si = d_spec[f].imag();
+            const float o_r = o[f].real(), oi = o[f].imag(), tr = d_spec2[f].real(), ti = d_spec2[f].imag();
+            const float wr = w[f].real() + g * ((xr * sr + xi * si) - (o_r * tr + oi * ti));
+            const float wi = w[f].imag() + g * ((xr * si - xi * sr) - (o_r * ti - oi * tr));
+            w[f] = cf(wr, wi);
+            en += wr * wr + wi * wi;
+        }
+        for (int f = d_kd; f < d_k; f++) {
+            // w += g conj(x) spec
             const float xr = x[f].real(), xi = x[f].imag(), sr = d_spec[f].real(), si = d_spec[f].imag();
             const float wr = w[f].real() + g * (xr * sr + xi * si);
             const float wi = w[f].imag() + g * (xr * si - xi * sr);
