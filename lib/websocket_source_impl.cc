@@ -589,6 +589,8 @@ int websocket_source_impl::work(int noutput_items, gr_vector_const_void_star&, g
     std::vector<tx_tag> tags;
     const double asked_at = monotonic_s();
     size_t n = d_queue.pop(out, noutput_items, first, tags);
+    if (n == 0 && d_transmitting && d_queue.counters().played - d_played_at_arm != d_reported_played)
+        send_progress(true); // all the hub sent has played (the end of its source?): say so before waiting
     const double patience = d_transmitting ? std::min(WAIT_S, d_underrun_timeout) : d_idle_silence ? 0.0 : WAIT_S;
     if (n == 0 && patience > 0 && d_queue.wait(patience))
         n = d_queue.pop(out, noutput_items, first, tags);
