@@ -54,8 +54,9 @@ def play(hub, app_id, signal, armed, encoder, stop_when=None):
             played = max([m["played"] for m in hub.texts("tx_progress") if m.get("app_id") == app_id] or [0])
             if sent - played + count <= armed["queue_samples"]:
                 break
-            hub.wait_for(lambda s: max([m["played"] for m in s.texts("tx_progress") if m.get("app_id") == app_id]
-                                       or [0]) > played, 1.0)
+            if not hub.wait_for(lambda s: max([m["played"] for m in s.texts("tx_progress")
+                                               if m.get("app_id") == app_id] or [0]) > played, WAIT):
+                raise AssertionError(f"the speaker played nothing for {WAIT} s (played {played} of {sent} sent)")
         try:
             hub.send_bytes(payload)
         except (AssertionError, RuntimeError, OSError, TimeoutError):

@@ -16,6 +16,7 @@ from .websocket_source import websocket_source
 from .wire import audio
 
 RATES = (16000, 48000)
+LEGACY_FORMATS = {"f32": "cf32", "s16": "cs16"}
 LEVEL_SECONDS = 1.0  # the meters' time constant (levels are RMS over about the last second)
 LEVELS_PER_SECOND = 10
 
@@ -39,11 +40,17 @@ class voice_agent(gr.hier_block2):
                                         sample_rate=sample_rate, heartbeat_interval=heartbeat_interval,
                                         ca_file=ca_file, insecure=insecure)
         self.aec = aec(sample_rate, frame, tail_length, max_delay, residual_suppression, noise_suppression)
-        self.mic_sink = websocket_iq_sink(**_sink_args(
-            url=url, token=token, input_type="float", buffer_size=frame, sample_format=sample_format,
-            bitrate=bitrate, overflow="drop", queue_seconds=queue_seconds, sample_rate=sample_rate,
-            heartbeat_interval=heartbeat_interval, autostart=True, app_id=app_id, hardware_names=[],
-            ca_file=ca_file, insecure=insecure, agent_name=agent_name))
+        sink_args = dict(url=url, token=token, input_type="float", buffer_size=frame, sample_format=sample_format,
+                         bitrate=bitrate, overflow="drop", queue_seconds=queue_seconds, sample_rate=sample_rate,
+                         heartbeat_interval=heartbeat_interval, autostart=True, app_id=app_id, hardware_names=[],
+                         ca_file=ca_file, insecure=insecure, agent_name=agent_name)
+        try:
+            self.mic_sink = websocket_iq_sink(**_sink_args(**sink_args))
+        except ValueError:
+            if sample_format not in LEGACY_FORMATS:
+                raise
+            # A sink from before the audio formats: cf32/cs16 of a float input are the same bytes as f32/s16.
+            self.mic_sink = websocket_iq_sink(**_sink_args(**dict(sink_args, sample_format=LEGACY_FORMATS[sample_format])))
         self.handler = control_handler(default_device="", offer_simulator=False, audio_in=True, audio_out=True,
                                        radio=False)
         # What the speaker plays may run ahead of the sound card by no more than a frame or two of buffer.
