@@ -3,6 +3,7 @@ ria.voice_agent's speaker, a simulated room (image-method response, bulk delay, 
 microphone with a near-end talker, and the hub hears the talker with the echo taken out."""
 
 import os
+import re
 import sys
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from gnuradio import gr
 
 from gnuradio import ria
+from gnuradio.ria.agent import health
 from helpers import wait_until
 from hub_server import TOKEN
 
@@ -67,6 +69,7 @@ def loop_run(hub, flowgraphs, sentence, near, sample_format):
     assert heartbeat["capabilities"] == ["audio_in", "audio_out"]
     done = say(hub, sentence, sample_format)
     assert done["samples_played"] >= len(sentence)
+    check_voice_figures(hub, tb.agent)
     tb.stop()
     tb.wait()
     out, infos = voice_loop.mic_stream(hub)
@@ -75,6 +78,20 @@ def loop_run(hub, flowgraphs, sentence, near, sample_format):
         np.savez(os.environ["VOICE_LOOP_DUMP"] + f"-{sample_format}-{int(near.any())}.npz", out=out,
                  echo=tb.room.echo(), near=tb.room.near())
     return out, tb.room
+
+
+def check_voice_figures(hub, agent):
+    """The canceller's figures and the levels reach the agent's metrics line (and, with an audio-aware sink, the
+    heartbeat's stats) while the hub talks."""
+    assert wait_until(lambda: "erle_db" in agent.stats() and "levels" in agent.stats(), WAIT)
+    figures = agent.stats()
+    assert -40.0 < figures["levels"]["speaker_dbfs"] < 0 and figures["levels"]["mic_dbfs"] > -60.0
+    assert figures["levels"]["out_dbfs"] < figures["levels"]["mic_dbfs"]
+    line = health.MetricsLine().format(health.snapshot(agent.mic_sink, agent.speaker, agent))
+    assert re.search(r" erle_db=-?[0-9.]+ .*speaker_dbfs=-[0-9.]+ mic_dbfs=-[0-9.]+ out_dbfs=-[0-9.]+$", line), line
+    if agent.handler.heartbeat_stats:
+        assert hub.wait_for(lambda s: "erle_db" in s.texts("heartbeat")[-1].get("stats", {}), WAIT)
+    assert not [e for e in hub.texts("error") if "heartbeat" in e.get("message", "")]
 
 
 def judged(out, room):

@@ -31,6 +31,7 @@ class control_handler(gr.basic_block):
         self.voice = VoiceControl(self, speaker=audio_out, microphone=audio_in)
         self.radio = bool(radio)
         self.level_probes = {}  # name -> blocks.probe_signal_f of an RMS (ria.voice_agent's meters)
+        self.heartbeat_stats = True  # the voice figures go into the heartbeat's stats (the sink merges them)
         self.tx = TxControl(self, tx.Interlocks(allow_tx, _optional(tx_max_gain_db),
                                                 _optional(tx_max_duration_s) or None, tx_allowed_freq_ranges))
         self.default_device = default_device
@@ -233,7 +234,8 @@ class control_handler(gr.basic_block):
             if isinstance(event, dict):
                 self.voice.on_aec(event)
                 self.voice.on_levels({name: probe.level() for name, probe in self.level_probes.items()})
-                self._send("sink", {"heartbeat": {"stats": self.voice.stats()}})
+                if self.heartbeat_stats:
+                    self._send("sink", {"heartbeat": {"stats": self.voice.stats()}})
         except Exception as e:
             self._unforeseen("aec status", e)
 

@@ -44,15 +44,19 @@ class voice_agent(gr.hier_block2):
                          bitrate=bitrate, overflow="drop", queue_seconds=queue_seconds, sample_rate=sample_rate,
                          heartbeat_interval=heartbeat_interval, autostart=True, app_id=app_id, hardware_names=[],
                          ca_file=ca_file, insecure=insecure, agent_name=agent_name)
+        legacy = False
         try:
             self.mic_sink = websocket_iq_sink(**_sink_args(**sink_args))
         except ValueError:
             if sample_format not in LEGACY_FORMATS:
                 raise
             # A sink from before the audio formats: cf32/cs16 of a float input are the same bytes as f32/s16.
+            legacy = True
             self.mic_sink = websocket_iq_sink(**_sink_args(**dict(sink_args, sample_format=LEGACY_FORMATS[sample_format])))
         self.handler = control_handler(default_device="", offer_simulator=False, audio_in=True, audio_out=True,
                                        radio=False)
+        # The audio-aware sink merges a "stats" heartbeat field into its stats; the one before refuses it.
+        self.handler.heartbeat_stats = not legacy
         # What the speaker plays may run ahead of the sound card by no more than a frame or two of buffer.
         self.speaker.set_max_output_buffer(frame)
 
