@@ -5,6 +5,7 @@ microphone with a near-end talker, and the hub hears the talker with the echo ta
 import os
 import re
 import sys
+import wave
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from gnuradio import ria
 from gnuradio.ria.agent import health
 from helpers import wait_until
 from hub_server import TOKEN
+from processes import Process, grcc, python
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
 import aec_signals  # noqa: E402
@@ -204,3 +206,32 @@ def test_a_hub_restart_mid_sentence_and_the_next_sentence_plays(hub, flowgraphs,
         hub.received.clear()
     done = say(hub, far[:2 * RATE], "f32", app_id="second")
     assert done["samples_played"] >= 2 * RATE
+
+
+def test_the_room_example_runs_from_grc(hub, voices, tmp_path, repo_root):
+    """examples/voice_agent_room.grc compiled by grcc and run as a process: the hub says a sentence, the agent plays
+    it and streams the room back (the echo of it, the canceller's work and the talker) as audio."""
+    far, near = voices
+    write_wav(tmp_path / "talker.wav", near, RATE)
+    grcc(os.path.join(repo_root, "examples", "voice_agent_room.grc"), tmp_path)
+    agent = Process(python(str(tmp_path / "voice_agent_room.py"), "--url", hub.url(), "--token", TOKEN,
+                           "--talker", str(tmp_path / "talker.wav"), "--sample-format", "f32"))
+    try:
+        assert voice_loop.first_heartbeat_with(hub, "audio_out", 30), agent.output
+        done = say(hub, far[:3 * RATE], "f32")
+        assert done["samples_played"] >= 3 * RATE
+        assert hub.wait_for(lambda s: len(s.binary()) * 320 >= 3 * RATE, WAIT)
+    finally:
+        agent.stop()
+    out, infos = voice_loop.mic_stream(hub)
+    assert infos[0]["app_id"] == "voice" and infos[0]["sample_rate"] == RATE
+    heard = out[np.isfinite(out)]
+    assert len(heard) >= 3 * RATE and np.sqrt(np.mean(heard ** 2)) > 1e-3  # the talker, at least
+
+
+def write_wav(path, x, rate):
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.clip(np.rint(x * 32767), -32768, 32767).astype("<i2").tobytes())
