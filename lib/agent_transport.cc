@@ -796,6 +796,12 @@ void agent_transport::on_written(const std::shared_ptr<link>& l, bool ok)
                 d_counters.frames_sent++;
                 d_counters.samples_sent += d_in_flight->samples;
                 d_counters.bytes_sent += d_in_flight->fr.bytes;
+                const frame& fr = d_in_flight->fr;
+                if (fr.first_at > 0) {
+                    const double waited = monotonic_s() - 0.5 * (fr.first_at + fr.last_at);
+                    double& avg = d_counters.write_latency_s;
+                    avg = avg < 0 ? waited : avg + 0.05 * (waited - avg);
+                }
             }
         }
         d_writing = false;

@@ -48,6 +48,9 @@ struct transport_counters {
     uint64_t frames_sent = 0, samples_sent = 0, bytes_sent = 0;
     uint64_t frames_dropped = 0, samples_dropped = 0;
     uint64_t connections = 0;
+    //! Seconds a frame's samples waited from work() to written on the socket (the midpoint of its
+    //! first and last sample's arrival), smoothed over about 20 frames; -1 before the first.
+    double write_latency_s = -1;
     uint64_t reconnects() const { return connections > 0 ? connections - 1 : 0; }
 };
 

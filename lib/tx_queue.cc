@@ -66,19 +66,39 @@ tx_queue::intake tx_queue::push(const void* data, size_t bytes)
         d_counters.bad_frames++;
         return intake::bad_length;
     }
+    // (little-endian float32: the host's layout here)
+    return push_locked(static_cast<const float*>(data), bytes / sample_bytes);
+}
+
+tx_queue::intake tx_queue::push_samples(const float* samples, size_t n)
+{
+    std::lock_guard<std::mutex> lk(d_mutex);
+    return push_locked(samples, n);
+}
+
+uint64_t tx_queue::intake_session() const
+{
+    std::lock_guard<std::mutex> lk(d_mutex);
+    return d_intake;
+}
+
+tx_queue::intake tx_queue::push_locked(const float* samples, size_t n)
+{
     if (d_intake == 0) {
         d_counters.late_frames++;
         return intake::outside_session;
     }
+    if (n == 0)
+        return intake::taken;
     chunk c;
     c.session = d_intake;
     c.hub_index = d_intake_received;
-    c.values.resize(bytes / sizeof(float));
-    std::memcpy(c.values.data(), data, bytes); // (little-endian float32: the host's layout here)
-    const uint64_t n = bytes / sample_bytes;
+    c.values.assign(samples, samples + n * d_values);
+    c.arrived = monotonic_s();
     d_intake_received += n;
     if (d_intake == d_active)
         d_counters.received += n;
+    d_counters.frames_in++;
     d_queued += n;
     d_chunks.push_back(std::move(c));
     d_cond.notify_all();
@@ -200,11 +220,18 @@ size_t tx_queue::pop(float* out, size_t max, uint64_t& first, std::vector<tx_tag
         chunk& c = d_chunks.front();
         const size_t have = c.values.size() / d_values - c.pos;
         const size_t take = std::min(have, max - n);
+        if (c.pos == 0) {
+            const double waited = monotonic_s() - c.arrived;
+            double& avg = d_counters.latency_s;
+            avg = avg < 0 ? waited : avg + 0.05 * (waited - avg);
+        }
         std::memcpy(out + n * d_values, c.values.data() + c.pos * d_values, take * d_values * sizeof(float));
         c.pos += take;
         n += take;
-        if (c.pos * d_values == c.values.size())
+        if (c.pos * d_values == c.values.size()) {
             d_chunks.pop_front();
+            d_counters.frames_out++;
+        }
     }
     d_queued -= n;
     d_next_hub += n;

@@ -27,6 +27,11 @@ struct tx_queue_counters {
     uint64_t late_frames = 0;   //!< frames outside any session (after a stop, an underrun, for a refused start)
     uint64_t bad_frames = 0;    //!< frames whose length is not whole samples
     uint64_t queued = 0;        //!< samples waiting, all sessions
+    uint64_t frames_in = 0;     //!< binary frames taken for a session
+    uint64_t frames_out = 0;    //!< of those, played to their last sample
+    //! Seconds from a frame's arrival to its first sample handed to the flowgraph, smoothed over
+    //! about 20 frames; -1 before the first.
+    double latency_s = -1;
 };
 
 class tx_queue
@@ -50,6 +55,10 @@ public:
     //! A binary frame. `full`: taken, but the queue is at its capacity; read no more until
     //! take_resume() says so.
     intake push(const void* data, size_t bytes);
+    //! Samples already decoded from one binary frame (audio: s16, opus); the same as push().
+    intake push_samples(const float* samples, size_t n);
+    //! The session taking frames now (0: none).
+    uint64_t intake_session() const;
 
     // ---- block thread
     //! Session `seq` plays from now on, holding at most `capacity` samples; false when it no longer
@@ -88,7 +97,9 @@ private:
         uint64_t hub_index;
         std::vector<float> values;
         size_t pos = 0; // samples already played
+        double arrived = 0; // monotonic seconds
     };
+    intake push_locked(const float* samples, size_t n);
     static constexpr size_t MAX_MARKERS = 256;
 
     void drop_if_locked(bool (*pred)(const chunk&, uint64_t), uint64_t arg);

@@ -40,12 +40,24 @@ websocket_iq_sink::sptr websocket_iq_sink::make(const std::string& url,
                                                 const std::string& ca_file,
                                                 bool insecure,
                                                 bool token_in_query,
-                                                const std::string& agent_name)
+                                                const std::string& agent_name,
+                                                int bitrate)
 {
     require_choice("input_type", input_type, { "complex", "float" });
     require_choice("overflow", overflow, { "drop", "block" });
-    const auto format = wire::parse_format(sample_format);
-    frame_assembler check(buffer_size, format, 1); // throws naming buffer_size
+    const bool audio = input_type == "float";
+    const auto format = audio ? wire::parse_audio_format(sample_format) : wire::parse_format(sample_format);
+    if (audio && sample_format != wire::format_name(format))
+        gr::logger("ria_websocket_iq_sink")
+            .warn("sample_format '{}' is an IQ format; float input sends it as '{}'", sample_format,
+                  wire::format_name(format));
+    if (bitrate < opus::MIN_BITRATE || bitrate > opus::MAX_BITRATE)
+        throw std::invalid_argument("bitrate must be " + std::to_string(opus::MIN_BITRATE) + " to " +
+                                    std::to_string(opus::MAX_BITRATE) + " bit/s, got " + std::to_string(bitrate));
+    if (format == wire::sample_format::opus && sample_rate != std::floor(sample_rate))
+        throw std::invalid_argument("opus needs a whole sample_rate, got " + std::to_string(sample_rate));
+    // throws naming buffer_size (or, for opus, the rate or bitrate)
+    frame_assembler check(buffer_size, format, 1, static_cast<int>(sample_rate), bitrate);
     if (!(queue_seconds > 0) || queue_seconds > 60)
         throw std::invalid_argument("queue_seconds must be > 0 and at most 60, got " + std::to_string(queue_seconds));
     if (!(sample_rate >= 0) || !std::isfinite(sample_rate))
@@ -62,7 +74,8 @@ websocket_iq_sink::sptr websocket_iq_sink::make(const std::string& url,
                                                              sample_rate,
                                                              autostart ? json(app_id) : json(),
                                                              hardware_names,
-                                                             agent_name);
+                                                             agent_name,
+                                                             bitrate);
 }
 
 websocket_iq_sink_impl::websocket_iq_sink_impl(const transport_settings& transport,
@@ -74,19 +87,21 @@ websocket_iq_sink_impl::websocket_iq_sink_impl(const transport_settings& transpo
                                                double sample_rate,
                                                const json& autostart_app,
                                                const std::vector<std::string>& hardware_names,
-                                               const std::string& agent_name)
+                                               const std::string& agent_name,
+                                               int bitrate)
     : gr::sync_block("ria_websocket_iq_sink",
                      gr::io_signature::make(1, 1, complex_input ? sizeof(gr_complex) : sizeof(float)),
                      gr::io_signature::make(0, 0, 0)),
       d_settings(transport),
       d_values(complex_input ? 2 : 1),
+      d_bitrate(bitrate),
       d_drop(drop),
       d_queue_seconds(queue_seconds),
       d_autostart_app(autostart_app),
       d_hardware(hardware_names),
       d_agent({ { "name", agent_name }, { "version", VERSION } }),
       d_ctrl_port(pmt::mp("ctrl")),
-      d_assembler(std::make_unique<frame_assembler>(buffer_size, format, d_values)),
+      d_assembler(make_assembler(format, buffer_size, sample_rate)),
       d_rate(sample_rate),
       d_started_at(monotonic_s())
 {
@@ -95,6 +110,7 @@ websocket_iq_sink_impl::websocket_iq_sink_impl(const transport_settings& transpo
     // hand over far less often (at 1024-sample frames about 1.4x the throughput). work() skips
     // the HISTORY - 1 old samples at the start of its input.
     set_history(HISTORY);
+    d_audio_rate = sample_rate;
     message_port_register_in(pmt::mp("cmd"));
     message_port_register_in(pmt::mp("to_hub"));
     message_port_register_out(d_ctrl_port);
@@ -195,13 +211,24 @@ std::string websocket_iq_sink_impl::app_id() const
 json websocket_iq_sink_impl::stats() const
 {
     const auto c = counters();
-    return { { "frames_sent", c.frames_sent },
-             { "frames_dropped", c.frames_dropped },
-             { "samples_dropped", c.samples_dropped },
-             { "bytes_sent", c.bytes_sent },
-             { "sdr_overflows", d_sdr_overflows.load() },
-             { "reconnects", c.reconnects() },
-             { "uptime_s", std::round((monotonic_s() - d_started_at) * 10) / 10 } };
+    json s = { { "frames_sent", c.frames_sent },
+               { "frames_dropped", c.frames_dropped },
+               { "samples_dropped", c.samples_dropped },
+               { "bytes_sent", c.bytes_sent },
+               { "sdr_overflows", d_sdr_overflows.load() },
+               { "reconnects", c.reconnects() },
+               { "uptime_s", std::round((monotonic_s() - d_started_at) * 10) / 10 } };
+    if (d_values == 1) {
+        // The microphone's side of the voice counters (§8).
+        const double rate = d_audio_rate.load();
+        const double queued = static_cast<double>(queue_samples());
+        s["audio_frames_sent"] = c.frames_sent;
+        s["audio_frames_dropped"] = c.frames_dropped;
+        s["mic_queue_ms"] = rate > 0 ? std::round(queued / rate * 1e4) / 10 : 0.0;
+        if (c.write_latency_s >= 0) // absent until a frame was written
+            s["mic_latency_ms"] = std::round(c.write_latency_s * 1e4) / 10;
+    }
+    return s;
 }
 
 json websocket_iq_sink_impl::heartbeat() const
@@ -276,7 +303,8 @@ void websocket_iq_sink_impl::apply_cmd(const json& cmd)
     if (cmd.contains("sample_format")) {
         if (!cmd["sample_format"].is_string())
             throw std::invalid_argument("sample_format must be a string, got " + wire::encode(cmd["sample_format"]));
-        format = wire::parse_format(cmd["sample_format"].get<std::string>());
+        const auto& name = cmd["sample_format"].get_ref<const std::string&>();
+        format = d_values == 1 ? wire::parse_audio_format(name) : wire::parse_format(name);
     }
     if (cmd.contains("buffer_size")) {
         if (!cmd["buffer_size"].is_number_integer())
@@ -293,8 +321,10 @@ void websocket_iq_sink_impl::apply_cmd(const json& cmd)
     if (cmd.contains("stream") && !cmd["stream"].is_boolean())
         throw std::invalid_argument("stream must be true or false, got " + wire::encode(cmd["stream"]));
     std::unique_ptr<frame_assembler> next;
-    if (format != d_assembler->format() || size != static_cast<int64_t>(d_assembler->buffer_size()))
-        next = std::make_unique<frame_assembler>(size, format, d_values);
+    const bool opus_rate = format == wire::sample_format::opus && rate != d_rate;
+    if (format != d_assembler->format() || opus_rate ||
+        (format != wire::sample_format::opus && size != static_cast<int64_t>(d_assembler->buffer_size())))
+        next = make_assembler(format, size, rate); // throws naming what it cannot take
 
     if (next) {
         cut();
@@ -339,11 +369,29 @@ void websocket_iq_sink_impl::set_heartbeat_fields(const json& fields)
         t->send_heartbeat(); // the hub learns of the change now, not at the next interval
 }
 
+std::unique_ptr<frame_assembler>
+websocket_iq_sink_impl::make_assembler(wire::sample_format f, int64_t size, double rate) const
+{
+    if (f == wire::sample_format::opus && rate != std::floor(rate))
+        throw std::invalid_argument("opus needs a whole sample_rate, got " + std::to_string(rate));
+    return std::make_unique<frame_assembler>(size, f, d_values, static_cast<int>(rate), d_bitrate);
+}
+
 void websocket_iq_sink_impl::change_stream(double rate, double freq, double gain)
 {
     if (rate == d_rate && freq == d_freq && gain == d_gain)
         return;
     cut(); // the frame ends at the change
+    if (d_assembler->format() == wire::sample_format::opus && rate != d_rate) {
+        try {
+            d_assembler = make_assembler(d_assembler->format(), 1, rate);
+        } catch (const std::exception& e) {
+            // An rx_rate tag Opus cannot take: keep the encoder and say so.
+            d_logger->error("rx_rate {}: {}", rate, e.what());
+            rate = d_rate;
+        }
+    }
+    d_audio_rate = rate;
     d_rate = rate;
     d_freq = freq;
     d_gain = gain;
@@ -395,7 +443,11 @@ void websocket_iq_sink_impl::flush()
     const json& app = d_app_id; // written only on this thread, so read without the lock
     if (d_info_due) {
         d_info_due = false;
-        t->send_in_order(wire::stream_info(app, d_rate, d_freq, d_gain, d_assembler->format(), d_sample_index));
+        const auto f = d_assembler->format();
+        t->send_in_order(wire::is_audio(f) ? wire::audio_stream_info(app, d_rate, f, d_sample_index,
+                                                                     static_cast<int>(d_assembler->buffer_size()),
+                                                                     d_bitrate)
+                                           : wire::stream_info(app, d_rate, d_freq, d_gain, f, d_sample_index));
     }
     d_sample_index += t->send_frames(d_batch, d_sample_index, app, d_drop);
 }
@@ -421,6 +473,7 @@ int websocket_iq_sink_impl::work(int noutput_items,
     d_samples_produced += n;
     const auto* in = static_cast<const float*>(input_items[0]) + (HISTORY - 1) * d_values;
     const uint64_t start = nitems_read(0);
+    d_assembler->stamp(monotonic_s());
 
     std::vector<gr::tag_t> tags;
     get_tags_in_range(tags, 0, start, start + n);

@@ -26,7 +26,8 @@ public:
                            double sample_rate,
                            const json& autostart_app,
                            const std::vector<std::string>& hardware_names,
-                           const std::string& agent_name);
+                           const std::string& agent_name,
+                           int bitrate);
     ~websocket_iq_sink_impl() override;
 
     bool start() override;
@@ -57,6 +58,8 @@ private:
 
     // stream (block thread)
     void begin(const json& app_id);
+    //! The assembler for a format, size and rate (float input: audio formats; opus: its frame)
+    std::unique_ptr<frame_assembler> make_assembler(wire::sample_format f, int64_t size, double rate) const;
     //! A new rate, frequency or gain: cut the frame, announce the new stream before the next one.
     void change_stream(double rate, double freq, double gain);
     void set_app_id(const json& app_id);
@@ -74,6 +77,7 @@ private:
 
     const transport_settings d_settings;
     const unsigned d_values;
+    const int d_bitrate;
     const bool d_drop;
     const double d_queue_seconds;
     const json d_autostart_app;
@@ -96,6 +100,7 @@ private:
     std::atomic<uint64_t> d_samples_produced{ 0 };
     std::atomic<int64_t> d_sdr_overflows{ 0 };
     std::atomic<double> d_started_at;
+    std::atomic<double> d_audio_rate{ 0 }; // d_rate, for stats() on other threads
 };
 
 } // namespace ria

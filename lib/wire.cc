@@ -46,9 +46,31 @@ sample_format parse_format(const std::string& name)
     throw std::invalid_argument("sample_format must be one of cf32, cs16, cs8, got '" + name + "'");
 }
 
+sample_format parse_audio_format(const std::string& name)
+{
+    if (name == "f32" || name == "cf32")
+        return sample_format::f32;
+    if (name == "s16" || name == "cs16" || name == "cs8")
+        return sample_format::s16;
+    if (name == "opus")
+        return sample_format::opus;
+    throw std::invalid_argument("sample_format must be one of f32, s16, opus for audio, got '" + name + "'");
+}
+
+bool is_audio(sample_format f)
+{
+    return f == sample_format::f32 || f == sample_format::s16 || f == sample_format::opus;
+}
+
 const char* format_name(sample_format f)
 {
     switch (f) {
+    case sample_format::f32:
+        return "f32";
+    case sample_format::s16:
+        return "s16";
+    case sample_format::opus:
+        return "opus";
     case sample_format::cs16:
         return "cs16";
     case sample_format::cs8:
@@ -61,7 +83,10 @@ const char* format_name(sample_format f)
 size_t bytes_per_value(sample_format f)
 {
     switch (f) {
+    case sample_format::opus:
+        return 0;
     case sample_format::cs16:
+    case sample_format::s16:
         return 2;
     case sample_format::cs8:
         return 1;
@@ -74,10 +99,14 @@ void convert(const float* in, size_t n, sample_format f, uint8_t* out)
 {
     // x86 and ARM hosts are little-endian, as the wire is; cf32 is a plain copy.
     switch (f) {
+    case sample_format::opus:
+        throw std::invalid_argument("convert takes no opus (it goes through the encoder)");
     case sample_format::cf32:
+    case sample_format::f32:
         std::memcpy(out, in, n * sizeof(float));
         return;
-    case sample_format::cs16: {
+    case sample_format::cs16:
+    case sample_format::s16: {
         // VOLK scales, rounds (to nearest even) and saturates to [-32768, 32767]; the
         // protocol's full scale is symmetric, so -32768 becomes -32767.
         auto* o = reinterpret_cast<int16_t*>(out);
@@ -93,6 +122,27 @@ void convert(const float* in, size_t n, sample_format f, uint8_t* out)
             o[i] = std::max<int8_t>(o[i], -127);
         return;
     }
+    }
+}
+
+void audio_from_bytes(const uint8_t* in, size_t bytes, sample_format f, std::vector<float>& out)
+{
+    const size_t size = f == sample_format::f32 ? 4 : f == sample_format::s16 ? 2 : 0;
+    if (size == 0)
+        throw std::invalid_argument(std::string("audio_from_bytes takes f32 or s16, got ") + format_name(f));
+    if (bytes % size)
+        throw std::invalid_argument(std::string("a ") + format_name(f) + " frame of " + std::to_string(bytes) +
+                                    " bytes is not a whole number of samples");
+    const size_t n = bytes / size, at = out.size();
+    out.resize(at + n);
+    if (f == sample_format::f32) {
+        std::memcpy(out.data() + at, in, bytes); // little-endian hosts, as the wire
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int16_t v;
+        std::memcpy(&v, in + 2 * i, 2);
+        out[at + i] = static_cast<float>(v) / 32767.0f;
     }
 }
 
@@ -196,6 +246,19 @@ json stream_info(const json& app_id,
              { "sample_rate", sample_rate },  { "center_frequency", center_frequency },
              { "gain", gain },                { "sample_format", format_name(f) },
              { "sample_index", sample_index } };
+}
+
+json audio_stream_info(
+    const json& app_id, double sample_rate, sample_format f, uint64_t sample_index, int frame_samples, int bitrate)
+{
+    json msg = { { "type", "stream_info" },   { "app_id", app_id },           { "media", "audio" },
+                 { "channels", 1 },           { "sample_rate", sample_rate }, { "sample_format", format_name(f) },
+                 { "sample_index", sample_index } };
+    if (f == sample_format::opus) {
+        msg["frame_samples"] = frame_samples;
+        msg["bitrate"] = bitrate;
+    }
+    return msg;
 }
 
 json gap(const json& app_id, uint64_t sample_index, uint64_t dropped, const std::string& reason)

@@ -85,7 +85,7 @@ def test_package_depends_on_debians_gnuradio_soapysdr_and_what_the_libraries_lin
     names = {re.match(r"[\w.+-]+", d).group(0) for d in depends}
     # from dpkg-shlibdeps (the .so files) and by hand (Python modules, the interpreter, the service user)
     assert {"gnuradio", "python3-soapysdr", "python3-numpy", "python3", "adduser", "libsoapysdr0.8", "libspeexdsp1",
-            "libfftw3-single3", "libssl3", "libc6", "libstdc++6"} <= names, depends
+            "libfftw3-single3", "libssl3", "libc6", "libstdc++6", "libopus0"} <= names, depends
     assert any(n.startswith("libgnuradio-runtime") for n in names), depends
     assert any(n.startswith("libvolk") for n in names), depends
     assert "python3 (<< 3.12)" in depends  # the binding is built for one Python ABI

@@ -11,7 +11,8 @@ from .ria_python import websocket_iq_sink_block
 
 def websocket_iq_sink(url="", token="", input_type="complex", buffer_size=1024, sample_format="cf32",
                       overflow="drop", queue_seconds=0.5, sample_rate=0.0, heartbeat_interval=30.0, autostart=False, app_id="",
-                      hardware_names="", ca_file="", insecure=False, token_in_query=False, agent_name="gr-ria"):
+                      hardware_names="", ca_file="", insecure=False, token_in_query=False, agent_name="gr-ria",
+                      bitrate=32000):
     """See grc/ria_websocket_iq_sink.block.yml for the user documentation."""
     url, token = config.hub_connection(url, token)
     if isinstance(hardware_names, str):  # GRC: comma separated, empty for the radios attached now
@@ -26,4 +27,4 @@ def websocket_iq_sink(url="", token="", input_type="complex", buffer_size=1024, 
                                    heartbeat_interval=float(heartbeat_interval), autostart=bool(autostart),
                                    app_id=str(app_id), hardware_names=names,
                                    ca_file=ca_file, insecure=bool(insecure), token_in_query=bool(token_in_query),
-                                   agent_name=agent_name)
+                                   agent_name=agent_name, bitrate=int(bitrate))

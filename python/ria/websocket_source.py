@@ -10,10 +10,12 @@ from .ria_python import websocket_source_block
 
 
 def websocket_source(url="", token="", output_type="complex", queue_seconds=0.5, sample_rate=0.0,
-                     underrun_timeout=0.1, heartbeat_interval=30.0, ca_file="", insecure=False, token_in_query=False):
+                     underrun_timeout=0.1, heartbeat_interval=30.0, ca_file="", insecure=False, token_in_query=False,
+                     idle_output="auto"):
     """See grc/ria_websocket_source.block.yml for the user documentation."""
     url, token = config.hub_connection(url, token)
     return websocket_source_block(url=url, token=token, output_type=output_type, queue_seconds=float(queue_seconds),
                                   sample_rate=float(sample_rate), underrun_timeout=float(underrun_timeout),
                                   heartbeat_interval=float(heartbeat_interval), ca_file=ca_file,
-                                  insecure=bool(insecure), token_in_query=bool(token_in_query))
+                                  insecure=bool(insecure), token_in_query=bool(token_in_query),
+                                  idle_output=str(idle_output))

@@ -24,7 +24,9 @@ namespace ria {
  * with full-jitter backoff, acks and de-duplication of message ids, TLS with verification.
  *
  * While a session streams, every binary frame holds exactly \p buffer_size samples in
- * cf32, cs16 or cs8; a frame is cut at an `rx_freq` / `rx_rate` / `rx_gain` tag whose value
+ * cf32, cs16 or cs8 (complex input) or f32, s16 (float input: audio, docs/protocol.md §8); with
+ * opus (float input) a frame is one Opus packet of 20 ms whatever \p buffer_size, and
+ * sample_index counts decoded samples. A frame is cut at an `rx_freq` / `rx_rate` / `rx_gain` tag whose value
  * changes, and a `stream_info` goes before the first frame after every change and after every
  * reconnect.
  *
@@ -45,7 +47,8 @@ public:
      * \param token the agent's bearer token (never logged)
      * \param input_type "complex" (IQ) or "float" (audio)
      * \param buffer_size samples per binary frame
-     * \param sample_format "cf32", "cs16" or "cs8"
+     * \param sample_format complex input: "cf32", "cs16" or "cs8"; float input: "f32", "s16" or
+     *        "opus" (cf32, cs16, cs8 are taken as f32, s16, s16 for .grc files saved before)
      * \param overflow "drop" or "block"
      * \param queue_seconds seconds of signal the send queue holds (at 1 MS/s while the rate is unknown)
      * \param sample_rate the stream's rate for stream_info until an rx_rate tag or a cmd says
@@ -58,6 +61,7 @@ public:
      * \param insecure skip TLS verification (testing only)
      * \param token_in_query send the token as ?token= instead of the Authorization header
      * \param agent_name this agent's name in the heartbeat
+     * \param bitrate Opus bit rate (bit/s, 6000 to 256000) for sample_format "opus"
      */
     static sptr make(const std::string& url,
                      const std::string& token,
@@ -74,7 +78,8 @@ public:
                      const std::string& ca_file,
                      bool insecure,
                      bool token_in_query,
-                     const std::string& agent_name);
+                     const std::string& agent_name,
+                     int bitrate = 32000);
 
     virtual bool connected() const = 0;
     virtual bool streaming() const = 0;

@@ -32,6 +32,19 @@ namespace ria {
  * tagged `tx_eob`. With an empty queue for \p underrun_timeout after the session began: policy
  * "pause" ends the session, "zero" plays zeros, "repeat" the last frame, one frame at a time.
  *
+ * Float output (a speaker, docs/protocol.md §8): a session's `arm` also carries sample_format
+ * (f32, s16 or opus: as the tx_start's radio_config says, which the block reads to decode the
+ * frames as they come) and volume (dB). Opus packets are decoded one per binary frame; one libopus
+ * cannot decode is dropped, counted and reported (an `error` to the hub at most once a second).
+ * With underrun_policy "zero" an empty queue is concealed (Opus PLC, silence for f32/s16) for
+ * 100 ms, then silence, and the session goes on.
+ *
+ * \p idle_output "silence": with no session playing (idle, armed, between and after sessions)
+ * the block outputs zeros as fast as its downstream takes them (a sound card, a throttle), so a
+ * speaker and an echo canceller's reference fed from it never stop and stay sample-aligned.
+ * "nothing": it outputs nothing then (a radio's TX stops). "auto": silence for float output,
+ * nothing for complex.
+ *
  * Message output `status`: dicts with an "event": armed, stale (an arm for a session that was
  * stopped or replaced), transmitting, underrun, ended.
  */
@@ -51,6 +64,7 @@ public:
      * \param ca_file CA certificate for a wss:// hub; empty: the system's trust store
      * \param insecure skip TLS verification (testing only)
      * \param token_in_query send the token as ?token= instead of the Authorization header
+     * \param idle_output "auto", "silence" or "nothing": what plays with no session
      */
     static sptr make(const std::string& url,
                      const std::string& token,
@@ -61,12 +75,15 @@ public:
                      double heartbeat_interval,
                      const std::string& ca_file,
                      bool insecure,
-                     bool token_in_query);
+                     bool token_in_query,
+                     const std::string& idle_output = "auto");
 
     virtual bool connected() const = 0;
     //! "idle", "armed", "transmitting"
     virtual std::string state() const = 0;
-    //! JSON: received, played, underruns, late_frames, bad_frames, queued, queue_samples
+    //! JSON: received, played, underruns, late_frames, bad_frames, queued, queue_samples; float
+    //! output adds audio_frames_received, audio_frames_played, audio_frames_concealed,
+    //! audio_frames_bad, speaker_queue_ms, speaker_latency_ms
     virtual std::string stats_json() const = 0;
 };
 

@@ -39,7 +39,8 @@ void bind_websocket_iq_sink(py::module& m)
              py::arg("ca_file"),
              py::arg("insecure"),
              py::arg("token_in_query"),
-             py::arg("agent_name"))
+             py::arg("agent_name"),
+             py::arg("bitrate") = 32000)
         .def("connected", &websocket_iq_sink::connected)
         .def("streaming", &websocket_iq_sink::streaming)
         .def("app_id", [](const websocket_iq_sink& s) { return from_json(s.app_id()); })

@@ -20,7 +20,8 @@ void bind_websocket_source(py::module& m)
              py::arg("heartbeat_interval"),
              py::arg("ca_file"),
              py::arg("insecure"),
-             py::arg("token_in_query"))
+             py::arg("token_in_query"),
+             py::arg("idle_output") = "auto")
         .def("connected", &websocket_source::connected)
         .def("state", &websocket_source::state)
         .def("stats", [](const websocket_source& s) {
