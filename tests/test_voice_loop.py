@@ -110,6 +110,13 @@ def judged(out, room):
     return out, echo, near, heard
 
 
+def codec_delay(out, near, talking, most=int(0.03 * RATE)):
+    """Samples by which the hub's stream lags the microphone: Opus's own look-ahead (a few ms), 0 for raw samples."""
+    x = np.where(talking, np.nan_to_num(out), 0)
+    scores = [np.dot(x[lag:], np.where(talking, near, 0)[:len(x) - lag]) for lag in range(most)]
+    return int(np.argmax(scores))
+
+
 def db(a, b):
     return 10 * np.log10(np.sum(a ** 2) / np.sum(b ** 2))
 
@@ -135,6 +142,11 @@ def double_talk(hub, flowgraphs, voices, sample_format, results):
     out, room = loop_run(hub, flowgraphs, sentence, near, sample_format)
     out, echo, near_at_mic, heard = judged(out, room)
     talking = heard & (np.abs(near_at_mic) > 1e-3)
+    lag = codec_delay(out, near_at_mic, talking)
+    assert lag == 0 or sample_format == "opus", lag  # (raw samples: none)
+    out = np.concatenate([out[lag:], np.full(lag, np.nan, np.float32)])
+    heard &= np.isfinite(out)
+    talking &= heard
     assert talking.sum() > 2 * RATE, "the talker was not heard during the sentence"
     gain = np.dot(out[talking], near_at_mic[talking]) / np.dot(near_at_mic[talking], near_at_mic[talking])
     results[sample_format] = (reduction, -20 * np.log10(gain), db(echo[heard], out[heard] - gain * near_at_mic[heard]))
@@ -143,15 +155,22 @@ def double_talk(hub, flowgraphs, voices, sample_format, results):
     return results[sample_format]
 
 
-@pytest.mark.parametrize("sample_format", ["f32"])
+@pytest.mark.parametrize("sample_format", ["f32", "opus"])
 def test_the_hub_hears_its_own_voice_reduced_by_30_db(hub, flowgraphs, voices, loop_results, sample_format):
     reduction, _, _ = double_talk(hub, flowgraphs, voices, sample_format, loop_results)
     assert reduction >= 30.0
 
 
-@pytest.mark.xfail(strict=True, reason="ria.aec's residual suppressor takes 1.8-3 dB off a talker who barges in "
-                                       "over a drifting echo (issue 12/aec3): see the printed figures")
-@pytest.mark.parametrize("sample_format", ["f32"])
+@pytest.mark.parametrize("sample_format", ["f32", "opus"])
+def test_the_hub_hears_the_talker_who_barges_in(hub, flowgraphs, voices, loop_results, sample_format):
+    """Today's bound (ria.aec takes 1.4 to 3 dB off this talker); the issue's 1 dB is the test below."""
+    _, attenuation, _ = double_talk(hub, flowgraphs, voices, sample_format, loop_results)
+    assert -1.0 <= attenuation <= 4.0
+
+
+@pytest.mark.xfail(strict=False, reason="issue 14's bar: ria.aec's residual suppressor takes 1.4-3 dB off a talker "
+                                        "who barges in over a drifting echo (issue 12, branch aec3); see the figures")
+@pytest.mark.parametrize("sample_format", ["f32", "opus"])
 def test_the_hub_hears_the_talker_within_1_db(hub, flowgraphs, voices, loop_results, sample_format):
     _, attenuation, _ = double_talk(hub, flowgraphs, voices, sample_format, loop_results)
     assert abs(attenuation) <= 1.0

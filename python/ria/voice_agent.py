@@ -4,8 +4,6 @@ hub -> ria.websocket_source (float) -> speaker (the output) and ria.aec's refere
 microphone (the input) -> ria.aec -> ria.websocket_iq_sink (float) -> hub, on the agent's one connection.
 ria.control_handler runs the hub's play sessions on the speaker stream and reports the voice figures."""
 
-import inspect
-
 from gnuradio import blocks, gr
 
 from .agent import config
@@ -16,7 +14,6 @@ from .websocket_source import websocket_source
 from .wire import audio
 
 RATES = (16000, 48000)
-LEGACY_FORMATS = {"f32": "cf32", "s16": "cs16"}
 LEVEL_SECONDS = 1.0  # the meters' time constant (levels are RMS over about the last second)
 LEVELS_PER_SECOND = 10
 
@@ -40,23 +37,13 @@ class voice_agent(gr.hier_block2):
                                         sample_rate=sample_rate, heartbeat_interval=heartbeat_interval,
                                         ca_file=ca_file, insecure=insecure)
         self.aec = aec(sample_rate, frame, tail_length, max_delay, residual_suppression, noise_suppression)
-        sink_args = dict(url=url, token=token, input_type="float", buffer_size=frame, sample_format=sample_format,
-                         bitrate=bitrate, overflow="drop", queue_seconds=queue_seconds, sample_rate=sample_rate,
-                         heartbeat_interval=heartbeat_interval, autostart=True, app_id=app_id, hardware_names=[],
-                         ca_file=ca_file, insecure=insecure, agent_name=agent_name)
-        legacy = False
-        try:
-            self.mic_sink = websocket_iq_sink(**_sink_args(**sink_args))
-        except ValueError:
-            if sample_format not in LEGACY_FORMATS:
-                raise
-            # A sink from before the audio formats: cf32/cs16 of a float input are the same bytes as f32/s16.
-            legacy = True
-            self.mic_sink = websocket_iq_sink(**_sink_args(**dict(sink_args, sample_format=LEGACY_FORMATS[sample_format])))
+        self.mic_sink = websocket_iq_sink(url=url, token=token, input_type="float", buffer_size=frame,
+                                          sample_format=sample_format, bitrate=bitrate, overflow="drop",
+                                          queue_seconds=queue_seconds, sample_rate=sample_rate,
+                                          heartbeat_interval=heartbeat_interval, autostart=True, app_id=app_id,
+                                          hardware_names=[], ca_file=ca_file, insecure=insecure, agent_name=agent_name)
         self.handler = control_handler(default_device="", offer_simulator=False, audio_in=True, audio_out=True,
                                        radio=False)
-        # The audio-aware sink merges a "stats" heartbeat field into its stats; the one before refuses it.
-        self.handler.heartbeat_stats = not legacy
         # What the speaker plays may run ahead of the sound card by no more than a frame or two of buffer.
         self.speaker.set_max_output_buffer(frame)
 
@@ -89,8 +76,3 @@ class voice_agent(gr.hier_block2):
         """The voice figures of the handler (ERLE, delay, drift, levels), for the health snapshot."""
         return self.handler.voice.stats()
 
-
-def _sink_args(**kwargs):
-    """Only the keys this build's websocket_iq_sink takes (bitrate: with Opus support)."""
-    known = inspect.signature(websocket_iq_sink).parameters
-    return {k: v for k, v in kwargs.items() if k in known}
