@@ -90,7 +90,9 @@ def check_voice_figures(hub, agent):
     assert -40.0 < figures["levels"]["speaker_dbfs"] < 0 and figures["levels"]["mic_dbfs"] > -60.0
     assert figures["levels"]["out_dbfs"] < figures["levels"]["mic_dbfs"]
     line = health.MetricsLine().format(health.snapshot(agent.mic_sink, agent.speaker, agent))
-    assert re.search(r" erle_db=-?[0-9.]+ .*speaker_dbfs=-[0-9.]+ mic_dbfs=-[0-9.]+ out_dbfs=-[0-9.]+$", line), line
+    assert re.search(r" audio_frames_sent=\+[1-9][0-9]* .* audio_frames_played=\+[1-9][0-9]* audio_frames_concealed=\+[0-9]+ .*"
+                     r"speaker_queue_ms=[0-9.]+ .*erle_db=-?[0-9.]+ .*speaker_dbfs=-[0-9.]+ mic_dbfs=-[0-9.]+ "
+                     r"out_dbfs=-[0-9.]+$", line), line
     if agent.handler.heartbeat_stats:
         assert hub.wait_for(lambda s: "erle_db" in s.texts("heartbeat")[-1].get("stats", {}), WAIT)
     assert not [e for e in hub.texts("error") if "heartbeat" in e.get("message", "")]
@@ -163,12 +165,12 @@ def test_the_hub_hears_its_own_voice_reduced_by_30_db(hub, flowgraphs, voices, l
 
 @pytest.mark.parametrize("sample_format", ["f32", "opus"])
 def test_the_hub_hears_the_talker_who_barges_in(hub, flowgraphs, voices, loop_results, sample_format):
-    """Today's bound (ria.aec takes 0.6 to 3 dB off this talker, run to run); the issue's 1 dB is the test below."""
+    """Today's bound (ria.aec takes 0.6 to 3.3 dB off this talker, run to run); the issue's 1 dB is the test below."""
     _, attenuation, _ = double_talk(hub, flowgraphs, voices, sample_format, loop_results)
-    assert -1.0 <= attenuation <= 4.0
+    assert -1.0 <= attenuation <= 5.0
 
 
-@pytest.mark.xfail(strict=False, reason="issue 14's bar: ria.aec's residual suppressor takes 0.6-3 dB (run to run) off "
+@pytest.mark.xfail(strict=False, reason="issue 14's bar: ria.aec's residual suppressor takes 0.6-3.3 dB (run to run) off "
                                         "a talker who barges in over a drifting echo (issue 12, branch aec3)")
 @pytest.mark.parametrize("sample_format", ["f32", "opus"])
 def test_the_hub_hears_the_talker_within_1_db(hub, flowgraphs, voices, loop_results, sample_format):

@@ -21,8 +21,9 @@ def snapshot(sink, tx_stream=None, voice=None):
                 session="streaming" if sink.streaming() else "idle", app_id=sink.app_id(),
                 queue_depth=sink.queue_depth(), last_error=sink.last_error(), time=round(time.time(), 3))
     if tx_stream is not None:
-        snap.update({f"tx_samples_{k}" if k in ("received", "played") else f"tx_{k}": v
-                     for k, v in tx_stream.stats().items()}, tx=tx_stream.state())
+        snap.update({k if k in VOICE_COUNTERS + VOICE_GAUGES else
+                     f"tx_samples_{k}" if k in ("received", "played") else f"tx_{k}": v
+                     for k, v in tx_stream.stats().items()}, tx=tx_stream.state())  # (a speaker's are its own)
     if voice is not None:
         snap.update(voice.stats())
     return snap
@@ -46,7 +47,7 @@ class MetricsLine:
             line += (f" tx={snap['tx']} tx_played=+{delta('tx_samples_played')} "
                      f"tx_underruns=+{delta('tx_underruns')} tx_late_frames=+{delta('tx_late_frames')}")
         if any(k in snap for k in VOICE_COUNTERS + VOICE_GAUGES + ("levels",)):
-            line += "".join(f" {k[len('audio_'):]}=+{delta(k)}" for k in VOICE_COUNTERS if k in snap)
+            line += "".join(f" {k}=+{delta(k)}" for k in VOICE_COUNTERS if k in snap)
             line += "".join(f" {k}={snap[k]:g}" for k in VOICE_GAUGES if isinstance(snap.get(k), (int, float)))
             levels = snap.get("levels") if isinstance(snap.get("levels"), dict) else {}
             line += "".join(f" {k}={v:g}" for k, v in levels.items() if isinstance(v, (int, float)))
