@@ -90,7 +90,8 @@ def check_voice_figures(hub, agent):
     assert -40.0 < figures["levels"]["speaker_dbfs"] < 0 and figures["levels"]["mic_dbfs"] > -60.0
     assert figures["levels"]["out_dbfs"] < figures["levels"]["mic_dbfs"]
     line = health.MetricsLine().format(health.snapshot(agent.mic_sink, agent.speaker, agent))
-    assert re.search(r" audio_frames_sent=\+[1-9][0-9]* .* audio_frames_played=\+[1-9][0-9]* audio_frames_concealed=\+[0-9]+ .*"
+    assert re.search(r" audio_frames_sent=\+[1-9][0-9]* .* audio_frames_played=\+[1-9][0-9]* "
+                     r"audio_frames_concealed=\+[0-9]+ .*"
                      r"speaker_queue_ms=[0-9.]+ .*erle_db=-?[0-9.]+ .*speaker_dbfs=-[0-9.]+ mic_dbfs=-[0-9.]+ "
                      r"out_dbfs=-[0-9.]+$", line), line
     if agent.handler.heartbeat_stats:
@@ -170,8 +171,8 @@ def test_the_hub_hears_the_talker_who_barges_in(hub, flowgraphs, voices, loop_re
     assert -1.0 <= attenuation <= 5.0
 
 
-@pytest.mark.xfail(strict=False, reason="issue 14's bar: ria.aec's residual suppressor takes 0.6-3.3 dB (run to run) off "
-                                        "a talker who barges in over a drifting echo (issue 12, branch aec3)")
+@pytest.mark.xfail(strict=False, reason="issue 14's bar: ria.aec's residual suppressor takes 0.6-3.3 dB (run to run) "
+                                        "off a talker who barges in over a drifting echo (issue 12, branch aec3)")
 @pytest.mark.parametrize("sample_format", ["f32", "opus"])
 def test_the_hub_hears_the_talker_within_1_db(hub, flowgraphs, voices, loop_results, sample_format):
     _, attenuation, _ = double_talk(hub, flowgraphs, voices, sample_format, loop_results)
@@ -198,8 +199,13 @@ def test_play_sessions_are_refused_with_the_key_named_and_nothing_plays(hub, flo
     assert armed["queue_samples"] == int(0.2 * RATE) and armed["sample_format"] == "f32"
     hub.send({"type": "tx_start", "app_id": "second", "radio_config": {"media": "audio", "tx_sample_rate": RATE}})
     assert "a play session is already active" in voice_loop.wait_state(hub, "error", "second")["message"]
+    hub.send({"type": "tx_configure", "app_id": "good", "radio_config": {"tx_gain": -6}})
+    assert hub.wait_for(lambda s: any("a play session takes no configure" in e.get("message", "")
+                                      for e in s.texts("error")), WAIT)
+    assert tb.agent.handler.voice.session.state == "armed"  # (a refused configure changed nothing)
     hub.send({"type": "tx_stop", "app_id": "good"})
     voice_loop.wait_state(hub, "done", "good")
+    assert tb.agent.handler.voice.session is None
 
 
 def test_an_iq_agent_has_no_speaker(hub, serial, flowgraphs):
