@@ -83,8 +83,8 @@ def loop_run(hub, flowgraphs, sentence, near, sample_format):
 
 
 def check_voice_figures(hub, agent):
-    """The canceller's figures and the levels reach the agent's metrics line (and, with an audio-aware sink, the
-    heartbeat's stats) while the hub talks."""
+    """The canceller's figures and the levels reach the agent's metrics line and the heartbeat's stats while the
+    hub talks."""
     assert wait_until(lambda: "erle_db" in agent.stats() and "levels" in agent.stats(), WAIT)
     figures = agent.stats()
     assert -40.0 < figures["levels"]["speaker_dbfs"] < 0 and figures["levels"]["mic_dbfs"] > -60.0
@@ -94,8 +94,10 @@ def check_voice_figures(hub, agent):
                      r"audio_frames_concealed=\+[0-9]+ .*"
                      r"speaker_queue_ms=[0-9.]+ .*erle_db=-?[0-9.]+ .*speaker_dbfs=-[0-9.]+ mic_dbfs=-[0-9.]+ "
                      r"out_dbfs=-[0-9.]+$", line), line
-    if agent.handler.heartbeat_stats:
-        assert hub.wait_for(lambda s: "erle_db" in s.texts("heartbeat")[-1].get("stats", {}), WAIT)
+    assert hub.wait_for(lambda s: "erle_db" in s.texts("heartbeat")[-1].get("stats", {}), WAIT)
+    stats = hub.texts("heartbeat")[-1]["stats"]
+    assert set(stats["levels"]) == {"speaker_dbfs", "mic_dbfs", "out_dbfs"}
+    assert stats["levels"]["speaker_dbfs"] > -60 and stats["audio_frames_played"] > 0
     assert not [e for e in hub.texts("error") if "heartbeat" in e.get("message", "")]
 
 

@@ -31,9 +31,6 @@ class control_handler(gr.basic_block):
         self.voice = VoiceControl(self, speaker=audio_out, microphone=audio_in)
         self.radio = bool(radio)
         self.level_probes = {}  # name -> blocks.probe_signal_f of an RMS (ria.voice_agent's meters)
-        # The voice figures into the heartbeat's stats: needs a websocket_iq_sink that takes (and merges) a "stats"
-        # heartbeat field, which today's does not (it would answer every one with an error).
-        self.heartbeat_stats = False
         self.tx = TxControl(self, tx.Interlocks(allow_tx, _optional(tx_max_gain_db),
                                                 _optional(tx_max_duration_s) or None, tx_allowed_freq_ranges))
         self.default_device = default_device
@@ -236,8 +233,7 @@ class control_handler(gr.basic_block):
             if isinstance(event, dict):
                 self.voice.on_aec(event)
                 self.voice.on_levels({name: probe.level() for name, probe in self.level_probes.items()})
-                if self.heartbeat_stats:
-                    self._send("sink", {"heartbeat": {"stats": self.voice.stats()}})
+                self._send("sink", {"heartbeat": {"stats": self.voice.stats()}})  # goes with the next heartbeat
         except Exception as e:
             self._unforeseen("aec status", e)
 
