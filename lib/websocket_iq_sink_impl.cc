@@ -22,6 +22,7 @@ const pmt::pmt_t RX_GAIN = pmt::mp("rx_gain");
 constexpr double DRAIN_ON_STOP_S = 0.5;
 constexpr double ROOM_WAIT_S = 0.1; // every wait in work() is short, so tb.stop() stays prompt
 constexpr unsigned HISTORY = 1 << 16;
+constexpr size_t MAX_BLOCK_STATS = 24; // figures another block may add to the heartbeat's stats
 
 } // namespace
 
@@ -240,8 +241,14 @@ json websocket_iq_sink_impl::heartbeat() const
         fields = d_heartbeat_fields;
     }
     json hb = wire::heartbeat(d_hardware, d_streaming, app, d_agent, stats());
-    if (!fields.is_null())
-        hb.update(fields);
+    if (fields.is_null())
+        return hb;
+    if (fields.contains("stats")) {
+        for (const auto& item : fields["stats"].items())
+            hb["stats"].emplace(item.key(), item.value()); // this block's own counters keep their values
+        fields.erase("stats");
+    }
+    hb.update(fields);
     return hb;
 }
 
@@ -348,15 +355,20 @@ void websocket_iq_sink_impl::apply_cmd(const json& cmd)
 
 void websocket_iq_sink_impl::set_heartbeat_fields(const json& fields)
 {
-    // What another block of the agent reports (TX capabilities and the TX session); the
-    // protocol's own fields stay this block's.
+    // What another block of the agent reports (TX capabilities, the TX session, voice figures under
+    // "stats"); the protocol's own fields stay this block's.
     static const char* allowed[] = { "capabilities",      "tx_enabled",             "tx_max_gain_db",
-                                     "tx_max_duration_s", "tx_allowed_freq_ranges", "sessions" };
+                                     "tx_max_duration_s", "tx_allowed_freq_ranges", "sessions",
+                                     "stats" };
     if (!fields.is_object())
         throw std::invalid_argument("heartbeat must be a dict of heartbeat fields");
     for (const auto& item : fields.items())
         if (std::none_of(std::begin(allowed), std::end(allowed), [&](const char* k) { return item.key() == k; }))
             throw std::invalid_argument("heartbeat: field '" + item.key() + "' is not one a block may set");
+    if (fields.contains("stats") && (!fields["stats"].is_object() || fields["stats"].size() > MAX_BLOCK_STATS))
+        throw std::invalid_argument("heartbeat: stats must be a dict of at most " + std::to_string(MAX_BLOCK_STATS) +
+                                    " figures");
+    const bool only_stats = fields.size() == 1 && fields.contains("stats");
     {
         std::lock_guard<std::mutex> lk(d_mutex);
         for (const auto& item : fields.items())
@@ -365,6 +377,8 @@ void websocket_iq_sink_impl::set_heartbeat_fields(const json& fields)
             else
                 d_heartbeat_fields[item.key()] = item.value();
     }
+    if (only_stats)
+        return; // figures that change every second travel with the next heartbeat
     if (auto t = transport())
         t->send_heartbeat(); // the hub learns of the change now, not at the next interval
 }

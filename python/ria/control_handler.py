@@ -5,6 +5,7 @@ from gnuradio import gr
 
 from . import pmt_json, radio_ranges
 from .tx_control import TxControl
+from .voice_control import VoiceControl
 from .wire import protocol, tx
 from .wire.devices import is_simulator
 
@@ -13,6 +14,7 @@ RANGE_FIELDS = {"center_frequency": ("freq_range", "Hz"), "sample_rate": ("rate_
                 "gain": ("gain_range", "dB"), "bandwidth": ("bandwidth_range", "Hz")}
 # radio_config keys that are the sink's business, not the radio's
 FRAME_KEYS = ("buffer_size", "sample_format")
+NO_RADIO_AT_ALL = "this agent has no radio (a voice agent: its microphone streams on its own)"
 NO_RADIO = ("no radio attached: the start names no device and this agent has no default one (attach a radio, "
             "name a device in radio_config, or run ria_agent.py with --simulator to offer the simulated radio)")
 
@@ -24,8 +26,11 @@ class control_handler(gr.basic_block):
     """See grc/ria_control_handler.block.yml for the user documentation."""
 
     def __init__(self, default_device="driver=riasim", offer_simulator=True, allow_tx=False, tx_max_gain_db=None,
-                 tx_max_duration_s=None, tx_allowed_freq_ranges=None):
+                 tx_max_duration_s=None, tx_allowed_freq_ranges=None, audio_in=False, audio_out=False, radio=True):
         gr.basic_block.__init__(self, name="ria_control_handler", in_sig=None, out_sig=None)
+        self.voice = VoiceControl(self, speaker=audio_out, microphone=audio_in)
+        self.radio = bool(radio)
+        self.level_probes = {}  # name -> blocks.probe_signal_f of an RMS (ria.voice_agent's meters)
         self.tx = TxControl(self, tx.Interlocks(allow_tx, _optional(tx_max_gain_db),
                                                 _optional(tx_max_duration_s) or None, tx_allowed_freq_ranges))
         self.default_device = default_device
@@ -39,18 +44,26 @@ class control_handler(gr.basic_block):
         self.ranges = {}  # of the device open now
         self.known_ranges = radio_ranges.Remembered()  # of every device that opened
         self.frame = {}  # buffer_size / sample_format for the sink
-        for port in ("ctrl", "status", "tx_radio_status", "tx_stream_status"):
+        for port in ("ctrl", "status", "tx_radio_status", "tx_stream_status", "speaker_status", "aec_status"):
             self.message_port_register_in(pmt.intern(port))
         self.set_msg_handler(pmt.intern("ctrl"), self._on_ctrl)
         self.set_msg_handler(pmt.intern("status"), self._on_status)
         self.set_msg_handler(pmt.intern("tx_radio_status"), self._on_tx_radio)
         self.set_msg_handler(pmt.intern("tx_stream_status"), self._on_tx_stream)
-        for port in ("cmd", "sink", "to_hub", "tx_radio", "tx_stream"):
+        self.set_msg_handler(pmt.intern("speaker_status"), self._on_speaker)
+        self.set_msg_handler(pmt.intern("aec_status"), self._on_aec)
+        for port in ("cmd", "sink", "to_hub", "tx_radio", "tx_stream", "speaker"):
             self.message_port_register_out(pmt.intern(port))
 
     def start(self):
+        fields = {}
         if self.tx.interlocks.enabled:  # the heartbeat advertises TX and its interlocks
-            self._send("sink", {"heartbeat": self.tx.interlocks.heartbeat_fields()})
+            fields = self.tx.interlocks.heartbeat_fields()
+        if self.voice.capabilities() or not self.radio:  # ... and a voice agent's microphone and speaker
+            radio = (["rx"] if self.radio else []) + (["tx"] if self.tx.interlocks.enabled else [])
+            fields = dict(fields, capabilities=radio + self.voice.capabilities())
+        if fields:
+            self._send("sink", {"heartbeat": fields})
         return True
 
     # ---------------------------------------------------------------- outputs
@@ -85,7 +98,9 @@ class control_handler(gr.basic_block):
     def _dispatch(self, value):
         kind = value.get("type") if isinstance(value, dict) else None
         handler = {"start": self._start, "stop": self._stop, "configure": self._configure}.get(kind)
-        if kind in protocol.TX_TYPES:
+        if kind in protocol.TX_TYPES and self.voice.owns(kind, value):
+            self.voice.on_hub(kind, value)
+        elif kind in protocol.TX_TYPES:
             self.tx.on_hub(kind, value)
         elif kind == "tx_data_available":
             pass  # advisory
@@ -109,6 +124,9 @@ class control_handler(gr.basic_block):
 
     def _start(self, app_id, rc):
         """All or nothing: any bad key refuses the start (an error per key) and leaves the session as it was."""
+        if not self.radio:
+            self._error(NO_RADIO_AT_ALL, app_id)
+            return
         merged = {**self.pending_config, **rc}
         clean, errors = protocol.normalize_radio_config(merged)
         device = clean.get("device_args", self.default_device)
@@ -205,6 +223,19 @@ class control_handler(gr.basic_block):
 
     def _on_tx_stream(self, msg):
         self._on_tx_event(self.tx.on_stream, msg)
+
+    def _on_speaker(self, msg):
+        self._on_tx_event(self.voice.on_stream, msg)
+
+    def _on_aec(self, msg):
+        try:
+            event = pmt_json.to_python(msg)
+            if isinstance(event, dict):
+                self.voice.on_aec(event)
+                self.voice.on_levels({name: probe.level() for name, probe in self.level_probes.items()})
+                self._send("sink", {"heartbeat": {"stats": self.voice.stats()}})  # goes with the next heartbeat
+        except Exception as e:
+            self._unforeseen("aec status", e)
 
     def _on_tx_event(self, handle, msg):
         try:

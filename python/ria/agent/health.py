@@ -6,15 +6,26 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def snapshot(sink, tx_stream=None):
+# A voice agent's counters (docs/protocol.md §8), shown as differences on the metrics line
+VOICE_COUNTERS = ("audio_frames_sent", "audio_frames_dropped", "audio_frames_received", "audio_frames_played",
+                  "audio_frames_concealed")
+VOICE_GAUGES = ("speaker_queue_ms", "mic_queue_ms", "speaker_latency_ms", "mic_latency_ms", "erle_db",
+                "echo_delay_ms", "drift_ppm")
+
+
+def snapshot(sink, tx_stream=None, voice=None):
     """The agent's metrics as one dict (the /health body and the source of the log line); with a TX stream
-    (ria.websocket_source), its counters as tx_* and its state as tx."""
+    (ria.websocket_source), its counters as tx_* and its state as tx; with a voice agent (ria.voice_agent), the
+    echo canceller's figures and the levels."""
     snap = dict(sink.stats(), state="connected" if sink.connected() else "disconnected",
                 session="streaming" if sink.streaming() else "idle", app_id=sink.app_id(),
                 queue_depth=sink.queue_depth(), last_error=sink.last_error(), time=round(time.time(), 3))
     if tx_stream is not None:
-        snap.update({f"tx_samples_{k}" if k in ("received", "played") else f"tx_{k}": v
-                     for k, v in tx_stream.stats().items()}, tx=tx_stream.state())
+        snap.update({k if k in VOICE_COUNTERS + VOICE_GAUGES else
+                     f"tx_samples_{k}" if k in ("received", "played") else f"tx_{k}": v
+                     for k, v in tx_stream.stats().items()}, tx=tx_stream.state())  # (a speaker's are its own)
+    if voice is not None:
+        snap.update(voice.stats())
     return snap
 
 
@@ -35,6 +46,11 @@ class MetricsLine:
         if "tx" in snap:
             line += (f" tx={snap['tx']} tx_played=+{delta('tx_samples_played')} "
                      f"tx_underruns=+{delta('tx_underruns')} tx_late_frames=+{delta('tx_late_frames')}")
+        if any(k in snap for k in VOICE_COUNTERS + VOICE_GAUGES + ("levels",)):
+            line += "".join(f" {k}=+{delta(k)}" for k in VOICE_COUNTERS if k in snap)
+            line += "".join(f" {k}={snap[k]:g}" for k in VOICE_GAUGES if isinstance(snap.get(k), (int, float)))
+            levels = snap.get("levels") if isinstance(snap.get("levels"), dict) else {}
+            line += "".join(f" {k}={v:g}" for k, v in levels.items() if isinstance(v, (int, float)))
         self._last = snap
         return line
 
