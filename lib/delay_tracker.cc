@@ -71,7 +71,7 @@ void delay_tracker::reset()
     d_cross_started = false;
     d_locked = d_changed = d_confirmed = false;
     d_agreeing = 0;
-    d_delay = d_expected = d_candidate = 0;
+    d_delay = d_expected = d_candidate = d_before_jump = 0;
     d_jumps = 0;
 }
 
@@ -185,8 +185,10 @@ void delay_tracker::measure()
         d_agreeing = 1;
     d_candidate = measured;
     if (d_agreeing >= (d_locked ? TO_JUMP : TO_LOCK)) {
-        if (d_locked)
+        if (d_locked) {
             d_jumps++;
+            d_before_jump = d_delay;
+        }
         d_locked = true;
         d_changed = true;
         d_delay = d_expected = measured;

@@ -57,6 +57,14 @@ public:
     //! is still there. Until then a lock is defended by nothing (a talker at the near end, before any echo,
     //! can make a spurious peak that would otherwise be kept for as long as the talker talks).
     void confirm() { d_confirmed = true; }
+    //! The caller's canceller still cancels well at the delay before the jump just reported: that delay is
+    //! kept (the new peak was a reflection that outgrew the direct sound in the correlation).
+    void refuse()
+    {
+        d_delay = d_expected = d_before_jump;
+        d_agreeing = 0;
+        d_jumps--;
+    }
     //! How many times the delay moved after the first lock.
     uint64_t jumps() const { return d_jumps; }
 
@@ -81,6 +89,7 @@ private:
 
     bool d_locked = false, d_changed = false, d_confirmed = false;
     double d_delay = 0, d_expected = 0;
+    double d_before_jump = 0;
     int d_agreeing = 0; // measurements in a row that agree with d_candidate
     double d_candidate = 0;
     uint64_t d_jumps = 0;
