@@ -196,6 +196,7 @@ void aec_impl::clear()
     d_offset = d_lead = 0;
     d_frames = 0;
     d_last_good_frame = 0;
+    d_talk_heard = false;
     d_filter->reset();
     d_suppressor->reset();
     make_preprocessor();
@@ -235,8 +236,12 @@ int aec_impl::work(int noutput_items,
             d_tracker->push(d_mic.data(), d_ref.data(), d_frame);
             d_aligner->push(d_ref.data(), d_frame);
             const auto change = d_tracker->take_change();
-            if (change != delay_tracker::change::none)
-                realign(change);
+            if (change != delay_tracker::change::none) {
+                if (change != delay_tracker::change::lock && d_filter->erle_db() >= GOOD_DB)
+                    d_tracker->refuse(); // the filter cancels well where the echo was: keep that delay
+                else
+                    realign(change);
+            }
             const uint64_t start = d_aligner->written() - d_frame;
             d_aligner->read(start, d_offset, d_drift.step(), d_aligned.data(), d_frame);
             d_offset = std::clamp(d_offset + d_drift.step() * d_frame, 0.0, d_max_delay * d_rate);
@@ -312,11 +317,13 @@ void aec_impl::follow_drift()
 {
     double weight = 0;
     const double shift = d_filter->shift(weight);
+    const bool talk = d_talk_heard; // the background learns from the talker too: its movement is not the drift's
+    d_talk_heard = false;
     if (d_offset < reference_aligner::min_offset()) {
         d_drift.reset(); // an echo this close to its reference is read whole samples apart: not followed
         return;
     }
-    if (weight < DRIFT_MIN_WEIGHT || !d_filter->background_converged(DRIFT_MIN_ERLE_DB)) {
+    if (weight < DRIFT_MIN_WEIGHT || !d_filter->background_converged(DRIFT_MIN_ERLE_DB) || talk) {
         d_drift.interrupt();
         return;
     }
@@ -346,9 +353,10 @@ void aec_impl::cancel_frame(const float* mic, const float* far, float* out)
         mic_power += double(mic[i]) * mic[i];
     }
     const bool far_active = far_power > FAR_END_POWER * d_frame;
-    if (d_residual_suppression)
+    if (d_residual_suppression) {
         d_suppressor->process(d_err.data(), suppressor_estimate(), far_active, d_filter->relearning(), out);
-    else
+        d_talk_heard = d_talk_heard || d_suppressor->near_talking();
+    } else
         std::copy(d_err.begin(), d_err.end(), out);
     if (d_pre) {
         for (int i = 0; i < d_frame; i++)

@@ -78,6 +78,7 @@ private:
     std::unique_ptr<echo_shift_finder> d_shift_finder;
     uint64_t d_last_good_frame = 0; // the last frame the filter cancelled well (for the shift finder)
     drift_follower d_drift;
+    bool d_talk_heard = false; // the suppressor heard a near-end talker since the last drift measurement
 
     uint64_t d_frames = 0; // frames processed since start or reset
     double d_offset = 0;   // reference read offset (samples) at the next frame's first sample

@@ -72,7 +72,8 @@ void delay_tracker::reset()
     d_locked = d_confirmed = d_cancelling = false;
     d_change = change::none;
     d_agreeing = 0;
-    d_delay = d_expected = d_candidate = 0;
+    d_delay = d_expected = d_candidate = d_before_jump = 0;
+    d_before_jump_counted = false;
     d_jumps = 0;
 }
 
@@ -192,6 +193,8 @@ void delay_tracker::measure()
             d_change = change::relocation;
         else
             d_change = change::jump, d_jumps++;
+        d_before_jump = d_delay;
+        d_before_jump_counted = d_change == change::jump;
         d_locked = true;
         d_delay = d_expected = measured;
         d_agreeing = 0;

@@ -64,6 +64,16 @@ public:
     //! Whether the caller's canceller cancels the echo now: measurements elsewhere then relocate the echo
     //! instead of making a jump.
     void cancelling(bool yes) { d_cancelling = yes; }
+    //! The caller's canceller still cancels well at the delay before the jump or relocation just reported:
+    //! that delay is kept (the new peak was a reflection that outgrew the direct sound in the correlation).
+    void refuse()
+    {
+        if (d_before_jump_counted)
+            d_jumps--;
+        d_before_jump_counted = false;
+        d_delay = d_expected = d_before_jump;
+        d_agreeing = 0;
+    }
     //! How many times the echo moved after the first lock (relocations are not counted).
     uint64_t jumps() const { return d_jumps; }
 
@@ -89,6 +99,8 @@ private:
     bool d_locked = false, d_confirmed = false, d_cancelling = false;
     change d_change = change::none;
     double d_delay = 0, d_expected = 0;
+    double d_before_jump = 0;
+    bool d_before_jump_counted = false; // the change that left d_before_jump counted as a jump
     int d_agreeing = 0; // measurements in a row that agree with d_candidate
     double d_candidate = 0;
     uint64_t d_jumps = 0;

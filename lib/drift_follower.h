@@ -2,7 +2,8 @@
  * path moves (echo_filter::shift), closing the loop through the reference's resampling step: a path
  * that keeps moving later means the reference must be read ever later. Symmetric in the drift's sign by
  * construction. Measurements are taken only while the filter has converged; their median over a
- * short window drives an integrator, so one bad measurement moves nothing. */
+ * short window drives an integrator, so one bad measurement moves nothing. A drift believed under 2 ppm
+ * is not followed: a step of 0 reads the reference whole samples apart, which is exact. */
 #ifndef INCLUDED_RIA_DRIFT_FOLLOWER_H
 #define INCLUDED_RIA_DRIFT_FOLLOWER_H
 
@@ -32,6 +33,7 @@ private:
     const double d_max_step;
     std::deque<double> d_rates;
     double d_step = 0;
+    double d_estimate = 0; // the drift believed; the step follows it outside a dead band around 0
     int d_updates = 0;
     bool d_known = false;
 };

@@ -38,7 +38,11 @@ constexpr double AVERAGE_DB = 25.0;   // a copy into a foreground that cancels t
 // and in the blocks between copies, while the background cancels no worse, the foreground moves towards
 // it with this time constant: a running mean of the background, with a fraction of its gradient noise
 constexpr double FOLLOW_S = 1.0;
-constexpr double LOST_BLOCK_DB = 6.0;
+// A block where the filter's estimate is louder than the microphone and its error louder than the microphone
+// (it adds echo instead of removing it) shows a changed echo path at once. Not 6 dB under the microphone:
+// a near-end talker partly cancelling the echo in a block met that, and the relearning it started let the
+// suppressor take the talker for residual (1.2 dB of near-end attenuation on the bench's double talk).
+constexpr double LOST_BLOCK_DB = 0.0;
 constexpr double LOST_HOLD_S = 0.1;
 constexpr double LOUDER_THAN_ECHO = 1.0;
 constexpr float FAR_ACTIVE = 1e-8f;     // mean square of a reference block below which nothing adapts

@@ -70,6 +70,7 @@ void echo_suppressor::reset()
     std::fill(d_bin_var.begin(), d_bin_var.end(), 0.0f);
     d_cov = d_var = d_leak = 0;
     d_started = false;
+    d_near_talking = false;
 }
 
 void echo_suppressor::process(const float* e, const float* y, bool far_active, bool relearning, float* out)
@@ -88,6 +89,7 @@ void echo_suppressor::process(const float* e, const float* y, bool far_active, b
         d_yy[f] = power(d_y_spec[f]);
     }
     bool near_quiet = false;
+    d_near_talking = false;
     if (far_active) {
         const float a = static_cast<float>(d_started ? d_slow : 1.0);
         double cov = 0, var = 0, ee_sum = 0, predicted = 0;
@@ -97,6 +99,7 @@ void echo_suppressor::process(const float* e, const float* y, bool far_active, b
         }
         // the output holds no more than the residual the leakage predicts: no near-end talker in it
         near_quiet = ee_sum <= NEAR_QUIET * predicted;
+        d_near_talking = !near_quiet;
         for (int f = 0; f < d_k; f++) {
             d_e_mean[f] += a * (d_ee[f] - d_e_mean[f]);
             d_y_mean[f] += a * (d_yy[f] - d_y_mean[f]);

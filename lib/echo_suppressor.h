@@ -37,6 +37,9 @@ public:
     void reset();
     //! The current leakage (residual over estimated echo power).
     double leakage() const { return d_leak; }
+    //! Whether the last block's output held more than the residual predicted while the far end played
+    //! (a near-end talker).
+    bool near_talking() const { return d_near_talking; }
 
 private:
     const int d_n, d_k;
@@ -53,6 +56,7 @@ private:
     float d_residual_decay, d_tail_decay;
     double d_cov = 0, d_var = 0, d_leak = 0;
     bool d_started = false;
+    bool d_near_talking = false;
 };
 
 } // namespace ria

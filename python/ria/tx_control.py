@@ -5,6 +5,7 @@ The session's state changes only on what those blocks report: `armed` goes out o
 and the stream is armed, `done` once the radio has closed. Every refusal leaves nothing open."""
 
 from . import radio_ranges
+from .session_half import SessionHalf
 from .wire import tx
 
 # sdr_sink cmd key for each radio_config key that is the radio's business at once (not at a sample)
@@ -29,17 +30,13 @@ class TxSession:
         self.final = None  # (state, message, extra) to send once the radio has closed
 
 
-class TxControl:
+class TxControl(SessionHalf):
     def __init__(self, handler, interlocks):
-        self.handler = handler
+        super().__init__(handler)
         self.interlocks = interlocks
-        self.session = None
         self.known_ranges = radio_ranges.Remembered()  # of the TX side, from every open
 
     # ---------------------------------------------------------------- outputs
-
-    def _status(self, app_id, state, message=None, **extra):
-        self.handler._hub(tx.tx_status(app_id, state, message, **extra))
 
     def _stream(self, cmd):
         self.handler._send("tx_stream", cmd)
@@ -48,15 +45,6 @@ class TxControl:
         self.handler._send("tx_radio", cmd)
 
     # ---------------------------------------------------------------- hub -> agent
-
-    def on_hub(self, kind, msg):
-        seq = msg.get("_seq")
-        if kind == "tx_start":
-            self._start(seq, msg.get("app_id"), msg.get("radio_config"))
-        elif kind == "tx_stop":
-            self._stop(msg.get("app_id"))
-        elif kind == "tx_configure":
-            self._configure(seq, msg.get("app_id"), msg.get("radio_config"))
 
     def _refuse_start(self, seq, app_id, message):
         self.handler.logger.warn(f"tx_start refused: {message}")

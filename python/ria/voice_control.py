@@ -7,7 +7,8 @@ silence between sessions), so ria.aec's reference stays the speaker's signal. Ev
 
 import math
 
-from .wire import audio, tx
+from .session_half import SessionHalf
+from .wire import audio
 
 NO_SPEAKER = "this agent has no speaker (audio_out)"
 LEVEL_FLOOR_DBFS = -120.0
@@ -22,12 +23,11 @@ class PlaySession:
         self.final = None  # (state, message) to send once the stream has ended
 
 
-class VoiceControl:
+class VoiceControl(SessionHalf):
     def __init__(self, handler, speaker, microphone):
-        self.handler = handler
+        super().__init__(handler)
         self.speaker = bool(speaker)
         self.microphone = bool(microphone)
-        self.session = None
         self.aec = {}  # the last ria.aec status: erle_db, delay (s), drift_ppm, locked
         self.levels = {}  # speaker_dbfs, mic_dbfs, out_dbfs
         self.sessions_played = 0
@@ -44,25 +44,15 @@ class VoiceControl:
 
     # ---------------------------------------------------------------- outputs
 
-    def _status(self, app_id, state, message=None, **extra):
-        self.handler._hub(tx.tx_status(app_id, state, message, **extra))
-
     def _stream(self, cmd):
         self.handler._send("speaker", cmd)
 
     # ---------------------------------------------------------------- hub -> agent
 
-    def on_hub(self, kind, msg):
-        seq = msg.get("_seq")
-        if kind == "tx_start":
-            self._start(seq, msg.get("app_id"), msg.get("radio_config"))
-        elif kind == "tx_stop":
-            self._stop(msg.get("app_id"))
-        elif kind == "tx_configure":
-            self.handler._error("tx_configure: a play session takes no configure (stop it and start another)",
-                                msg.get("app_id"))
-            if seq is not None:
-                self._stream({"configure": seq, "refused": True})
+    def _configure(self, seq, app_id, _rc):
+        self.handler._error("tx_configure: a play session takes no configure (stop it and start another)", app_id)
+        if seq is not None:
+            self._stream({"configure": seq, "refused": True})
 
     def _refuse(self, seq, app_id, message):
         self.sessions_refused += 1
