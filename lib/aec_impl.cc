@@ -239,11 +239,12 @@ int aec_impl::work(int noutput_items,
         if (d_tracker) {
             d_tracker->push(d_mic.data(), d_ref.data(), d_frame);
             d_aligner->push(d_ref.data(), d_frame);
-            if (d_tracker->take_change()) {
-                if (d_tracker->jumps() > 0 && d_filter->erle_db() >= GOOD_DB)
-                    d_tracker->refuse(); // the filter cancels where the echo was: it has not moved
+            const auto change = d_tracker->take_change();
+            if (change != delay_tracker::change::none) {
+                if (change != delay_tracker::change::lock && d_filter->erle_db() >= GOOD_DB)
+                    d_tracker->refuse(); // the filter cancels well where the echo was: keep that delay
                 else
-                    realign();
+                    realign(change);
             }
             const uint64_t start = d_aligner->written() - d_frame;
             d_aligner->read(start, d_offset, d_drift.step(), d_aligned.data(), d_frame);
@@ -262,19 +263,20 @@ int aec_impl::work(int noutput_items,
     return noutput_items;
 }
 
-// The tracker located the echo (first lock) or saw it jump: the reference is read MARGIN_S ahead of it
-// from now on. The filter keeps what it learned: at a jump the echo path is the same, only later or
-// earlier, and reading the reference by as much puts it back where the filter has it; at the first
-// lock the filter had learned the echo where it was, so its coefficients move with the reference.
-void aec_impl::realign()
+// The tracker located the echo (first lock), saw it jump, or relocated it: the reference is read MARGIN_S
+// ahead of it from now on. The filter keeps what it learned: at a jump the echo path is the same, only
+// later or earlier, and reading the reference by as much puts it back where the filter has it; at the
+// first lock and at a relocation the filter had learned the echo where it was (a relocation comes while
+// the filter cancels: the delay was wrong, the echo did not move), so its coefficients move with the reference.
+void aec_impl::realign(delay_tracker::change change)
 {
     const double delay = d_tracker->delay();
     const double old_offset = d_offset;
     const double echo_was = d_offset + d_lead; // where the filter believed the echo to be
     d_offset = std::clamp(std::round(delay - MARGIN_S * d_rate), 0.0, d_max_delay * d_rate);
     d_lead = delay - d_offset;
-    const bool first = d_tracker->jumps() == 0;
-    const double echo_moved = first ? 0.0 : delay - echo_was;
+    const bool first = change == delay_tracker::change::lock;
+    const double echo_moved = change == delay_tracker::change::jump ? delay - echo_was : 0.0;
     const int move = static_cast<int>(std::lround((d_offset - old_offset) - echo_moved));
     if (move != 0)
         d_filter->move(move);
@@ -299,6 +301,9 @@ void aec_impl::find_jump()
     const double erle = d_filter->erle_db();
     if (erle >= CONFIRM_DB && d_tracker->locked())
         d_tracker->confirm();
+    // a filter that cancels, or that never cancelled well (nothing learned to keep at the old delay), holds
+    // the echo where it is: a change of delay is the tracker's correction, not a move of the echo
+    d_tracker->cancelling(erle >= LOST_DB || d_last_good_frame == 0);
     if (erle >= GOOD_DB)
         d_last_good_frame = d_frames;
     const auto frames_of = [this](double s) { return std::max<uint64_t>(1, std::lround(s * d_rate / d_frame)); };
@@ -309,7 +314,7 @@ void aec_impl::find_jump()
     if (moved == 0)
         return;
     d_tracker->jump_to(d_offset + d_lead + moved);
-    realign();
+    realign(delay_tracker::change::jump);
 }
 
 void aec_impl::follow_drift()

@@ -51,7 +51,7 @@ private:
     void make_preprocessor();
     void clear();
     void sanitize(const float* in, float* out);
-    void realign();
+    void realign(delay_tracker::change change);
     void follow_drift();
     void find_jump();
     void cancel_frame(const float* mic, const float* far, float* out);

@@ -69,9 +69,11 @@ void delay_tracker::reset()
     d_acc_mic = d_acc_ref = 0;
     d_acc_n = 0;
     d_cross_started = false;
-    d_locked = d_changed = d_confirmed = false;
+    d_locked = d_confirmed = d_cancelling = false;
+    d_change = change::none;
     d_agreeing = 0;
     d_delay = d_expected = d_candidate = d_before_jump = 0;
+    d_before_jump_counted = false;
     d_jumps = 0;
 }
 
@@ -185,12 +187,15 @@ void delay_tracker::measure()
         d_agreeing = 1;
     d_candidate = measured;
     if (d_agreeing >= (d_locked ? TO_JUMP : TO_LOCK)) {
-        if (d_locked) {
-            d_jumps++;
-            d_before_jump = d_delay;
-        }
+        if (!d_locked)
+            d_change = change::lock;
+        else if (d_cancelling)
+            d_change = change::relocation;
+        else
+            d_change = change::jump, d_jumps++;
+        d_before_jump = d_delay;
+        d_before_jump_counted = d_change == change::jump;
         d_locked = true;
-        d_changed = true;
         d_delay = d_expected = measured;
         d_agreeing = 0;
     }

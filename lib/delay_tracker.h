@@ -8,8 +8,10 @@
  * lock comes within a few tenths of a second of the echo's onset). While locked, and once the caller has
  * confirmed the lock (its canceller cancels there), the delay the caller expects (the locked one, moved
  * along the drift the caller follows) is kept as long as its peak is still there; four agreeing
- * measurements elsewhere are a jump (a buffer under- or overrun in a sound card, or a first lock on a
- * spurious peak).
+ * measurements elsewhere are a jump (a buffer under- or overrun in a sound card), or, while the caller's
+ * canceller still cancels (the echo cannot have moved), a relocation: the first lock was on a spurious peak
+ * (a voice's pitch period shows as a side peak when only the first syllable is in the window) and the
+ * filter, long enough to hold the echo anyway, found it where it is.
  *
  * The precise delay and the clock drift are left to the canceller's filter, which sees them to a
  * fraction of a sample; this only needs to be right to a millisecond, and cheap. */
@@ -36,17 +38,19 @@ public:
     bool locked() const { return d_locked; }
     //! The delay (samples) of the last lock or jump.
     double delay() const { return d_delay; }
-    //! True once after each lock or jump.
-    bool take_change()
+    enum class change { none, lock, jump, relocation };
+    //! What happened since the last call: the first lock, a jump, or a relocation (the echo did not move,
+    //! the delay was wrong).
+    change take_change()
     {
-        const bool changed = d_changed;
-        d_changed = false;
-        return changed;
+        const change c = d_change;
+        d_change = change::none;
+        return c;
     }
     //! Where the caller believes the echo is now (samples): measurements there are no jump.
     void expect(double delay) { d_expected = delay; }
     //! The caller found the echo moved to \p delay (samples) by other means: a jump, taken as if measured
-    //! here (take_change() stays false: the caller re-aligns itself).
+    //! here (take_change() stays none: the caller re-aligns itself).
     void jump_to(double delay)
     {
         d_delay = d_expected = delay;
@@ -57,15 +61,20 @@ public:
     //! is still there. Until then a lock is defended by nothing (a talker at the near end, before any echo,
     //! can make a spurious peak that would otherwise be kept for as long as the talker talks).
     void confirm() { d_confirmed = true; }
-    //! The caller's canceller still cancels well at the delay before the jump just reported: that delay is
-    //! kept (the new peak was a reflection that outgrew the direct sound in the correlation).
+    //! Whether the caller's canceller cancels the echo now: measurements elsewhere then relocate the echo
+    //! instead of making a jump.
+    void cancelling(bool yes) { d_cancelling = yes; }
+    //! The caller's canceller still cancels well at the delay before the jump or relocation just reported:
+    //! that delay is kept (the new peak was a reflection that outgrew the direct sound in the correlation).
     void refuse()
     {
+        if (d_before_jump_counted)
+            d_jumps--;
+        d_before_jump_counted = false;
         d_delay = d_expected = d_before_jump;
         d_agreeing = 0;
-        d_jumps--;
     }
-    //! How many times the delay moved after the first lock.
+    //! How many times the echo moved after the first lock (relocations are not counted).
     uint64_t jumps() const { return d_jumps; }
 
 private:
@@ -87,9 +96,11 @@ private:
     int d_acc_n = 0;
     bool d_cross_started = false;
 
-    bool d_locked = false, d_changed = false, d_confirmed = false;
+    bool d_locked = false, d_confirmed = false, d_cancelling = false;
+    change d_change = change::none;
     double d_delay = 0, d_expected = 0;
     double d_before_jump = 0;
+    bool d_before_jump_counted = false; // the change that left d_before_jump counted as a jump
     int d_agreeing = 0; // measurements in a row that agree with d_candidate
     double d_candidate = 0;
     uint64_t d_jumps = 0;
