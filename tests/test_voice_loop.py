@@ -173,8 +173,6 @@ def test_the_hub_hears_the_talker_who_barges_in(hub, flowgraphs, voices, loop_re
     assert -1.0 <= attenuation <= 5.0
 
 
-@pytest.mark.xfail(strict=False, reason="issue 14's bar: ria.aec's residual suppressor takes 0.6-3.3 dB (run to run) "
-                                        "off a talker who barges in over a drifting echo (issue 12, branch aec3)")
 @pytest.mark.parametrize("sample_format", ["f32", "opus"])
 def test_the_hub_hears_the_talker_within_1_db(hub, flowgraphs, voices, loop_results, sample_format):
     _, attenuation, _ = double_talk(hub, flowgraphs, voices, sample_format, loop_results)
