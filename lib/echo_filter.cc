@@ -8,8 +8,10 @@ namespace ria {
 
 namespace {
 constexpr float STEP = 0.8f;            // normalised step of the background filter while it learns
-// and once it cancels SETTLE_TO_DB (a smaller step leaves less misadjustment; in between, linear in dB)
-constexpr float SETTLED_STEP = 0.4f;
+// and once it cancels SETTLE_TO_DB (a smaller step leaves less misadjustment; in between, linear in dB).
+// 0.5 rather than 0.4: the late partitions keep converging faster, +0.7 dB at -150 ppm and +0.5 dB on music,
+// unchanged (within 0.1 dB) without drift; 0.6 brought the near-end attenuation of a double talk to 0.99 dB.
+constexpr float SETTLED_STEP = 0.5f;
 constexpr double SETTLE_FROM_DB = 10.0, SETTLE_TO_DB = 20.0;
 // Step shares of the partitions: some for all alike, some along a room-like decay from the start of the
 // tail, the rest where the filter has found the echo's energy (proportionate NLMS).

@@ -38,16 +38,17 @@ def near_attenuation_db(s, out):
     return -20 * np.log10(gain)
 
 
-@pytest.mark.parametrize("ppm, delay", [(150.0, 0.3), (-150.0, 0.3), (-200.0, 0.1)])
-def test_drift_in_a_reverberant_room_is_learned_in_time_for_38_db(voices, ppm, delay):
-    """The last 5 s of 20 with the suppressor on: 38.9 / 38.3 / 38.3 dB. The slower loop before (median of 5,
+@pytest.mark.parametrize("ppm, delay, floor", [(150.0, 0.3, 38.0), (-150.0, 0.3, 38.0), (-200.0, 0.1, 37.8)])
+def test_drift_in_a_reverberant_room_is_learned_in_time_for_38_db(voices, ppm, delay, floor):
+    """The last 5 s of 20 with the suppressor on: 39.0 / 39.0 / 38.4 dB. The slower loop before (median of 5,
     gain 0.3) reached -150 ppm only at 14 s after overshooting to 153: 38.2 / 37.3 / 36.9 dB."""
     s = aec_signals.scenario(rate=RATE, seconds=20, far=voices[0], delay_s=delay, drift_ppm=ppm, noise_db=-65,
                              rooms=bench_rooms())
     out, block, _ = aec_runner.run(s["mic"], s["ref"], RATE, FRAME, TAIL, 1.0, True)
     assert abs(block.drift_ppm() - ppm) <= 2.0
     assert block.delay_jumps() == 0
-    assert aec_metrics.steady_erle_db(out, s) >= 37.8
+    # (38: the issue's target for +-150 ppm; runs differ by up to 0.3 dB, with espeak-ng's voice through sox)
+    assert aec_metrics.steady_erle_db(out, s) >= floor
 
 
 def test_with_no_drift_the_reference_is_read_whole_samples_apart(voices):
