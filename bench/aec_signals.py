@@ -17,10 +17,10 @@ NEAR_TEXT = ("Copy that. Gain is thirty decibels and the carrier is about forty 
 
 
 def speech(text, voice, rate, speed=165):
-    """espeak-ng speech at `rate` Hz as float32 in -1..1."""
+    """espeak-ng speech at `rate` Hz as float32 in -1..1; the same samples every run (sox -R: its dither repeats)."""
     wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text], check=True,
                          capture_output=True).stdout
-    raw = subprocess.run(["sox", "-t", "wav", "-", "-t", "raw", "-r", str(int(rate)), "-c", "1", "-b", "16",
+    raw = subprocess.run(["sox", "-R", "-t", "wav", "-", "-t", "raw", "-r", str(int(rate)), "-c", "1", "-b", "16",
                           "-e", "signed-integer", "-"], input=wav, check=True, capture_output=True).stdout
     x = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
     return x / (np.max(np.abs(x)) + 1e-9) * 0.5
