@@ -25,6 +25,7 @@ import wave
 import pytest
 import yaml
 
+from gnuradio.ria.wire import opus
 from hub_server import HubServer
 from lab import EMITTER, Lab, peak_near, start_session
 from processes import REPO, Process
@@ -55,6 +56,7 @@ OTHER_EXAMPLES = {
     "sdr_source_spectrum.grc": "test_spectrum_example_runs_offscreen",
     "voice_agent_file.grc": "test_voice_agent_from_files_streams_to_a_hub",
     "voice_agent.grc": "test_voice_agent_with_a_sound_card_streams_to_a_hub",
+    "voice_agent_room.grc": "test_voice_agent_in_a_simulated_room_streams_to_a_hub",
 }
 
 
@@ -340,17 +342,23 @@ def write_tone(path, rate, seconds, freq, amplitude, delay_s=0.0):
         w.writeframes(samples.tobytes())
 
 
-def stream_voice_example(installed, script, *args, home=None):
-    """Runs a voice agent example against a hub. The voice agents stream at once (autostart) under app_id
-    voice: float audio at 16 kHz (stream_info says so), frames of 1600 values in the number type of cf32
-    (one float32 a sample, as gnuradio.ria.wire.framing defines it for real input)."""
+def stream_voice_example(installed, script, *args, home=None, sample_format="f32", frame_samples=1600):
+    """Runs a voice agent example against a hub. The voice agents stream at once (autostart) under app_id voice:
+    audio at 16 kHz (stream_info says so), in frames of `frame_samples` f32 values or one Opus packet of 20 ms each
+    (which the hub's decoder, gnuradio.ria.wire.opus, must read)."""
     hub = HubServer(token=TOKEN).start()
     agent = run_generated(installed, script, "--url", hub.url(), "--token", TOKEN, *args, home=home)
     try:
         info = hub.wait_text("stream_info", WAIT)
         assert info and info["app_id"] == "voice" and info["sample_rate"] == 16000, (hub.texts(), agent.output)
+        assert info["media"] == "audio" and info["sample_format"] == sample_format, info
         assert hub.wait_for(lambda s: len(s.binary()) >= 5, WAIT), agent.output
-        assert [len(b) for b in hub.binary()[:5]] == [4 * 1600] * 5
+        frames = hub.binary()[:5]
+        if sample_format == "opus":
+            decoder = opus.Decoder(16000)
+            assert [len(decoder.decode(f)) for f in frames] == [320] * 5
+        else:
+            assert [len(f) for f in frames] == [4 * frame_samples] * 5
         assert agent.proc.poll() is None, agent.output
         assert agent.stop() == 0, agent.output
     finally:
@@ -377,8 +385,16 @@ def test_voice_agent_with_a_sound_card_streams_to_a_hub(installed, compiled, tmp
     home = tmp_path / "home"
     home.mkdir()
     (home / ".asoundrc").write_text("pcm.!default {\n  type null\n}\n")
-    write_tone(tmp_path / "reply.wav", 16000, 2.0, 440, 0.5)
-    stream_voice_example(installed, script, "--reply", str(tmp_path / "reply.wav"), home=home)
+    stream_voice_example(installed, script, home=home, sample_format="opus")
+
+
+def test_voice_agent_in_a_simulated_room_streams_to_a_hub(installed, compiled, tmp_path):
+    """examples/voice_agent_room.grc: the voice agent with a simulated room between its speaker and microphone and
+    a talker read from a file, as a GRC user runs it (tests/test_voice_loop.py runs the whole loop through it)."""
+    script = compiled("voice_agent_room.grc")
+    write_tone(tmp_path / "talker.wav", 16000, 2.0, 300, 0.3)
+    stream_voice_example(installed, script, "--talker", str(tmp_path / "talker.wav"), "--sample-format", "f32",
+                         frame_samples=320)
 
 
 # ---------------------------------------------------------------- the field agent and the lab hub
