@@ -26,6 +26,11 @@ def speech(text, voice, rate, speed=165):
     return x / (np.max(np.abs(x)) + 1e-9) * 0.5
 
 
+def voices(rate):
+    """The far end (the hub's sentence) and the near-end talker of the bench and the tests: two espeak-ng voices."""
+    return speech(FAR_TEXT, "en-us", rate), speech(NEAR_TEXT, "en-gb+f3", rate)
+
+
 def room_impulse_response(rate, rt60, seed, length_s=None, direct_delay_s=0.002, reverb_gain=1.0):
     """Exponentially decaying noise after a direct path: energy falls 60 dB in rt60 seconds.
 

@@ -2,6 +2,7 @@
 
 import threading
 import time
+import wave
 
 import numpy as np
 import pmt
@@ -110,3 +111,12 @@ def stream_record(hub):
         else:
             assert item.get("type") != "gap", item
     return infos, sizes, np.frombuffer(b"".join(chunks), np.complex64)
+
+
+def write_wav(path, samples, rate, channels=1):
+    """A 16-bit PCM WAV of float samples in -1..1 (interleaved when channels > 1), clipped at full scale."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.clip(np.rint(np.asarray(samples) * 32767), -32767, 32767).astype("<i2").tobytes())

@@ -10,6 +10,7 @@ import pytest
 from gnuradio import blocks, gr
 
 from gnuradio import ria
+from helpers import write_wav
 from hub_server import HubServer
 from processes import Process, grcc, python
 
@@ -23,8 +24,7 @@ RATE, FRAME, TAIL = 16000, 320, 0.4
 
 @pytest.fixture(scope="module")
 def voices():
-    return (aec_signals.speech(aec_signals.FAR_TEXT, "en-us", RATE),
-            aec_signals.speech(aec_signals.NEAR_TEXT, "en-gb+f3", RATE))
+    return aec_signals.voices(RATE)
 
 
 def test_cancels_the_echo_of_speech_behind_an_unknown_delay(voices):
@@ -141,14 +141,6 @@ def test_status_and_commands(voices, flowgraphs):
     aec.set_noise_suppression(True)
     assert status.wait_for(lambda m: m.get("event") == "aec", 10) is not None
     assert not status.events("error")[3:]  # the three bad commands above, and no more
-
-
-def write_wav(path, x, rate):
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(np.clip(np.rint(x * 32767), -32768, 32767).astype("<i2").tobytes())
 
 
 def read_wav(path):

@@ -18,8 +18,7 @@ RATE, FRAME, TAIL = 16000, 320, 0.4
 
 @pytest.fixture(scope="module")
 def voices():
-    return (aec_signals.speech(aec_signals.FAR_TEXT, "en-us", RATE),
-            aec_signals.speech(aec_signals.NEAR_TEXT, "en-gb+f3", RATE))
+    return aec_signals.voices(RATE)
 
 
 def bench_rooms(seed=0):

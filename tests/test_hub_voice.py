@@ -19,6 +19,7 @@ from browser import Browser
 from gnuradio.ria.hub.client import HubError
 from gnuradio.ria.wire import audio, opus
 from gnuradio.ria.wire import tx as wire_tx
+from helpers import write_wav
 from lab import Lab
 from scripted_agent import ScriptedAgent
 
@@ -173,14 +174,6 @@ def test_say_reaches_the_speaker_as_opus_speech_within_the_credits(lab, make_pee
     metrics = urllib.request.urlopen(lab.url + "/metrics", timeout=10).read().decode()
     assert f"ria_hub_audio_samples_sent_total {len(got)}\n" in metrics
     assert f"ria_hub_audio_frames_sent_total {len(peer.frames)}\n" in metrics
-
-
-def write_wav(path, samples, rate, channels=1, width=2):
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(width)
-        w.setframerate(rate)
-        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
 
 
 def test_play_a_wav_file_from_the_cli_resampled_to_the_session(lab, make_peer, tmp_path):

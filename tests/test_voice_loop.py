@@ -5,7 +5,6 @@ microphone with a near-end talker, and the hub hears the talker with the echo ta
 import os
 import re
 import sys
-import wave
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from gnuradio import gr
 
 from gnuradio import ria
 from gnuradio.ria.agent import health
-from helpers import wait_until
+from helpers import wait_until, write_wav
 from hub_server import TOKEN
 from processes import Process, grcc, python
 
@@ -32,8 +31,8 @@ SPEED = 2.0  # the room's sound card runs twice as fast as real time: a shorter 
 
 @pytest.fixture(scope="module")
 def voices():
-    far = aec_signals.speech(aec_signals.FAR_TEXT, "en-us", RATE)
-    near = aec_signals.speech(aec_signals.NEAR_TEXT, "en-gb+f3", RATE) * np.float32(0.5)  # (as aec_signals.scenario)
+    far, near = aec_signals.voices(RATE)
+    near = near * np.float32(0.5)  # (as aec_signals.scenario)
     return far, near
 
 
@@ -247,11 +246,3 @@ def test_the_room_example_runs_from_grc(hub, voices, tmp_path, repo_root):
     assert infos[0]["app_id"] == "voice" and infos[0]["sample_rate"] == RATE
     heard = out[np.isfinite(out)]
     assert len(heard) >= 3 * RATE and np.sqrt(np.mean(heard ** 2)) > 1e-3  # the talker, at least
-
-
-def write_wav(path, x, rate):
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(np.clip(np.rint(x * 32767), -32768, 32767).astype("<i2").tobytes())
