@@ -55,14 +55,14 @@ websocket_iq_sink::sptr websocket_iq_sink::make(const std::string& url,
     if (bitrate < opus::MIN_BITRATE || bitrate > opus::MAX_BITRATE)
         throw std::invalid_argument("bitrate must be " + std::to_string(opus::MIN_BITRATE) + " to " +
                                     std::to_string(opus::MAX_BITRATE) + " bit/s, got " + std::to_string(bitrate));
+    if (!(sample_rate >= 0) || !std::isfinite(sample_rate)) // (before any cast of it to int)
+        throw std::invalid_argument("sample_rate must be >= 0 (0: unknown), got " + std::to_string(sample_rate));
     if (format == wire::sample_format::opus && sample_rate != std::floor(sample_rate))
         throw std::invalid_argument("opus needs a whole sample_rate, got " + std::to_string(sample_rate));
     // throws naming buffer_size (or, for opus, the rate or bitrate)
     frame_assembler check(buffer_size, format, 1, static_cast<int>(sample_rate), bitrate);
     if (!(queue_seconds > 0) || queue_seconds > 60)
         throw std::invalid_argument("queue_seconds must be > 0 and at most 60, got " + std::to_string(queue_seconds));
-    if (!(sample_rate >= 0) || !std::isfinite(sample_rate))
-        throw std::invalid_argument("sample_rate must be >= 0 (0: unknown), got " + std::to_string(sample_rate));
     if (autostart && app_id.empty())
         throw std::invalid_argument("autostart needs an app_id");
     const auto ts = transport_settings::checked(url, token, token_in_query, ca_file, insecure, heartbeat_interval);

@@ -232,12 +232,12 @@ void websocket_source_impl::on_audio_start(const json& msg)
     d_intake_decoder = std::move(dec); // null for opus at a rate it cannot take: its frames are bad
 }
 
-bool websocket_source_impl::on_audio_binary(const void* data, size_t bytes)
+std::optional<bool> websocket_source_impl::on_audio_binary(const void* data, size_t bytes)
 {
     const auto session = d_queue.intake_session();
     std::lock_guard<std::mutex> lk(d_codec_mutex);
     if (session == 0 || session != d_codec_seq || d_intake_format == wire::sample_format::f32)
-        return true; // handled by the caller: outside a session, or f32 as it came
+        return std::nullopt; // the caller's: outside a session, or f32 as it came
     d_decoded.clear();
     try {
         if (d_intake_format == wire::sample_format::s16)
@@ -256,16 +256,9 @@ bool websocket_source_impl::on_audio_binary(const void* data, size_t bytes)
 
 bool websocket_source_impl::on_binary(const void* data, size_t bytes)
 {
-    if (d_audio) {
-        const auto session = d_queue.intake_session();
-        bool decoded;
-        {
-            std::lock_guard<std::mutex> lk(d_codec_mutex);
-            decoded = session != 0 && session == d_codec_seq && d_intake_format != wire::sample_format::f32;
-        }
-        if (decoded)
-            return on_audio_binary(data, bytes);
-    }
+    if (d_audio)
+        if (const auto decoded = on_audio_binary(data, bytes))
+            return *decoded;
     switch (d_queue.push(data, bytes)) {
     case tx_queue::intake::taken:
         return true;
@@ -446,7 +439,7 @@ void websocket_source_impl::arm(const json& cmd)
 void websocket_source_impl::end_session(const std::string& event, const std::string& reason)
 {
     const bool was_active = d_queue.active();
-    send_progress(true);
+    send_progress(progress::now);
     d_queue.end();
     if (d_transmitting)
         d_eob_due = true; // the burst ends on a zero sample, tagged
@@ -461,7 +454,7 @@ void websocket_source_impl::end_session(const std::string& event, const std::str
     set_state("idle");
 }
 
-void websocket_source_impl::send_progress(bool force)
+void websocket_source_impl::send_progress(progress when)
 {
     if (!d_queue.active())
         return;
@@ -469,8 +462,9 @@ void websocket_source_impl::send_progress(bool force)
     const uint64_t played = c.played - d_played_at_arm;
     const double now = monotonic_s();
     const bool moved = played != d_reported_played;
-    if (!force && !(moved && (played - d_reported_played >= d_queue.capacity() / 4 ||
-                              now - d_reported_at >= PROGRESS_EVERY_S)))
+    const bool due = moved && (played - d_reported_played >= d_queue.capacity() / 4 ||
+                               now - d_reported_at >= PROGRESS_EVERY_S);
+    if (!(when == progress::now || (when == progress::if_moved && moved) || due))
         return;
     d_reported_played = played;
     d_reported_at = now;
@@ -589,14 +583,14 @@ int websocket_source_impl::work(int noutput_items, gr_vector_const_void_star&, g
     std::vector<tx_tag> tags;
     const double asked_at = monotonic_s();
     size_t n = d_queue.pop(out, noutput_items, first, tags);
-    if (n == 0 && d_transmitting && d_queue.counters().played - d_played_at_arm != d_reported_played)
-        send_progress(true); // all the hub sent has played (the end of its source?): say so before waiting
+    if (n == 0 && d_transmitting)
+        send_progress(progress::if_moved); // all the hub sent has played (its end?): say so before waiting
     const double patience = d_transmitting ? std::min(WAIT_S, d_underrun_timeout) : d_idle_silence ? 0.0 : WAIT_S;
     if (n == 0 && patience > 0 && d_queue.wait(patience))
         n = d_queue.pop(out, noutput_items, first, tags);
     resume_if_room();
     if (n == 0) {
-        send_progress(false);
+        send_progress(progress::when_due);
         if (!d_transmitting) // armed: the hub has not sent anything yet
             return d_idle_silence ? silence(out, noutput_items) : 0;
         const double now = monotonic_s();
@@ -629,7 +623,7 @@ int websocket_source_impl::work(int noutput_items, gr_vector_const_void_star&, g
         add_item_tag(0, offset + (t.hub_index - first), pmt::mp(t.key), pmt::from_double(t.value));
     const size_t keep = std::min(n, MAX_REPEAT);
     d_last_piece.assign(out + (n - keep) * d_values, out + n * d_values);
-    send_progress(false);
+    send_progress(progress::when_due);
     return static_cast<int>(n);
 }
 

@@ -5,6 +5,7 @@
 #include "opus_codec.h"
 #include "tx_queue.h"
 #include "wire.h"
+#include <optional>
 #include <gnuradio/ria/websocket_source.h>
 #include <nlohmann/json.hpp>
 #include <atomic>
@@ -44,7 +45,8 @@ private:
     //! A tx_start: how the frames of its session are decoded (float output).
     void on_audio_start(const json& msg);
     //! One binary frame of an audio session: decoded into the queue; false pauses reading.
-    bool on_audio_binary(const void* data, size_t bytes);
+    //! A decoded session's frame: whether it was taken; nullopt when the frame is not one to decode.
+    std::optional<bool> on_audio_binary(const void* data, size_t bytes);
 
     // block thread
     void handle_cmd(const pmt::pmt_t& msg);
@@ -58,7 +60,8 @@ private:
     void apply_volume(float* out, size_t n) const;
     void tag_session_start(uint64_t offset);
     void publish(json event);
-    void send_progress(bool force);
+    enum class progress { when_due, if_moved, now };
+    void send_progress(progress when);
     void resume_if_room();
     void set_state(const std::string& state);
 
