@@ -11,7 +11,6 @@ from .session_half import SessionHalf
 from .wire import audio
 
 NO_SPEAKER = "this agent has no speaker (audio_out)"
-LEVEL_FLOOR_DBFS = -120.0
 
 
 class PlaySession:
@@ -146,11 +145,9 @@ class VoiceControl(SessionHalf):
 
 
 def dbfs(rms):
-    """An RMS in -1..1 full scale as dBFS, floored (silence is -120, not -inf); non-finite is the floor too."""
+    """An RMS in -1..1 full scale as dBFS (wire.audio.level_dbfs); silence and non-finite are the floor."""
     try:
         rms = float(rms)
     except (TypeError, ValueError):
-        return LEVEL_FLOOR_DBFS
-    if not math.isfinite(rms) or rms <= 0:
-        return LEVEL_FLOOR_DBFS
-    return round(max(LEVEL_FLOOR_DBFS, 20.0 * math.log10(rms)), 1)
+        return audio.LEVEL_FLOOR_DBFS
+    return audio.level_dbfs(rms * rms) if math.isfinite(rms) and rms > 0 else audio.LEVEL_FLOOR_DBFS

@@ -299,7 +299,8 @@ class AgentLink:
         if self._bus:
             self._bus.event(self.agent_id, "gap", app_id=s.app_id, dropped_samples=dropped,
                             reason=limits.printable(msg.get("reason", "?"), 40))
-            self._announce_segment()
+            if not self.recorder:
+                self._announce_segment()  # (with a recorder, _segment() below announces it, once)
         if self.recorder:
             self.recorder.gap(dropped, limits.printable(msg.get("reason", "?"), 40))
             self._segment()

@@ -15,7 +15,6 @@ PLC_S = 0.1  # a gap is concealed with Opus PLC this long, then with silence
 MAX_CONCEAL_S = 60.0  # samples made up for one gap at most (a longer gap is counted, not filled)
 LEVEL_BLOCK_S = 0.1
 LEVEL_WINDOW_BLOCKS = 10  # the level is the RMS over this many blocks: one second
-FLOOR_DBFS = -120.0
 
 
 def stream_settings(msg):
@@ -34,10 +33,8 @@ def stream_settings(msg):
         if frame != audio.frame_samples(rate) or isinstance(frame, bool):
             raise ValueError(f"frame_samples must be {audio.frame_samples(rate)} (20 ms) at {rate} Hz, got {frame!r}")
         bitrate = msg.get("bitrate")
-        if bitrate is not None and (isinstance(bitrate, bool) or not isinstance(bitrate, int) or
-                                    not audio.OPUS_BITRATES[0] <= bitrate <= audio.OPUS_BITRATES[1]):
-            raise ValueError(f"bitrate must be {audio.OPUS_BITRATES[0]} to {audio.OPUS_BITRATES[1]} bit/s, "
-                             f"got {bitrate!r}")
+        if bitrate is not None:
+            audio.check_bitrate(bitrate)
         settings.update(frame_samples=frame, bitrate=bitrate)
     return settings
 
@@ -70,7 +67,7 @@ class LevelMeter:
         mean = sum(self._blocks) / (len(self._blocks) * self.block)
         if not math.isfinite(mean):
             return None
-        return round(max(FLOOR_DBFS, 10 * math.log10(mean)) if mean > 0 else FLOOR_DBFS, 1)
+        return audio.level_dbfs(mean)
 
 
 class AudioIn:
@@ -89,6 +86,8 @@ class AudioIn:
         frame. ValueError when the frame cannot be audio in this format (its length)."""
         if self.decoder is None:
             samples = audio.from_bytes(payload, self.sample_format)
+            if self.sample_format == "f32":  # (only raw floats can be non-finite)
+                samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
             concealed = 0
         else:
             if len(payload) > audio.MAX_OPUS_PACKET:
@@ -100,7 +99,6 @@ class AudioIn:
                 samples, concealed = self.decoder.decode(None), 1
                 self.concealed_frames += 1
                 self.concealed_samples += len(samples)
-        samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
         self.frames += 1
         self.samples += len(samples)
         self.meter.feed(samples)

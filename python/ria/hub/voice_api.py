@@ -19,7 +19,7 @@ from aiohttp import web
 from ..wire import audio
 from . import limits
 from .admin_api import _body, _error, _failure, _needs
-from .audio_sources import MAX_WAV_BYTES, AudioPlay, check_text, read_wav, resample, speak
+from .audio_sources import MAX_WAV_BYTES, AudioPlay, read_wav, resample, speak
 from .tx_api import TxApi
 from .tx_session import TxSession
 from .tx_sources import SourceError
@@ -122,8 +122,7 @@ class VoiceApi(TxApi):
         app_id = self._app_id(link, body.get("app_id"), "say")
         text, voice = body.get("text"), body.get("voice")
         try:
-            check_text(text, voice)
-            samples, rate = await speak(text, voice)
+            samples, rate = await speak(text, voice)  # (checks the text and the voice first)
         except SourceError as e:
             return _error(400, str(e))
         words = limits.printable(text, 60)

@@ -45,8 +45,9 @@ class WavRecorder(RecordingFiles):
         self._open_part(".wav", ".json")
         self._key = (sample_format, rate)
         self._wav_format = "float32" if sample_format == "f32" else "pcm16"
-        self._header_size = len(wav_header(self._wav_format, rate, 0))
-        self._data.write(wav_header(self._wav_format, rate, 0))
+        header = wav_header(self._wav_format, rate, 0)
+        self._header_size = len(header)
+        self._data.write(header)
         self._data_bytes = 0
         self.samples_written = 0
         self._meta = {"agent_id": self.agent_id, "agent_name": self.agent_name, "app_id": self.app_id,

@@ -5,6 +5,8 @@ A play session is a TX session (§6) whose radio_config has `"media": "audio"`: 
 radio, so it needs no frequency and no TX opt-in, only an agent whose capabilities list `audio_out`.
 """
 
+import math
+
 import numpy as np
 
 from . import framing
@@ -23,10 +25,18 @@ VOLUME_RANGE_DB = (-60.0, 20.0)
 UNDERRUN_POLICIES = ("zero", "pause")  # audio conceals (Opus PLC) then plays silence; pause ends the session
 PLAY_KEYS = ("media", "tx_sample_rate", "sample_format", "underrun_policy", "tx_gain", "buffer_size", "bitrate")
 CAPABILITY_IN, CAPABILITY_OUT = "audio_in", "audio_out"
+LEVEL_FLOOR_DBFS = -120.0  # the levels' floor: silence is -120 dBFS, not -inf
 
 
 def is_audio(radio_config):
     return isinstance(radio_config, dict) and radio_config.get("media") == MEDIA_AUDIO
+
+
+def level_dbfs(mean_square):
+    """The mean square of samples in -1..1 full scale as dBFS, to 0.1 dB, floored at LEVEL_FLOOR_DBFS."""
+    if not mean_square > 0:
+        return LEVEL_FLOOR_DBFS
+    return round(max(LEVEL_FLOOR_DBFS, 10.0 * math.log10(mean_square)), 1)
 
 
 def frame_samples(sample_rate):
@@ -44,6 +54,15 @@ def check_rate(sample_format, rate):
     if not MIN_RATE <= rate <= MAX_RATE:
         raise ValueError(f"audio sample rate must be {MIN_RATE} to {MAX_RATE} Hz, got {rate}")
     return rate
+
+
+def check_bitrate(value):
+    """An Opus bit rate in bit/s, or ValueError naming the problem."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"bitrate must be a positive integer, got {value!r}")
+    if not OPUS_BITRATES[0] <= value <= OPUS_BITRATES[1]:
+        raise ValueError(f"bitrate must be {OPUS_BITRATES[0]} to {OPUS_BITRATES[1]} bit/s, got {value}")
+    return value
 
 
 def normalize_play(rc):
@@ -69,11 +88,11 @@ def normalize_play(rc):
                 lo, hi = VOLUME_RANGE_DB
                 if not lo <= value <= hi:
                     raise ValueError(f"tx_gain (speaker volume) must be {lo:g} to {hi:g} dB, got {value:g}")
-            elif key in ("buffer_size", "bitrate"):
+            elif key == "bitrate":
+                check_bitrate(value)
+            elif key == "buffer_size":
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise ValueError(f"{key} must be a positive integer, got {value!r}")
-                if key == "bitrate" and not OPUS_BITRATES[0] <= value <= OPUS_BITRATES[1]:
-                    raise ValueError(f"bitrate must be {OPUS_BITRATES[0]} to {OPUS_BITRATES[1]} bit/s, got {value}")
             clean[key] = value
         except ValueError as e:
             errors.append(str(e))

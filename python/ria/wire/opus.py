@@ -61,19 +61,12 @@ def _check(code, what):
     return code
 
 
-def _check_rate(sample_rate):
-    if sample_rate not in audio.OPUS_RATES:
-        raise ValueError(f"opus needs a sample rate of {', '.join(map(str, audio.OPUS_RATES))} Hz, got {sample_rate!r}")
-
-
 class Encoder:
     """Mono float samples in -1..1 to one Opus packet per 20 ms frame."""
 
     def __init__(self, sample_rate, bitrate=audio.DEFAULT_OPUS_BITRATE):
-        _check_rate(sample_rate)
-        lo, hi = audio.OPUS_BITRATES
-        if isinstance(bitrate, bool) or not isinstance(bitrate, int) or not lo <= bitrate <= hi:
-            raise ValueError(f"bitrate must be {lo} to {hi} bit/s, got {bitrate!r}")
+        sample_rate = audio.check_rate("opus", sample_rate)
+        audio.check_bitrate(bitrate)
         err = ctypes.c_int()
         self._state = _opus().opus_encoder_create(sample_rate, 1, _APPLICATION_VOIP, ctypes.byref(err))
         _check(err.value, "opus_encoder_create")
@@ -109,7 +102,7 @@ class Decoder:
     """Opus packets to mono float samples; a missing packet (None) is concealed (PLC) for one frame."""
 
     def __init__(self, sample_rate):
-        _check_rate(sample_rate)
+        sample_rate = audio.check_rate("opus", sample_rate)
         err = ctypes.c_int()
         self._state = _opus().opus_decoder_create(sample_rate, 1, ctypes.byref(err))
         _check(err.value, "opus_decoder_create")
