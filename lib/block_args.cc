@@ -1,5 +1,6 @@
 #include "block_args.h"
 
+#include "soapy_ranges.h"
 #include "wire.h"
 #include <cmath>
 #include <stdexcept>
@@ -16,6 +17,13 @@ std::string require_choice(const std::string& name, const std::string& value, st
         list += (list.empty() ? "'" : ", '") + std::string(o) + "'";
     }
     throw std::invalid_argument(name + " must be one of " + list + ", got '" + value + "'");
+}
+
+double require_number(const std::string& name, double value, bool ok, const char* rule)
+{
+    if (!std::isfinite(value) || !ok)
+        throw std::invalid_argument(name + " must be " + rule + ", got " + format_number(value));
+    return value;
 }
 
 double finite_number(const nlohmann::json& cmd, const char* key)

@@ -12,6 +12,8 @@ namespace ria {
 
 //! `value` if it is one of `ok`.
 std::string require_choice(const std::string& name, const std::string& value, std::initializer_list<const char*> ok);
+//! `value` if it is finite and `ok`; "NAME must be RULE, got VALUE" if not.
+double require_number(const std::string& name, double value, bool ok, const char* rule);
 //! cmd[key] as a finite number.
 double finite_number(const nlohmann::json& cmd, const char* key);
 

@@ -1,4 +1,5 @@
 #include "sdr_sink_impl.h"
+#include "block_args.h"
 #include "monotonic_clock.h"
 #include "soapy_ranges.h"
 #include "status_message.h"
@@ -49,24 +50,6 @@ bool is_ours(const pmt::pmt_t& key)
 {
     return key == tag_sob || key == tag_eob || key == tag_time || key == tag_freq || key == tag_rate ||
            key == tag_gain;
-}
-
-double require(const char* name, double value, bool ok, const char* rule)
-{
-    if (!std::isfinite(value) || !ok)
-        throw std::invalid_argument(std::string("sdr_sink: ") + name + " must be " + rule + ", got " +
-                                    format_number(value));
-    return value;
-}
-
-bool parse_policy(const std::string& on_disconnect)
-{
-    if (on_disconnect == "reconnect")
-        return false;
-    if (on_disconnect == "stop")
-        return true;
-    throw std::invalid_argument("sdr_sink: on_disconnect must be 'reconnect' or 'stop', not '" + on_disconnect +
-                                "'");
 }
 
 bool parse_burst_tags(const std::string& burst_tags)
@@ -135,13 +118,18 @@ sdr_sink_impl::sdr_sink_impl(const std::string& device,
     : gr::sync_block("ria_sdr_sink",
                      gr::io_signature::make(1, 1, sizeof(gr_complex)),
                      gr::io_signature::make(0, 0, 0)),
-      d_args(device),
+      soapy_life_cycle({ "sdr_sink", "TX device", SOAPY_SDR_TX, tx_channel, SOAPY_SDR_CF32 },
+                       d_logger,
+                       device,
+                       on_disconnect,
+                       reopen_interval,
+                       disconnect_timeout),
       d_locks(allow_tx, max_gain_db, max_duration_s, allowed_freq_ranges),
-      d_bursts_required(parse_burst_tags(burst_tags)),
-      d_stop_on_disconnect(parse_policy(on_disconnect)),
-      d_reopen_interval(require("reopen_interval", reopen_interval, reopen_interval > 0, "> 0 seconds")),
-      d_classifier(require("disconnect_timeout", disconnect_timeout, disconnect_timeout > 0, "> 0 seconds"))
+      d_bursts_required(parse_burst_tags(burst_tags))
 {
+    auto require = [](const char* name, double value, bool ok, const char* rule) {
+        return require_number(std::string("sdr_sink: ") + name, value, ok, rule);
+    };
     d_set = { require("sample_rate", sample_rate, sample_rate > 0, "> 0"),
               within("center_freq",
                      require("center_freq", center_freq, center_freq >= 0, ">= 0"),
@@ -163,11 +151,7 @@ sdr_sink_impl::sdr_sink_impl(const std::string& device,
 
 sdr_sink_impl::~sdr_sink_impl()
 {
-    {
-        std::lock_guard<std::mutex> lock(d_mutex);
-        d_stopping = true;
-    }
-    d_wake.notify_all();
+    stop_waiting();
     if (d_status_thread.joinable())
         d_status_thread.join();
     std::lock_guard<std::mutex> lock(d_mutex);
@@ -176,10 +160,7 @@ sdr_sink_impl::~sdr_sink_impl()
 
 bool sdr_sink_impl::start()
 {
-    std::lock_guard<std::mutex> lock(d_mutex);
-    d_stopping = false;
-    d_state = d_args.empty() ? state_t::closed : state_t::opening;
-    d_next_open_s = 0.0;
+    begin();
     d_status_thread = std::thread([this] { status_loop(); });
     return true;
 }
@@ -202,11 +183,7 @@ void sdr_sink_impl::status_loop()
 
 bool sdr_sink_impl::stop()
 {
-    {
-        std::lock_guard<std::mutex> lock(d_mutex);
-        d_stopping = true;
-    }
-    d_wake.notify_all();
+    stop_waiting();
     if (d_status_thread.joinable())
         d_status_thread.join();
     std::lock_guard<std::mutex> lock(d_mutex);
@@ -226,23 +203,7 @@ void sdr_sink_impl::set_gain(double gain) { post_cmd("gain", pmt::from_double(ga
 void sdr_sink_impl::set_bandwidth(double bandwidth) { post_cmd("bandwidth", pmt::from_double(bandwidth)); }
 void sdr_sink_impl::set_antenna(const std::string& antenna) { post_cmd("antenna", pmt::mp(antenna)); }
 
-std::string sdr_sink_impl::state() const
-{
-    std::lock_guard<std::mutex> lock(d_mutex);
-    switch (d_state) {
-    case state_t::closed:
-        return "closed";
-    case state_t::opening:
-        return "opening";
-    case state_t::streaming:
-        return "streaming";
-    case state_t::disconnected:
-        return "disconnected";
-    case state_t::stopped:
-        return "stopped";
-    }
-    return "closed";
-}
+std::string sdr_sink_impl::state() const { return state_name(); }
 
 uint64_t sdr_sink_impl::samples_written() const
 {
@@ -270,76 +231,13 @@ uint64_t sdr_sink_impl::disconnects() const
 
 void sdr_sink_impl::publish(const pmt::pmt_t& msg) { message_port_pub(port_status, msg); }
 
-void sdr_sink_impl::report_error(const std::string& label, const pmt::pmt_t& value, const std::string& message)
-{
-    d_logger->warn("{}", message);
-    pmt::pmt_t error = error_status(label, value, message);
-    publish(d_open_pending ? with_open_seq(error) : error);
-}
-
-pmt::pmt_t sdr_sink_impl::with_open_seq(pmt::pmt_t d) const
-{
-    return pmt::is_null(d_open_seq) ? d : with_field(d, "seq", d_open_seq);
-}
-
-pmt::pmt_t sdr_sink_impl::settings_fields(pmt::pmt_t d) const
-{
-    double bandwidth = d_set.bandwidth;
-    std::string antenna = d_set.antenna;
-    if (d_dev) {
-        try {
-            bandwidth = d_dev->getBandwidth(SOAPY_SDR_TX, tx_channel);
-            antenna = d_dev->getAntenna(SOAPY_SDR_TX, tx_channel);
-        } catch (const std::exception&) { // a radio going away: the next write says so
-        }
-    }
-    d = with_field(d, "device", pmt::mp(d_args));
-    d = with_field(d, "freq", pmt::from_double(d_set.freq));
-    d = with_field(d, "rate", pmt::from_double(d_set.rate));
-    d = with_field(d, "gain", pmt::from_double(d_set.gain));
-    d = with_field(d, "bandwidth", pmt::from_double(bandwidth));
-    d = with_field(d, "antenna", pmt::mp(antenna));
-    return d;
-}
-
-void sdr_sink_impl::idle_wait(double seconds, std::unique_lock<std::mutex>& lock)
-{
-    if (seconds > 0)
-        d_wake.wait_for(lock, std::chrono::duration<double>(seconds), [this] { return d_stopping; });
-}
+pmt::pmt_t sdr_sink_impl::settings_fields(pmt::pmt_t d) const { return channel_fields(d); }
 
 // ---------------------------------------------------------------- settings
 
-void sdr_sink_impl::refuse(const std::string& label, const pmt::pmt_t& value, const std::string& why)
+std::string sdr_sink_impl::origin(const std::string& label) const
 {
-    report_error(label, value, (d_setters.count(label) ? "cmd " : "tag ") + label + ": " + why);
-}
-
-bool sdr_sink_impl::number_arg(const pmt::pmt_t& value, const std::string& label, double& out)
-{
-    if (!pmt::is_real(value) && !pmt::is_integer(value)) {
-        refuse(label, value, "expected a number, got " + pmt::write_string(value));
-        return false;
-    }
-    out = pmt::to_double(value);
-    if (!std::isfinite(out)) {
-        refuse(label, value, "value must be finite, got " + format_number(out));
-        return false;
-    }
-    return true;
-}
-
-bool sdr_sink_impl::in_ranges(const std::string& label, double v, const SoapySDR::RangeList& ranges, const char* unit)
-{
-    if (ranges.empty())
-        return true;
-    for (const auto& r : ranges)
-        if (v >= r.minimum() && v <= r.maximum())
-            return true;
-    const auto [lo, hi] = overall_range(ranges);
-    refuse(label, pmt::from_double(v), format_number(v) + " " + unit + " is outside the device range " +
-                                           format_number(lo) + " to " + format_number(hi) + " " + unit);
-    return false;
+    return d_setters.count(label) ? "cmd " : "tag ";
 }
 
 bool sdr_sink_impl::set_freq(const pmt::pmt_t& value, const std::string& label)
@@ -392,8 +290,7 @@ bool sdr_sink_impl::set_gain_value(const pmt::pmt_t& value, const std::string& l
         return false;
     }
     if (d_dev) {
-        const auto r = d_dev->getGainRange(SOAPY_SDR_TX, tx_channel);
-        if (!in_ranges(label, v, { SoapySDR::Range(r.minimum(), r.maximum()) }, "dB"))
+        if (!gain_in_range(label, v))
             return false;
         d_dev->setGain(SOAPY_SDR_TX, tx_channel, v);
         v = d_dev->getGain(SOAPY_SDR_TX, tx_channel);
@@ -408,7 +305,7 @@ bool sdr_sink_impl::set_bandwidth_value(const pmt::pmt_t& value, const std::stri
     if (!number_arg(value, label, v))
         return false;
     if (v < 0) {
-        report_error(label, value, "cmd " + label + ": must be >= 0 (0: driver's choice), got " + format_number(v));
+        refuse(label, value, "must be >= 0 (0: driver's choice), got " + format_number(v));
         return false;
     }
     if (d_dev && v > 0) {
@@ -422,25 +319,10 @@ bool sdr_sink_impl::set_bandwidth_value(const pmt::pmt_t& value, const std::stri
 
 bool sdr_sink_impl::set_antenna_value(const pmt::pmt_t& value, const std::string& label)
 {
-    if (!pmt::is_symbol(value)) {
-        report_error(label, value, "cmd " + label + ": expected a string, got " + pmt::write_string(value));
-        return false;
-    }
-    const std::string name = pmt::symbol_to_string(value);
-    if (d_dev) {
-        const auto names = d_dev->listAntennas(SOAPY_SDR_TX, tx_channel);
-        if (std::find(names.begin(), names.end(), name) == names.end()) {
-            std::string all;
-            for (const auto& n : names)
-                all += (all.empty() ? "" : ", ") + n;
-            report_error(label, value, "cmd " + label + ": '" + name + "' is not one of " + all);
-            return false;
-        }
-        d_dev->setAntenna(SOAPY_SDR_TX, tx_channel, name);
-    }
-    d_set.antenna = name;
-    return true;
+    return antenna_arg(value, label);
 }
+
+bool sdr_sink_impl::apply(const std::string& key, const pmt::pmt_t& value) { return apply(key, value, key); }
 
 bool sdr_sink_impl::apply(const std::string& key, const pmt::pmt_t& value, const std::string& label)
 {
@@ -453,7 +335,7 @@ bool sdr_sink_impl::apply(const std::string& key, const pmt::pmt_t& value, const
         if (!(this->*(it->second))(value, label))
             return false;
     } catch (const std::exception& e) {
-        report_error(label, value, label + ": the device refused " + pmt::write_string(value) + ": " + e.what());
+        refuse(label, value, "the device refused " + pmt::write_string(value) + ": " + e.what());
         return false;
     }
     d_broken.erase(key); // the setting a tag broke is good again
@@ -462,29 +344,9 @@ bool sdr_sink_impl::apply(const std::string& key, const pmt::pmt_t& value, const
 
 // ---------------------------------------------------------------- device life cycle
 
-void sdr_sink_impl::close_device()
-{
-    if (!d_dev)
-        return;
-    // A vanished radio may throw from any of these; closing must still finish.
-    try {
-        if (d_stream)
-            d_dev->deactivateStream(d_stream);
-    } catch (...) {
-    }
-    try {
-        if (d_stream)
-            d_dev->closeStream(d_stream);
-    } catch (...) {
-    }
-    try {
-        SoapySDR::Device::unmake(d_dev);
-    } catch (...) {
-    }
-    d_stream = nullptr;
-    d_dev = nullptr;
-    d_radio_burst = false;
-}
+void sdr_sink_impl::on_closed() { d_radio_burst = false; }
+
+void sdr_sink_impl::on_close_command(const char* why) { end_radio_burst(why); }
 
 std::vector<std::string> sdr_sink_impl::apply_all_settings()
 {
@@ -511,56 +373,18 @@ void sdr_sink_impl::read_back()
     d_set.gain = d_dev->getGain(SOAPY_SDR_TX, tx_channel);
 }
 
-sdr_sink_impl::open_result sdr_sink_impl::try_open()
-{
-    const std::string disabled = d_locks.check_open();
-    if (!disabled.empty()) {
-        d_open_keys.clear();
-        return open_result::refused;
-    }
-    const bool reopening = d_ever_opened && d_state == state_t::disconnected;
-    try {
-        d_dev = SoapySDR::Device::make(SoapySDR::KwargsFromString(d_args));
-        if (d_dev->getNumChannels(SOAPY_SDR_TX) <= tx_channel)
-            throw std::invalid_argument("the device has no TX channel");
-        for (const auto& key : apply_all_settings())
-            if (std::find(d_open_keys.begin(), d_open_keys.end(), key) != d_open_keys.end()) {
-                close_device();
-                return open_result::refused;
-            }
-        read_back();
-        // What the radio has must be inside the interlocks too, whatever it kept of what was refused.
-        const std::string outside = d_locks.check_freq(d_set.freq) + d_locks.check_gain(d_set.gain);
-        if (!outside.empty()) {
-            report_error("open", pmt::mp(d_args), "cmd open: the radio stays at " + outside);
-            close_device();
-            return open_result::refused;
-        }
-        d_stream = d_dev->setupStream(SOAPY_SDR_TX, SOAPY_SDR_CF32, { tx_channel });
-        const int rc = d_dev->activateStream(d_stream);
-        if (rc != 0)
-            throw std::runtime_error(std::string("activateStream failed: ") + SoapySDR::errToStr(rc));
-    } catch (const std::exception& e) {
-        close_device();
-        if (!d_open_failure_reported) {
-            d_open_failure_reported = true;
-            const std::string msg = "cannot open device '" + d_args + "': " + e.what();
-            d_logger->warn("{}; retrying every {} s", msg, d_reopen_interval);
-            if (!reopening)
-                publish(with_open_seq(status_dict("error",
-                                                  { { "key", pmt::mp("open") },
-                                                    { "value", pmt::mp(d_args) },
-                                                    { "message", pmt::mp(msg) } })));
-        }
-        return open_result::failed;
-    }
+std::string sdr_sink_impl::open_forbidden() const { return d_locks.check_open(); }
 
-    d_open_failure_reported = false;
-    d_open_keys.clear();
-    d_open_pending = false;
-    d_state = state_t::streaming;
+std::string sdr_sink_impl::check_device()
+{
+    // What the radio has must be inside the interlocks too, whatever it kept of what was refused.
+    const std::string outside = d_locks.check_freq(d_set.freq) + d_locks.check_gain(d_set.gain);
+    return outside.empty() ? outside : "the radio stays at " + outside;
+}
+
+void sdr_sink_impl::on_streaming(bool reopening)
+{
     d_status_supported = true;
-    d_classifier.reset(monotonic_s());
     // Nothing from before an open goes out: a burst must begin after it (or, optional tags, the next sample).
     d_burst_open = false;
     d_radio_burst = false;
@@ -571,177 +395,14 @@ sdr_sink_impl::open_result sdr_sink_impl::try_open()
         d_air_s = 0.0;
         d_limited = false;
     }
-
-    auto span = [](const SoapySDR::RangeList& r) {
-        if (r.empty())
-            return pmt::PMT_NIL;
-        const auto [lo, hi] = overall_range(r);
-        return range_pmt(lo, hi);
-    };
-    const auto gain_range = d_dev->getGainRange(SOAPY_SDR_TX, tx_channel);
-    const auto antenna_names = d_dev->listAntennas(SOAPY_SDR_TX, tx_channel);
-    pmt::pmt_t antennas = pmt::make_vector(antenna_names.size(), pmt::PMT_NIL);
-    for (size_t i = 0; i < antenna_names.size(); i++)
-        pmt::vector_set(antennas, i, pmt::mp(antenna_names[i]));
-    pmt::pmt_t opened =
-        status_dict(reopening ? "reconnected" : "opened",
-                    { { "driver", pmt::mp(d_dev->getDriverKey()) },
-                      { "hardware", pmt::mp(d_dev->getHardwareKey()) },
-                      { "freq_range", span(d_dev->getFrequencyRange(SOAPY_SDR_TX, tx_channel)) },
-                      { "rate_range", span(d_dev->getSampleRateRange(SOAPY_SDR_TX, tx_channel)) },
-                      { "bandwidth_range", span(d_dev->getBandwidthRange(SOAPY_SDR_TX, tx_channel)) },
-                      { "gain_range", range_pmt(gain_range.minimum(), gain_range.maximum()) },
-                      { "antennas", antennas } });
-    publish(with_open_seq(settings_fields(opened)));
-    d_logger->info(reopening ? "TX device '{}' is back" : "opened TX device '{}'", d_args);
-    d_ever_opened = true;
-    return open_result::opened;
 }
 
-void sdr_sink_impl::refuse_open(const std::string& message)
+void sdr_sink_impl::on_lost(const std::string& reason)
 {
-    close_device();
-    if (d_open_pending) // an open command: its settings go with it
-        d_set = d_before_open;
-    d_open_keys.clear();
-    d_open_pending = false;
-    d_state = state_t::closed;
-    d_logger->warn("did not open TX device '{}': {}", d_args, message);
-    publish(with_open_seq(
-        status_dict("refused", { { "device", pmt::mp(d_args) }, { "message", pmt::mp(message) } })));
-}
-
-void sdr_sink_impl::lose_device(const std::string& reason)
-{
-    d_disconnects++;
     if (d_radio_burst)
         publish(status_dict("burst_end",
                             { { "samples", pmt::from_uint64(d_burst_written) }, { "reason", pmt::mp(reason) } }));
     report_summaries(monotonic_s(), true);
-    close_device();
-    const char* action = d_stop_on_disconnect ? "stop" : "reconnect";
-    d_logger->error("TX device '{}' disconnected: {} ({})", d_args, reason, action);
-    publish(status_dict("disconnected",
-                        { { "device", pmt::mp(d_args) },
-                          { "reason", pmt::mp(reason) },
-                          { "action", pmt::mp(action) } }));
-    if (d_stop_on_disconnect) {
-        d_state = state_t::stopped;
-        publish(status_dict("stopped", { { "reason", pmt::mp(reason) } }));
-    } else {
-        d_state = state_t::disconnected;
-        d_open_failure_reported = true; // the disconnect was the one message; retries stay quiet
-        d_next_open_s = monotonic_s() + d_reopen_interval;
-    }
-}
-
-// ---------------------------------------------------------------- commands
-
-void sdr_sink_impl::handle_cmd(const pmt::pmt_t& raw)
-{
-    std::unique_lock<std::mutex> lock(d_mutex);
-    try {
-        apply_cmd(raw);
-    } catch (const std::exception& e) { // never out of a handler: that would end the block's thread
-        report_error("cmd", raw, std::string("cmd: not handled: ") + e.what());
-    }
-}
-
-void sdr_sink_impl::apply_cmd(const pmt::pmt_t& raw)
-{
-    pmt::pmt_t msg = raw;
-    if (pmt::is_pair(msg) && !pmt::is_dict(msg) && pmt::is_symbol(pmt::car(msg)))
-        msg = pmt::dict_add(pmt::make_dict(), pmt::car(msg), pmt::cdr(msg));
-    if (!pmt::is_dict(msg)) {
-        report_error("cmd", raw, "cmd: expected a dict such as {freq: 433.92e6}, got " + pmt::write_string(raw));
-        return;
-    }
-    const pmt::pmt_t chan = pmt::dict_ref(msg, pmt::mp("chan"), pmt::PMT_NIL);
-    if (chan != pmt::PMT_NIL && (!pmt::is_integer(chan) || pmt::to_long(chan) != long(tx_channel))) {
-        report_error("chan", chan, "cmd chan: this sink transmits on channel 0, not " + pmt::write_string(chan) +
-                                       "; command ignored");
-        return;
-    }
-
-    // close, then open, then settings: "open X with these settings" is one message, all or nothing.
-    if (pmt::dict_has_key(msg, pmt::mp("close"))) {
-        end_radio_burst("closed");
-        close_device();
-        d_open_keys.clear();
-        d_open_pending = false;
-        d_state = state_t::closed;
-        d_logger->info("TX device closed by command");
-        publish(status_dict("closed", { { "device", pmt::mp(d_args) } }));
-    }
-    const pmt::pmt_t open = pmt::dict_ref(msg, pmt::mp("open"), pmt::PMT_NIL);
-    bool open_requested = false;
-    if (open != pmt::PMT_NIL) {
-        if (!pmt::is_symbol(open) || pmt::symbol_to_string(open).empty()) {
-            report_error("open", open, "cmd open: expected device args such as 'driver=riasim', got " +
-                                           pmt::write_string(open));
-        } else {
-            end_radio_burst("reopened");
-            close_device();
-            d_args = pmt::symbol_to_string(open);
-            d_ever_opened = false;
-            d_open_failure_reported = false;
-            d_before_open = d_set;
-            d_open_keys.clear();
-            d_open_seq = pmt::dict_ref(msg, pmt::mp("seq"), pmt::PMT_NIL);
-            d_open_pending = true;
-            open_requested = true;
-            const std::string disabled = d_locks.check_open();
-            if (!disabled.empty()) { // nothing else of this command is looked at
-                refuse_open(disabled);
-                return;
-            }
-        }
-    }
-
-    bool changed = false, all_taken = true;
-    std::vector<std::string> refused;
-    pmt::pmt_t items = pmt::dict_items(msg);
-    for (size_t i = 0; i < pmt::length(items); i++) {
-        const pmt::pmt_t item = pmt::nth(i, items);
-        const pmt::pmt_t name = pmt::car(item);
-        const std::string key = pmt::is_symbol(name) ? pmt::symbol_to_string(name) : pmt::write_string(name);
-        if (key == "open" || key == "close" || key == "chan" || key == "seq")
-            continue;
-        const bool taken = apply(key, pmt::cdr(item), key);
-        changed |= taken;
-        all_taken &= taken;
-        if (!taken)
-            refused.push_back(key);
-        if (open_requested)
-            d_open_keys.push_back(key);
-    }
-
-    if (open_requested) {
-        auto refusal = [&](const std::vector<std::string>& keys) {
-            std::string names;
-            for (const auto& k : keys)
-                names += (names.empty() ? "" : ", ") + k;
-            return "a setting of the open command was refused: " + names;
-        };
-        if (!all_taken) { // a bad value or key: the device is not even tried
-            refuse_open(refusal(refused));
-            return;
-        }
-        d_state = state_t::opening;
-        switch (try_open()) {
-        case open_result::opened:
-            break;
-        case open_result::refused:
-            refuse_open("a setting of the open command was refused by the radio or the interlocks");
-            break;
-        case open_result::failed:
-            d_state = state_t::disconnected;
-            d_next_open_s = monotonic_s() + d_reopen_interval;
-            break;
-        }
-    } else if (changed && d_dev) {
-        publish(settings_fields(status_dict("settings", {})));
-    }
 }
 
 // ---------------------------------------------------------------- bursts
@@ -1016,37 +677,12 @@ int sdr_sink_impl::work(int noutput_items, gr_vector_const_void_star& input_item
     const auto* in = static_cast<const gr_complex*>(input_items[0]);
     const double now = monotonic_s();
     try {
-        switch (d_state) {
-        case state_t::stopped:
+        switch (open_or_wait(now, lock)) {
+        case next_step::done:
             return WORK_DONE;
-        case state_t::closed:
-            idle_wait(idle_poll_s, lock); // the samples go nowhere, at a pace that does not spin
+        case next_step::idle: // the samples go nowhere, at a pace that does not spin
             return consume(in, noutput_items, false);
-        case state_t::opening:
-        case state_t::disconnected: {
-            const open_result result = now >= d_next_open_s ? try_open() : open_result::failed;
-            if (result == open_result::refused) {
-                refuse_open(d_locks.check_open().empty() ? "a setting was refused by the radio or the interlocks"
-                                                         : d_locks.check_open());
-                return consume(in, noutput_items, false);
-            }
-            if (result == open_result::failed && now >= d_next_open_s) {
-                if (d_stop_on_disconnect) {
-                    d_state = state_t::stopped;
-                    publish(status_dict("stopped",
-                                        { { "reason", pmt::mp("cannot open device '" + d_args + "'") } }));
-                    return WORK_DONE;
-                }
-                d_state = state_t::disconnected;
-                d_next_open_s = now + d_reopen_interval;
-            }
-            if (d_state != state_t::streaming) {
-                idle_wait(std::min(idle_poll_s * 2, d_next_open_s - now), lock);
-                return consume(in, noutput_items, false);
-            }
-            break;
-        }
-        case state_t::streaming:
+        case next_step::stream:
             break;
         }
         poll_stream_status();

@@ -1,13 +1,10 @@
 #ifndef INCLUDED_RIA_SDR_SINK_IMPL_H
 #define INCLUDED_RIA_SDR_SINK_IMPL_H
 
+#include "soapy_life_cycle.h"
 #include "tx_interlocks.h"
-#include <gnuradio/ria/disconnect_classifier.h>
 #include <gnuradio/ria/sdr_sink.h>
-#include <SoapySDR/Device.hpp>
-#include <condition_variable>
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -16,7 +13,7 @@
 namespace gr {
 namespace ria {
 
-class sdr_sink_impl : public sdr_sink
+class sdr_sink_impl : public sdr_sink, protected soapy_life_cycle
 {
 public:
     sdr_sink_impl(const std::string& device,
@@ -54,22 +51,25 @@ public:
     uint64_t disconnects() const override;
 
 private:
-    enum class state_t { closed, opening, streaming, disconnected, stopped };
-    enum class open_result { opened, failed, refused };
-    struct settings {
-        double rate;
-        double freq;
-        double gain;
-        double bandwidth;
-        std::string antenna;
-    };
     //! Checks one setting (type, interlocks, the radio's range), applies it (or only remembers it while
     //! closed) and reads it back. \p label names it in an error: the cmd key or the tag name.
     using setter = bool (sdr_sink_impl::*)(const pmt::pmt_t& value, const std::string& label);
 
-    // commands
-    void handle_cmd(const pmt::pmt_t& msg);
-    void apply_cmd(const pmt::pmt_t& msg);
+    // the life cycle's hooks
+    void publish(const pmt::pmt_t& msg) override;
+    bool apply(const std::string& key, const pmt::pmt_t& value) override;
+    std::vector<std::string> apply_all_settings() override;
+    void read_back() override;
+    pmt::pmt_t settings_fields(pmt::pmt_t dict) const override;
+    std::string open_forbidden() const override;
+    std::string check_device() override;
+    void on_streaming(bool reopening) override;
+    void on_close_command(const char* why) override;
+    void on_lost(const std::string& reason) override;
+    void on_closed() override;
+    std::string origin(const std::string& label) const override;
+
+    // settings
     void post_cmd(const char* key, const pmt::pmt_t& value);
     bool apply(const std::string& key, const pmt::pmt_t& value, const std::string& label);
     bool set_freq(const pmt::pmt_t& value, const std::string& label);
@@ -77,21 +77,6 @@ private:
     bool set_gain_value(const pmt::pmt_t& value, const std::string& label);
     bool set_bandwidth_value(const pmt::pmt_t& value, const std::string& label);
     bool set_antenna_value(const pmt::pmt_t& value, const std::string& label);
-    bool number_arg(const pmt::pmt_t& value, const std::string& label, double& out);
-    bool in_ranges(const std::string& label, double v, const SoapySDR::RangeList& ranges, const char* unit);
-    void report_error(const std::string& label, const pmt::pmt_t& value, const std::string& message);
-    //! report_error with "cmd LABEL: " or "tag LABEL: " before why.
-    void refuse(const std::string& label, const pmt::pmt_t& value, const std::string& why);
-
-    // device life cycle
-    open_result try_open();
-    std::vector<std::string> apply_all_settings();
-    void read_back();
-    void refuse_open(const std::string& message);
-    void close_device();
-    void lose_device(const std::string& reason);
-    pmt::pmt_t settings_fields(pmt::pmt_t dict) const;
-    pmt::pmt_t with_open_seq(pmt::pmt_t dict) const;
 
     // bursts
     int consume(const gr_complex* in, int n, bool can_write);
@@ -103,37 +88,16 @@ private:
     void drop(size_t n);
 
     // status
-    void publish(const pmt::pmt_t& msg);
     void poll_stream_status();
     void report_summaries(double now, bool force);
-    void idle_wait(double seconds, std::unique_lock<std::mutex>& lock);
     void status_loop();
 
-    mutable std::mutex d_mutex;
-    std::condition_variable d_wake;
-    bool d_stopping = false;
     // Polls the radio's stream status while no samples come (a starved burst is reported even then).
     std::thread d_status_thread;
 
-    std::string d_args;
-    settings d_set;
     const tx_interlocks d_locks;
     const bool d_bursts_required;
-    const bool d_stop_on_disconnect;
-    const double d_reopen_interval;
-    disconnect_classifier d_classifier;
     std::map<std::string, setter> d_setters; // the cmd keys; built once
-
-    SoapySDR::Device* d_dev = nullptr;
-    SoapySDR::Stream* d_stream = nullptr;
-    state_t d_state = state_t::closed;
-    bool d_ever_opened = false;
-    bool d_open_failure_reported = false;
-    double d_next_open_s = 0.0;
-    std::vector<std::string> d_open_keys; // the settings the pending `open` command carried
-    settings d_before_open{};
-    pmt::pmt_t d_open_seq = pmt::PMT_NIL;
-    bool d_open_pending = false;
 
     // Bursts. A burst runs from tx_sob (or, with optional tags, the first untagged sample) to tx_eob; the
     // radio burst is what went to the radio since its last END_BURST.
@@ -156,8 +120,6 @@ private:
     uint64_t d_late_unreported = 0;
     double d_last_summary_s = -1e9;
     bool d_status_supported = true;
-    uint64_t d_disconnects = 0;
-    bool d_unknown_error_logged = false;
     double d_last_attempt_s = -1e9;
 };
 

@@ -2,18 +2,15 @@
 #define INCLUDED_RIA_SDR_SOURCE_IMPL_H
 
 #include "device_settings.h"
-#include <gnuradio/ria/disconnect_classifier.h>
+#include "soapy_life_cycle.h"
 #include <gnuradio/ria/sdr_source.h>
-#include <SoapySDR/Device.hpp>
-#include <condition_variable>
-#include <mutex>
 #include <string>
 #include <vector>
 
 namespace gr {
 namespace ria {
 
-class sdr_source_impl : public sdr_source
+class sdr_source_impl : public sdr_source, protected soapy_life_cycle
 {
 public:
     sdr_source_impl(const std::string& device_args,
@@ -52,27 +49,18 @@ public:
     uint64_t disconnects() const override;
 
 private:
-    enum class state_t { closed, opening, streaming, disconnected, stopped };
-    struct settings {
-        double rate;
-        double freq;
-        double gain;
-        bool agc;
-        double bandwidth;
-        std::string antenna;
-        double ppm;
-    };
+    // the life cycle's hooks
+    void publish(const pmt::pmt_t& msg) override;
+    bool apply(const std::string& key, const pmt::pmt_t& value) override;
+    std::vector<std::string> apply_all_settings() override;
+    void read_back() override;
+    pmt::pmt_t settings_fields(pmt::pmt_t dict) const override;
+    void prepare_device() override;
+    void on_streaming(bool reopening) override;
+    void on_lost(const std::string& reason) override;
+    pmt::pmt_t opened_fields(pmt::pmt_t dict) const override;
 
-    //! What an open attempt came to: streaming, not there (retry), or a setting of the `open` command refused.
-    enum class open_result { opened, failed, refused };
-
-    void handle_cmd(const pmt::pmt_t& msg);
-    void apply_cmd(const pmt::pmt_t& msg);
     void post_cmd(const char* key, const pmt::pmt_t& value);
-    bool apply(const std::string& key, const pmt::pmt_t& value);
-    bool number_arg(const std::string& key, const pmt::pmt_t& value, double& out);
-    bool check_range(const std::string& key, double v, const SoapySDR::RangeList& ranges, const char* unit);
-
     //! Tunes to `freq` as corrected by d_set.ppm; returns the frequency the radio now receives.
     double tune(double freq);
     bool driver_corrects() const;
@@ -80,57 +68,20 @@ private:
     bool write_device_settings(const device_settings& which);
     //! cmd device_settings: the keys given are written now (with a radio open) and after every reopen.
     bool change_device_settings(const pmt::pmt_t& value);
-    open_result try_open();
-    std::vector<std::string> apply_all_settings();
-    void read_back();
-    void refuse_open();
-    void close_device();
-    void lose_device(const std::string& reason);
-    pmt::pmt_t settings_fields(pmt::pmt_t dict) const;
-    //! Adds the `seq` of the last `open` command, if it had one (events that command caused carry it).
-    pmt::pmt_t with_open_seq(pmt::pmt_t dict) const;
 
-    void publish(const pmt::pmt_t& msg);
-    void report_error(const std::string& key, const pmt::pmt_t& value, const std::string& message);
     void add_change_tags(uint64_t offset, int flags, long long time_ns);
     void report_overflows(double now, bool force);
-    void idle_wait(double seconds, std::unique_lock<std::mutex>& lock);
 
-    mutable std::mutex d_mutex;
-    std::condition_variable d_wake;
-    bool d_stopping = false;
-
-    std::string d_args;
-    const size_t d_channel;
     const bool d_sc16;
     device_settings d_device_settings;
     pmt::pmt_t d_settings_read_back = pmt::PMT_NIL; // {key: readSetting(key)} after the last open
-    settings d_set;
-    const bool d_stop_on_disconnect;
-    const double d_reopen_interval;
-    disconnect_classifier d_classifier;
-
-    SoapySDR::Device* d_dev = nullptr;
-    SoapySDR::Stream* d_stream = nullptr;
-    state_t d_state = state_t::closed;
-    bool d_ever_opened = false;
-    bool d_open_failure_reported = false;
     bool d_awaiting_first_samples = false;
-    double d_next_open_s = 0.0;
     bool d_tags_pending = false;
-    // While an `open` command's device is not yet streaming: the settings that command carried (the open is
-    // refused if the device refuses one of them) and the settings from before it (restored on a refusal).
-    std::vector<std::string> d_open_keys;
-    settings d_before_open{};
-    pmt::pmt_t d_open_seq = pmt::PMT_NIL;
-    bool d_open_pending = false; // until that command's device streams (or is refused or closed): errors carry its seq
     bool d_time_tag_pending = false;
 
     uint64_t d_overflows = 0;
     uint64_t d_overflows_unreported = 0;
     double d_last_overflow_report_s = -1e9;
-    uint64_t d_disconnects = 0;
-    bool d_unknown_error_logged = false;
 };
 
 } // namespace ria

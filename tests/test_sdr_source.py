@@ -116,7 +116,8 @@ def test_an_open_with_a_setting_the_radio_refuses_is_refused(serial, flowgraphs)
     tb, src, rec, status = started_receiver(flowgraphs, "")
     device = f"driver=riasim,serial={serial},{CLEAN_TONE}"
     post(src, open=device, freq=1e12, gain=25.0)
-    assert status.wait_for(is_event("refused"), WAIT)["device"] == device
+    refused = status.wait_for(is_event("refused"), WAIT)
+    assert refused["device"] == device and refused["message"] == "the radio refused a setting of the open command: freq"
     errors = status.events("error")
     assert [e["key"] for e in errors] == ["freq"], errors
     assert "1e+12 Hz is outside the device range 1e+06 to 6e+09 Hz" in errors[0]["message"]
