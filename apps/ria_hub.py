@@ -56,11 +56,23 @@ def duration(text):
     return seconds
 
 
-def proxies(text):
-    try:
-        return parse_proxies(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+def checked(check):
+    """An argparse type from a check that raises ValueError with a sentence naming what is wrong."""
+    def parse(text):
+        try:
+            return check(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return parse
+
+
+def nats_url_list(text):
+    from gnuradio.ria.hub.cluster.nats_link import check_url  # the cluster's client, only when asked for
+    return check_url(text)
+
+
+proxies = checked(parse_proxies)
+nats_urls = checked(nats_url_list)
 
 
 def cmd_serve(args):
@@ -112,14 +124,6 @@ def cmd_serve(args):
             cli_args.remove_url(config.data_dir, url)
     print("ria hub stopped", flush=True)
     return 0
-
-
-def nats_urls(text):
-    from gnuradio.ria.hub.cluster.nats_link import check_url
-    try:
-        return check_url(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def cmd_recorder(args):
