@@ -9,6 +9,7 @@ Then, as a service (see docs/operations.md for a systemd unit):
 The hub decides what the radio does: it starts a session (device, frequency, rate, gain), retunes it and stops it.
 
   ria_agent.py demo        # everything on this machine: a lab hub, an agent on the simulated radio, a retune
+  ria_agent.py voice       # a voice agent instead: the sound card's microphone and speaker (docs/operations.md)
 
 The agent offers the radios attached, real ones first: a start that names no device opens the first.
 The simulated radio (riasim, "mock" to the hub) is offered only with --simulator (run, detect).
@@ -64,12 +65,20 @@ def cmd_detect(args):
 
 
 def cmd_run(args):
+    return as_service(args, "run")
+
+
+def cmd_voice(args):
+    return as_service(args, "run_voice")
+
+
+def as_service(args, entry):
     from gnuradio.ria.agent import service
     from gnuradio.ria.agent.config import ConfigError
 
     logging.basicConfig(level=getattr(logging, args.log_level), format="%(asctime)s %(name)s: %(message)s")
     try:
-        return service.run(args)
+        return getattr(service, entry)(args)
     except (service.SettingsError, ConfigError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EX_CONFIG
@@ -88,6 +97,25 @@ def positive(kind):
             raise argparse.ArgumentTypeError(f"must be positive, got {text}")
         return value
     return parse
+
+
+def hub_flags(p):
+    p.add_argument("--url", default="", help="agent WebSocket URL, or several separated by spaces or commas (hub cluster "
+                   "nodes, tried in turn; default: from the credentials file)")
+    p.add_argument("--token", default="", help="agent token (default: from the credentials file)")
+
+
+def service_flags(p, name):
+    p.add_argument("--heartbeat-interval", type=positive(float), default=30.0, dest="heartbeat_interval")
+    p.add_argument("--ca-file", default="", dest="ca_file")
+    p.add_argument("--insecure", action="store_true")
+    p.add_argument("--name", default=name)
+    p.add_argument("--health-port", type=int, default=None, dest="health_port",
+                   help="serve GET /health on this port (200 connected, 503 not); off by default")
+    p.add_argument("--health-host", default="127.0.0.1", dest="health_host")
+    p.add_argument("--metrics-interval", type=positive(float), default=10.0, dest="metrics_interval",
+                   help="seconds between metrics lines in the log")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), dest="log_level")
 
 
 def main(argv=None):
@@ -114,9 +142,7 @@ def main(argv=None):
     p.set_defaults(run=cmd_detect)
 
     p = sub.add_parser("run", help="run the agent until SIGINT/SIGTERM")
-    p.add_argument("--url", default="", help="agent WebSocket URL, or several separated by spaces or commas (hub cluster "
-                   "nodes, tried in turn; default: from the credentials file)")
-    p.add_argument("--token", default="", help="agent token (default: from the credentials file)")
+    hub_flags(p)
     p.add_argument("--device", default="", help="SoapySDR args of the device a start that names none opens "
                    "(default: the first radio advertised)")
     p.add_argument("--hardware", default="", help="device names for the heartbeat, comma separated "
@@ -128,16 +154,7 @@ def main(argv=None):
     p.add_argument("--sample-format", choices=("cf32", "cs16", "cs8"), default="cf32", dest="sample_format")
     p.add_argument("--overflow", choices=("drop", "block"), default="drop",
                    help="when the network is slower than the radio: drop frames (and say so) or block")
-    p.add_argument("--heartbeat-interval", type=positive(float), default=30.0, dest="heartbeat_interval")
-    p.add_argument("--ca-file", default="", dest="ca_file")
-    p.add_argument("--insecure", action="store_true")
-    p.add_argument("--name", default="gr-ria")
-    p.add_argument("--health-port", type=int, default=None, dest="health_port",
-                   help="serve GET /health on this port (200 connected, 503 not); off by default")
-    p.add_argument("--health-host", default="127.0.0.1", dest="health_host")
-    p.add_argument("--metrics-interval", type=positive(float), default=10.0, dest="metrics_interval",
-                   help="seconds between metrics lines in the log")
-    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), dest="log_level")
+    service_flags(p, "gr-ria")
     tx = p.add_argument_group("transmit (off unless --allow-tx or tx_enabled in the config file)")
     tx.add_argument("--allow-tx", action="store_true", dest="allow_tx",
                     help="let the hub transmit through this agent's radio (within the caps below)")
@@ -148,6 +165,26 @@ def main(argv=None):
     tx.add_argument("--tx-freq-range", action="append", default=None, dest="tx_freq_range", metavar="LO:HI",
                     help="allowed TX centre frequencies in Hz, e.g. 433.05e6:434.79e6 (repeat for more ranges)")
     p.set_defaults(run=cmd_run)
+
+    p = sub.add_parser("voice", help="run a voice agent on this machine's sound card until SIGINT/SIGTERM: the "
+                       "microphone streams to the hub through an echo canceller, the speaker plays what the hub sends")
+    hub_flags(p)
+    p.add_argument("--audio-device", default="", dest="audio_device",
+                   help="ALSA device of the microphone and the speaker, e.g. plughw:1,0 (default: ALSA's default)")
+    p.add_argument("--rate", type=int, choices=(16000, 48000), default=16000, help="sample rate in Hz")
+    p.add_argument("--sample-format", choices=("opus", "f32", "s16"), default="opus", dest="sample_format",
+                   help="the microphone stream on the wire (default opus)")
+    p.add_argument("--bitrate", type=positive(int), default=32000, help="Opus bit rate in bit/s (6000 to 256000)")
+    p.add_argument("--tail-length", type=positive(float), default=0.4, dest="tail_length",
+                   help="the echo canceller's tail: the room's reverberation it cancels, in s")
+    p.add_argument("--max-delay", type=float, default=1.0, dest="max_delay",
+                   help="the longest speaker-to-microphone delay the canceller finds, in s (0 to 2)")
+    p.add_argument("--no-residual-suppression", action="store_false", dest="residual_suppression",
+                   help="cancel the echo with the linear filter only (no residual echo suppressor)")
+    p.add_argument("--noise-suppression", action="store_true", dest="noise_suppression",
+                   help="also suppress stationary noise (speexdsp's noise suppressor)")
+    service_flags(p, "gr-ria voice agent")
+    p.set_defaults(run=cmd_voice)
 
     p = sub.add_parser("demo", help="a lab hub and an agent on the simulated radio, with a live view")
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)")

@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 import wave
 
+import numpy as np
 import pytest
 import yaml
 
@@ -505,6 +506,68 @@ def test_systemd_unit_runs_the_agent_and_stops_on_sigterm(installed, lab, tmp_pa
         lab.wait_agent(agent_id, lambda a: not a["online"], timeout=WAIT)
     finally:
         agent.stop()
+
+
+def sound_card(home, folder, microphone):
+    """ALSA's `file` plugin over its `null` device as the sound card (this machine has none), in ~/.asoundrc as a
+    user configures ALSA: the speaker writes 16-bit 16 kHz mono to speaker.raw; the microphone reads `microphone`
+    (the same format), then silence. The null device keeps no time, so the flowgraph runs faster than real time:
+    what arrives is judged, not when."""
+    speaker = folder / "speaker.raw"
+    home.mkdir(exist_ok=True)
+    (home / ".asoundrc").write_text(
+        "pcm.card {\n  type asym\n"
+        f"  playback.pcm {{ type file; slave.pcm \"null\"; file \"{speaker}\"; format \"raw\" }}\n"
+        f"  capture.pcm {{ type file; slave.pcm \"null\"; file \"/dev/null\"; infile \"{microphone}\"; "
+        "format \"raw\" }\n}\n"
+        "pcm.!default { type plug; slave { pcm \"card\"; format S16_LE; rate 16000; channels 1 } }\n")
+    return speaker
+
+
+def test_voice_agent_service_plays_what_the_hub_says(installed, lab, tmp_path):
+    """`ria_agent.py voice`, as an operator runs it next to a sound card: registered once, then run under Debian's
+    python from the installed prefix. It comes online with a microphone and a speaker, the microphone streams Opus,
+    the hub's `say` plays to the end on the speaker, /health carries the voice figures, and SIGTERM stops it."""
+    home = tmp_path / "home"
+    agent_id = register(installed, lab, home, "voice-box")
+    microphone = tmp_path / "microphone.raw"
+    spoken = subprocess.run(["espeak-ng", "--stdout", "The microphone hears the room."], capture_output=True,
+                            check=True).stdout
+    subprocess.run(["sox", "-R", "-t", "wav", "-", "-r", "16000", "-c", "1", "-b", "16", "-e", "signed", "-t", "raw",
+                    str(microphone)], input=spoken, check=True)
+    speaker = sound_card(home, tmp_path, microphone)
+    agent = Isolated([SYSTEM_PYTHON, installed.agent_app, "voice", "--health-port", "0", "--heartbeat-interval", "1"],
+                     installed.env(home=home))
+    try:
+        health = agent.wait_line(r"health endpoint on (http://\S+/health)", WAIT).group(1)
+        view = lab.wait_agent(agent_id, lambda a: {"audio_in", "audio_out"} <= set(a.get("capabilities") or []) and
+                              (a.get("stream") or {}).get("media") == "audio")
+        assert view["stream"]["sample_format"] == "opus" and view["stream"]["sample_rate"] == 16000, view["stream"]
+        said = lab.hub_cli("say", agent_id, "The lab closes at five. Please save your work.")
+        assert said.returncode == 0 and " done" in said.stdout, said.stdout + said.stderr
+        sent = int(re.search(r"(\d+) samples sent", said.stdout).group(1))
+        status, body = wait_health(health, lambda code, b: b.get("audio_frames_played", 0) * 320 >= sent)
+        assert status == 200 and body["audio_frames_sent"] > 0, body
+        assert "erle_db" in body and set(body["levels"]) == {"speaker_dbfs", "mic_dbfs", "out_dbfs"}, body
+        assert agent.stop() == 0, agent.output
+        assert agent.output.rstrip().endswith("stopped"), agent.output
+    finally:
+        agent.stop()
+    played = np.fromfile(speaker, np.int16)
+    loud = np.flatnonzero(np.abs(played) > 330)  # above -40 dBFS: the sentence, not the idle silence
+    assert len(loud) and loud[-1] - loud[0] >= 0.6 * sent, f"the speaker played {len(loud)} loud samples of {sent}"
+
+
+def test_voice_agent_settings_that_cannot_work_exit_with_the_setting_named(installed, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    unregistered = run_system_python([installed.agent_app, "voice"], installed.env(home=home))
+    assert unregistered.returncode == 78 and "not registered" in unregistered.stderr, unregistered.stderr
+    for flag, value, named in (("--max-delay", "5", "max_delay"), ("--bitrate", "100", "bitrate")):
+        result = run_system_python([installed.agent_app, "voice", "--url", "ws://127.0.0.1:9/agent", "--token", "t",
+                                    flag, value], installed.env(home=home))
+        assert result.returncode == 78 and named in result.stderr, (flag, result.stderr)
+        assert "Traceback" not in result.stderr, result.stderr
 
 
 def test_lab_1_from_grc_with_the_credentials_of_register(installed, compiled, lab, tmp_path, serial):

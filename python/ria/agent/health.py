@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # A voice agent's counters (docs/protocol.md §8), shown as differences on the metrics line
 VOICE_COUNTERS = ("audio_frames_sent", "audio_frames_dropped", "audio_frames_received", "audio_frames_played",
-                  "audio_frames_concealed")
+                  "audio_frames_concealed", "audio_frames_bad")
 VOICE_GAUGES = ("speaker_queue_ms", "mic_queue_ms", "speaker_latency_ms", "mic_latency_ms", "erle_db",
                 "echo_delay_ms", "drift_ppm")
 
@@ -39,18 +39,22 @@ class MetricsLine:
         def delta(key):
             return snap.get(key, 0) - self._last.get(key, 0)
 
+        voice = any(k in snap for k in VOICE_COUNTERS + VOICE_GAUGES + ("levels",))
         line = (f"metrics: state={snap['state']} session={snap['session']} "
                 f"frames_sent=+{delta('frames_sent')} frames_dropped=+{delta('frames_dropped')} "
                 f"samples_dropped=+{delta('samples_dropped')} queue={snap['queue_depth']} "
-                f"reconnects={snap.get('reconnects', 0)} sdr_overflows={snap.get('sdr_overflows', 0)}")
-        if "tx" in snap:
-            line += (f" tx={snap['tx']} tx_played=+{delta('tx_samples_played')} "
-                     f"tx_underruns=+{delta('tx_underruns')} tx_late_frames=+{delta('tx_late_frames')}")
-        if any(k in snap for k in VOICE_COUNTERS + VOICE_GAUGES + ("levels",)):
+                f"reconnects={snap.get('reconnects', 0)}")
+        if voice:  # a microphone and a speaker: no radio, and the speaker's session is a play session
+            line += f" play={snap['tx']}" if "tx" in snap else ""
             line += "".join(f" {k}=+{delta(k)}" for k in VOICE_COUNTERS if k in snap)
             line += "".join(f" {k}={snap[k]:g}" for k in VOICE_GAUGES if isinstance(snap.get(k), (int, float)))
             levels = snap.get("levels") if isinstance(snap.get("levels"), dict) else {}
             line += "".join(f" {k}={v:g}" for k, v in levels.items() if isinstance(v, (int, float)))
+        else:
+            line += f" sdr_overflows={snap.get('sdr_overflows', 0)}"
+            if "tx" in snap:
+                line += (f" tx={snap['tx']} tx_played=+{delta('tx_samples_played')} "
+                         f"tx_underruns=+{delta('tx_underruns')} tx_late_frames=+{delta('tx_late_frames')}")
         self._last = snap
         return line
 
@@ -58,7 +62,7 @@ class MetricsLine:
 class HealthServer:
     """GET /health: 200 while connected to the hub, 503 when not; the same JSON body either way."""
 
-    def __init__(self, host, port, sink, tx_stream=None):
+    def __init__(self, host, port, sink, tx_stream=None, voice=None):
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,7 +70,7 @@ class HealthServer:
                 if self.path.split("?")[0] != "/health":
                     self.send_error(404, "only /health is served here")
                     return
-                snap = snapshot(owner.sink, owner.tx_stream)
+                snap = snapshot(owner.sink, owner.tx_stream, owner.voice)
                 body = json.dumps(snap).encode()
                 self.send_response(200 if snap["state"] == "connected" else 503)
                 self.send_header("Content-Type", "application/json")
@@ -79,6 +83,7 @@ class HealthServer:
 
         self.sink = sink
         self.tx_stream = tx_stream
+        self.voice = voice
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]

@@ -1,4 +1,5 @@
-"""The headless agent: the ria.iq_agent flowgraph, its health endpoint and its metrics line, until a signal."""
+"""The headless agent: the ria.iq_agent flowgraph (or ria.voice_agent on the sound card), its health endpoint and
+its metrics line, until a signal."""
 
 import logging
 import signal
@@ -87,8 +88,26 @@ def build(url, token, device, buffer_size, sample_format, overflow, heartbeat_in
     return tb
 
 
+def build_voice(url, token, audio_device, rate, sample_format, bitrate, tail_length, max_delay, residual_suppression,
+                noise_suppression, heartbeat_interval, ca_file, insecure, name):
+    """ria.voice_agent between the sound card's microphone and its speaker (gr-audio, ALSA)."""
+    from gnuradio import audio, gr
+
+    from ..voice_agent import voice_agent
+
+    tb = gr.top_block("ria_voice_agent")
+    tb.agent = voice_agent(url=url, token=token, sample_rate=rate, sample_format=sample_format, bitrate=bitrate,
+                           tail_length=tail_length, max_delay=max_delay, heartbeat_interval=heartbeat_interval,
+                           ca_file=ca_file, insecure=insecure, agent_name=name,
+                           residual_suppression=residual_suppression, noise_suppression=noise_suppression)
+    tb.microphone = audio.source(rate, audio_device, True)
+    tb.speaker = audio.sink(rate, audio_device, True)
+    tb.connect(tb.microphone, tb.agent, tb.speaker)
+    return tb
+
+
 def run(args, stop=None):
-    """Runs until SIGINT/SIGTERM (or `stop` is set); returns the exit status."""
+    """The radio agent; runs until SIGINT/SIGTERM (or `stop` is set); returns the exit status."""
     url, token, saved = resolve(args.url, args.token, args.config)
     names, device = offer(args.hardware, args.device, args.simulator)
     caps = interlocks(args, saved)
@@ -97,27 +116,43 @@ def run(args, stop=None):
                saved.get("name") or args.name, simulator=args.simulator, tx_interlocks=caps)
     if caps.enabled:
         log.info("TX allowed: %s", tx.describe(caps))
-    sink = tb.agent.sink
-    tx_stream = getattr(tb.agent, "tx_stream", None)
+    if device:
+        running = (f"agent running (hardware: {', '.join(names) or '-'}; a start that names no device opens "
+                   f"{device}); Ctrl-C or SIGTERM stops it")
+    else:
+        running = ("agent running with no radio attached (add --simulator to offer the simulated radio): a start "
+                   "must name its device; Ctrl-C or SIGTERM stops it")
+    return serve(tb, tb.agent.sink, getattr(tb.agent, "tx_stream", None), None, args, running, stop,
+                 warn=not device)
+
+
+def run_voice(args, stop=None):
+    """The voice agent on the sound card; runs until SIGINT/SIGTERM (or `stop` is set); returns the exit status."""
+    url, token, saved = resolve(args.url, args.token, args.config)
+    tb = build_voice(url, token, args.audio_device, args.rate, args.sample_format, args.bitrate, args.tail_length,
+                     args.max_delay, args.residual_suppression, args.noise_suppression, args.heartbeat_interval,
+                     args.ca_file or saved.get("ca_file", ""), args.insecure or bool(saved.get("insecure")),
+                     saved.get("name") or args.name)
+    running = (f"voice agent running (audio device {args.audio_device or 'default'}, {args.rate} Hz, microphone as "
+               f"{args.sample_format}); Ctrl-C or SIGTERM stops it")
+    return serve(tb, tb.agent.mic_sink, tb.agent.speaker, tb.agent, args, running, stop)
+
+
+def serve(tb, sink, tx_stream, voice, args, running, stop=None, warn=False):
+    """Runs a built agent with its health endpoint and metrics line until a signal (or `stop`)."""
     stop = stop or threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     health = None
     if args.health_port is not None:
-        health = HealthServer(args.health_host, args.health_port, sink, tx_stream).start()
-    if health:
+        health = HealthServer(args.health_host, args.health_port, sink, tx_stream, voice).start()
         log.info("health endpoint on http://%s:%d/health", args.health_host, health.port)
     metrics = MetricsLine()
     tb.start()
-    if device:
-        log.info("agent running (hardware: %s; a start that names no device opens %s); Ctrl-C or SIGTERM stops it",
-                 ", ".join(names) or "-", device)
-    else:
-        log.warning("agent running with no radio attached (add --simulator to offer the simulated radio): a start "
-                    "must name its device; Ctrl-C or SIGTERM stops it")
+    (log.warning if warn else log.info)("%s", running)
     try:
         while not stop.wait(args.metrics_interval):
-            log.info(metrics.format(snapshot(sink, tx_stream)))
+            log.info(metrics.format(snapshot(sink, tx_stream, voice)))
     finally:
         log.info("stopping")
         tb.stop()
