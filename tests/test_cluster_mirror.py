@@ -3,12 +3,16 @@ the bucket as its stream holds it, and a reload after a reconnect that meets a J
 again until it has read the bucket."""
 
 import asyncio
+import json
 import logging
 import os
 import threading
 
+import nats
 import pytest
 
+from gnuradio.ria.hub.cluster.mirror import BucketMirror
+from gnuradio.ria.hub.cluster.nats_link import NatsLink
 from helpers import wait_until
 from nats_cluster import NATS_SERVER
 from processes import Process
@@ -78,10 +82,6 @@ class Records(logging.Handler):
 
 async def change_bucket(url, bucket, put=(), delete=()):
     """Writes as another node would: puts {key: value} and deletes keys, with a client of its own."""
-    import json
-
-    import nats
-
     nc = await nats.connect(url)
     try:
         kv = await nc.jetstream(timeout=5).key_value(bucket)
@@ -94,10 +94,8 @@ async def change_bucket(url, bucket, put=(), delete=()):
 
 
 def new_mirror(bucket, url):
-    from gnuradio.ria.hub.cluster.mirror import BucketMirror
-    from gnuradio.ria.hub.cluster.nats_link import NatsLink
-
-    log = logging.getLogger(f"mirror-test-{id(url)}")
+    """(NatsLink, BucketMirror of bucket, the warnings they log)."""
+    log = logging.getLogger(f"mirror-test.{bucket}")
     records = Records()
     log.addHandler(records)
     link = NatsLink([url], "mirror-test", log)
@@ -147,12 +145,10 @@ def test_a_load_reads_every_live_key_and_no_deleted_one_each_time(nats_conf, run
         for _ in range(100):  # a read that ended early would show as a missing key
             run(mirror.reload())
             assert mirror.entries == expected
-        empty_link, empty, _ = new_mirror("ria_seen", url)  # a bucket with nothing in it loads as empty
-        run(empty_link.connect())
+        empty = BucketMirror(link, "ria_seen")  # a bucket with nothing in it loads as empty
         run(empty.start())
         assert empty.entries == {}
         run(empty.stop())
-        run(empty_link.close())
     finally:
         run(mirror.stop())
         run(link.close())
