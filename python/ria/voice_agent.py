@@ -4,6 +4,8 @@ hub -> ria.websocket_source (float) -> speaker (the output) and ria.aec's refere
 microphone (the input) -> ria.aec -> ria.websocket_iq_sink (float) -> hub, on the agent's one connection.
 ria.control_handler runs the hub's play sessions on the speaker stream and reports the voice figures."""
 
+import mmap
+
 from gnuradio import blocks, gr
 
 from .agent import config
@@ -44,8 +46,9 @@ class voice_agent(gr.hier_block2):
                                           hardware_names=[], ca_file=ca_file, insecure=insecure, agent_name=agent_name)
         self.handler = control_handler(default_device="", offer_simulator=False, audio_in=True, audio_out=True,
                                        radio=False)
-        # What the speaker plays may run ahead of the sound card by no more than a frame or two of buffer.
-        self.speaker.set_max_output_buffer(frame)
+        # What the speaker plays may run ahead of the sound card by no more than a frame or two of buffer; GNU Radio's
+        # buffers are at least a memory page (1024 floats), so asking for less only logs a warning at each start.
+        self.speaker.set_max_output_buffer(max(frame, mmap.PAGESIZE // gr.sizeof_float))
 
         self.connect(self.speaker, self)
         self.connect(self.speaker, (self.aec, 1))
