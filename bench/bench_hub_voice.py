@@ -4,7 +4,12 @@ source, encoding its frames). Rounds are interleaved so that a busy machine weig
 is the median wall time of one thread. "agents/core" is how many one-way voice streams one core could carry at
 that cost (1 / cost).
 
-  python bench/bench_hub_voice.py [--seconds 10] [--rounds 5]
+The second table is what a class costs the hub's event loop: N agents spoken to at once (Opus, 16 kHz, each
+paced at real time as its credits allow), and the loop's lateness measured by a 10 ms ticker. "on the loop" is
+AudioPlay as shipped (one packet encoded inline per read); "worker thread" is the alternative measured beside it
+(half a second of packets per trip to a thread; libopus runs without the GIL, the framing around it does not).
+
+  python bench/bench_hub_voice.py [--seconds 10] [--rounds 5] [--class-sizes 10,30]
 """
 
 import argparse
@@ -66,10 +71,53 @@ def speaker_side(fmt, rate, source, source_rate):
     return time.perf_counter() - t0
 
 
+class ThreadedOpus:
+    """The alternative: AudioPlay with its Opus packets encoded half a second at a time in a worker thread."""
+
+    def __init__(self, samples, rate):
+        self.play = AudioPlay(samples, rate, "opus", {"kind": "bench"})
+        self.packets = []
+
+    async def read_frames(self, max_samples):
+        if not self.packets:
+            def ahead():
+                out = []
+                for _ in range(25):
+                    out.extend(asyncio.run(self.play.read_frames(max_samples)))
+                return out
+            self.packets = await asyncio.to_thread(ahead)
+        return [self.packets.pop(0)] if self.packets else []
+
+
+def class_lag(kind, agents, seconds, rate=16000):
+    """(median, p99, max) lateness in ms of a 10 ms ticker while `agents` sessions play `seconds` each."""
+    source = [speech_like(seconds, rate, seed=k) for k in range(agents)]
+    frame = audio.frame_samples(rate)
+
+    async def session(samples):
+        play = ThreadedOpus(samples, rate) if kind == "thread" else AudioPlay(samples, rate, "opus", {"kind": "bench"})
+        loop, t0, sent = asyncio.get_running_loop(), asyncio.get_running_loop().time(), 0
+        while await play.read_frames(frame):
+            sent += frame
+            await asyncio.sleep(max(0.0, t0 + sent / rate - 0.2 - loop.time()))  # 0.2 s of credit ahead
+
+    async def run():
+        loop, lags = asyncio.get_running_loop(), []
+        tasks = [asyncio.create_task(session(s)) for s in source]
+        while not all(t.done() for t in tasks):
+            due = loop.time() + 0.01
+            await asyncio.sleep(0.01)
+            lags.append(max(0.0, loop.time() - due) * 1000)
+        return lags
+    lags = np.array(asyncio.run(run()))
+    return np.median(lags), np.percentile(lags, 99), lags.max()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--class-sizes", default="10,30", dest="class_sizes")
     args = p.parse_args()
     rows = [("mic", fmt, rate, rec) for fmt in ("opus", "s16", "f32") for rate in (16000, 48000)
             for rec in (False, True)] + [("speaker", fmt, rate, None) for fmt in ("opus", "s16", "f32")
@@ -91,6 +139,21 @@ def main():
         what = ("decode + level" + (" + WAV" if rec else "")) if side == "mic" else "resample 22.05k + encode"
         cost = statistics.median(times[row])
         print(f"{side:8} {fmt:6} {rate:>6} {what:28} {cost * 1000:>17.2f} {1 / cost:>12.0f}")
+
+    sizes = [int(n) for n in args.class_sizes.split(",")]
+    lags = {(kind, n): [] for n in sizes for kind in ("inline", "thread")}
+    for _ in range(max(1, args.rounds // 2)):
+        for n in sizes:
+            for kind in ("inline", "thread"):
+                lags[(kind, n)].append(class_lag(kind, n, min(args.seconds, 5.0)))
+    print()
+    print("event loop lateness while a class is spoken to (Opus 16 kHz), ms: median / p99 / max, median of rounds")
+    print(f"{'agents':>6} {'encoding':16} {'median':>8} {'p99':>8} {'max':>8}")
+    for n in sizes:
+        for kind in ("inline", "thread"):
+            med, p99, top = (statistics.median(x[i] for x in lags[(kind, n)]) for i in range(3))
+            label = "on the loop" if kind == "inline" else "worker thread"
+            print(f"{n:>6} {label:16} {med:>8.2f} {p99:>8.2f} {top:>8.2f}")
 
 
 if __name__ == "__main__":
