@@ -368,10 +368,11 @@ void aec_impl::cancel_frame(const float* mic, const float* far, float* out)
         d_suppressor->process(d_err.data(), suppressor_estimate(), far_active, d_filter->relearning(), out);
         d_talk_heard = d_talk_heard || d_suppressor->near_talking();
     }
-    // the curve learns while the filter's coefficients are the room's (cancelling, not relearning a new path) and
-    // the error is the loudspeaker's (no near-end talker)
+    // the curve learns while the filter cancels (its coefficients are the room the curve's terms go through) and
+    // no near-end talker is heard. Not only outside relearning: the foreground of a loudspeaker that saturates hard
+    // never cancels the 15 dB that ends it, and the curve was learned only from 16 s on (tanh(6 x): 25 dB, not 33).
     const bool usable = far_active && !(d_residual_suppression && d_suppressor->near_talking()) &&
-                        !d_filter->relearning() && d_filter->erle_db() >= NONLINEAR_MIN_ERLE_DB;
+                        d_filter->erle_db() >= NONLINEAR_MIN_ERLE_DB;
     d_nonlinear->learn(far, d_err.data(), d_filter->estimate(), d_filter->foreground(), usable);
     if (!d_residual_suppression)
         std::copy(d_err.begin(), d_err.end(), out);

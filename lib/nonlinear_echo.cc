@@ -20,6 +20,7 @@ constexpr double LEARN_STEP = 0.3;       // share of the least-squares change ta
 constexpr double MAX_A3 = 20.0, MAX_A5 = 200.0;
 constexpr double MIN_SLOPE = 0.05;       // the curve's slope may not fall below this (a monotone loudspeaker)
 constexpr int KNEE_STEPS = 128;
+constexpr float QUIET = 1e-3f; // a reference block under this peak has terms of nothing (under -180 dB)
 } // namespace
 
 nonlinear_echo::nonlinear_echo(int block, double sample_rate)
@@ -71,13 +72,15 @@ float nonlinear_echo::curve(float x) const
 void nonlinear_echo::update_curve()
 {
     const double top = d_range > 0 ? std::min(d_range, 1.0) : 1.0;
-    double knee = top;
+    double knee = top, last = 1;
     for (int i = 1; i <= KNEE_STEPS; i++) {
         const double v = top * i / KNEE_STEPS, v2 = v * v;
-        if (1 + 3 * d_a[0] * v2 + 5 * d_a[1] * v2 * v2 < MIN_SLOPE) {
+        const double slope = 1 + 3 * d_a[0] * v2 + 5 * d_a[1] * v2 * v2;
+        if (slope < MIN_SLOPE || (slope < 1 && slope > last)) {
             knee = top * (i - 1) / KNEE_STEPS;
             break;
         }
+        last = slope;
     }
     const double k2 = knee * knee;
     d_knee = static_cast<float>(knee);
@@ -106,6 +109,17 @@ void nonlinear_echo::shape_in_place(float* x, size_t n) const
 void nonlinear_echo::push_terms(const float* x)
 {
     d_head = (d_head + 1) % d_q;
+    d_warm = std::min(d_warm + 1, d_q);
+    float peak = 0;
+    for (int i = 0; i < d_n; i++)
+        peak = std::max(peak, std::abs(x[i]));
+    if (peak < QUIET) { // spares the transforms in the far end's pauses
+        std::fill(d_prev3.begin(), d_prev3.end(), 0.0f);
+        std::fill(d_prev5.begin(), d_prev5.end(), 0.0f);
+        std::fill_n(&d_ring3[static_cast<size_t>(d_head) * d_k], d_k, cf(0));
+        std::fill_n(&d_ring5[static_cast<size_t>(d_head) * d_k], d_k, cf(0));
+        return;
+    }
     for (int term = 0; term < 2; term++) {
         std::vector<float>& prev = term == 0 ? d_prev3 : d_prev5;
         std::copy(prev.begin(), prev.end(), d_time.begin());
@@ -116,7 +130,6 @@ void nonlinear_echo::push_terms(const float* x)
         std::copy_n(d_time.begin() + d_n, d_n, prev.begin());
         d_fft.forward(d_time.data(), &(term == 0 ? d_ring3 : d_ring5)[static_cast<size_t>(d_head) * d_k]);
     }
-    d_warm = std::min(d_warm + 1, d_q);
 }
 
 // Least squares of e on (y, z3, z5): explained[0] the error energy y alone explains, explained[1] what all
@@ -157,7 +170,8 @@ void nonlinear_echo::solve(double explained[2], double delta[2]) const
 void nonlinear_echo::learn(const float* x, const float* e, const float* y, const std::vector<cf>& w, bool usable)
 {
     if (!d_active && !d_probing) {
-        if (++d_idle < d_probe_every_blocks)
+        d_idle = std::min(d_idle + 1, d_probe_every_blocks);
+        if (d_idle < d_probe_every_blocks || !usable) // a test starts where it can learn at once
             return;
         d_probing = true;
         d_probed = d_probe_age = 0;
