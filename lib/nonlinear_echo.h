@@ -1,8 +1,10 @@
 /* A model of a saturating loudspeaker, for the linear echo filter (a Hammerstein model): the reference is
  * shaped by a memoryless odd curve f(x) = x + a3 x^3 + a5 x^5 before the filter sees it, so that the filter
- * learns the room from what the loudspeaker really plays. The curve is kept monotone: past the first point
- * where it would turn down (or past the loudest reference it was learned on) it goes on along its tangent
- * there, so a louder far end than ever heard cannot make it fold back or explode.
+ * learns the room from what the loudspeaker really plays. The curve is kept monotone and compressive: past
+ * the first point where its slope would fall under 0.05 or rise again (a saturating loudspeaker never expands
+ * again; the polynomial that fits tanh(6 x) turns up past its knee, and cost 12 dB there), or past the
+ * loudest reference it was learned on, it goes on along its tangent, so a louder far end than ever heard
+ * cannot make it fold back or explode.
  *
  * The coefficients are learned from the filter's own error e: the filter's foreground coefficients W,
  * applied to x^3 and x^5 (only the first partitions, where the direct sound and the early reflections
@@ -11,7 +13,8 @@
  * of a3 and a5 that explains the most of the error.
  *
  * A linear loudspeaker costs next to nothing: until a distortion is found the reference goes through
- * untouched (bit-identical), and the test runs only for PROBE_S of usable blocks every PROBE_EVERY_S. It
+ * untouched (bit-identical), and the test runs only for PROBE_S of usable blocks every PROBE_EVERY_S
+ * (1.3 % more instructions in the block at 48 kHz on the bench's cost scene, by callgrind). It
  * takes the curve on when the two terms would remove a clear share of the error the filter leaves
  * (beyond what a rescaled estimate would); from then on it learns on every usable block. */
 #ifndef INCLUDED_RIA_NONLINEAR_ECHO_H
