@@ -101,11 +101,12 @@ def music(rate, seconds, seed=3):
 
 def scenario(rate=16000, seconds=30.0, rt60=0.3, delay_s=0.0, drift_ppm=0.0, double_talk=False, path_change_s=None,
              echo_gain=0.8, noise_db=-50.0, seed=1, far=None, near=None, reverb_gain=1.0, rooms=None,
-             jump_s=None, jump_by_s=0.02, saturate=None):
+             jump_s=None, jump_by_s=0.02, saturate=None, clip=None):
     """A dict with ref, mic, echo, near (float32 arrays of one length) and the conditions.
 
     rooms: two impulse responses (before and after path_change_s) instead of the generated ones;
-    jump_s: the delay grows by jump_by_s from then on; saturate: the loudspeaker plays tanh(saturate * x).
+    jump_s: the delay grows by jump_by_s from then on; saturate: the loudspeaker plays tanh(saturate * x);
+    clip: it clips hard at +-clip.
     """
     n = int(rate * seconds)
     far = far if far is not None else speech(FAR_TEXT, "en-us", rate)
@@ -114,6 +115,8 @@ def scenario(rate=16000, seconds=30.0, rt60=0.3, delay_s=0.0, drift_ppm=0.0, dou
     played = resample(ref, 1 + drift_ppm * 1e-6) if drift_ppm else ref
     if saturate:
         played = (np.tanh(saturate * played) / saturate).astype(np.float32)
+    if clip:
+        played = np.clip(played, -clip, clip).astype(np.float32)
     played = np.concatenate([np.zeros(int(delay_s * rate), np.float32), played])[:n]
     played = np.pad(played, (0, n - len(played)))
     if jump_s is not None:  # a buffer underrun in the sound card: the rest comes later

@@ -48,6 +48,12 @@ def conditions(seconds):
         ("image RT60 0.5 s, double talk", dict(room=(0.5, 1.0), delay_s=0.3, double_talk=True)),
         ("image RT60 0.5 s, music", dict(room=(0.5, 1.0), delay_s=0.3, music=True)),
         ("image RT60 0.5 s, saturating loudspeaker", dict(room=(0.5, 1.0), delay_s=0.3, saturate=3.0)),
+        # milder and harder saturation, hard clipping (not the tanh a model could be made for), and the talker's
+        # damage while the loudspeaker saturates
+        ("image RT60 0.5 s, mild saturation (tanh 1.5 x)", dict(room=(0.5, 1.0), delay_s=0.3, saturate=1.5)),
+        ("image RT60 0.5 s, hard saturation (tanh 6 x)", dict(room=(0.5, 1.0), delay_s=0.3, saturate=6.0)),
+        ("image RT60 0.5 s, loudspeaker clips at 0.3", dict(room=(0.5, 1.0), delay_s=0.3, clip=0.3)),
+        ("image RT60 0.5 s, saturating, double talk", dict(room=(0.5, 1.0), delay_s=0.3, saturate=3.0, double_talk=True)),
         ("generated RT60 0.3 s, aligned", dict()),
         ("generated RT60 0.3 s, delay 300 ms", dict(delay_s=0.3)),
         ("48 kHz image RT60 0.25 s, 300 ms, tail 0.2 s, frame 1024",

@@ -44,6 +44,9 @@ constexpr float NOT_AUDIO = 8.0f;
 // louder than the foreground's (at the first lock the foreground is empty, and an estimate of nothing
 // suppresses nothing: the echo went through untouched for the first quarter second).
 constexpr double BACKGROUND_LOUDER = 10.0;
+// The loudspeaker's curve is learned only from blocks where the filter cancels at least this much (its
+// coefficients are the room the curve's terms are sent through).
+constexpr double NONLINEAR_MIN_ERLE_DB = 10.0;
 constexpr double ERLE_SMOOTHING_S = 1.0;
 constexpr double FAR_END_POWER = 1e-6; // -60 dBFS: a quieter reference frame does not count for ERLE
 constexpr double MAX_TAIL_S = 2.0;
@@ -171,6 +174,7 @@ void aec_impl::make_canceller()
     const int partitions = std::max(1, static_cast<int>(std::ceil(d_tail * d_rate / d_frame)));
     d_filter = std::make_unique<echo_filter>(d_frame, partitions, d_rate);
     d_suppressor = std::make_unique<echo_suppressor>(d_frame, d_rate);
+    d_nonlinear = std::make_unique<nonlinear_echo>(d_frame, d_rate);
     d_history.assign(static_cast<size_t>(partitions + 1) * d_frame, 0.0f);
     d_drift.interrupt();
     make_preprocessor();
@@ -203,6 +207,7 @@ void aec_impl::clear()
     d_talk_heard = false;
     d_filter->reset();
     d_suppressor->reset();
+    d_nonlinear->reset();
     make_preprocessor();
     d_mic_power = d_out_power = 0;
 }
@@ -287,11 +292,13 @@ void aec_impl::realign(delay_tracker::change change)
     if (end >= span) {
         const double step = d_drift.step();
         d_aligner->read(end - span, d_offset - step * span, step, d_history.data(), static_cast<int>(span));
+        d_nonlinear->shape_in_place(d_history.data(), span);
         d_filter->reload(d_history.data());
     }
     if (first)
         d_filter->relearn();
     d_drift.interrupt();
+    d_nonlinear->realigned();
     d_shift_finder->reset(); // its window holds estimates made at the old alignment
 }
 
@@ -350,7 +357,7 @@ const float* aec_impl::suppressor_estimate() const
 
 void aec_impl::cancel_frame(const float* mic, const float* far, float* out)
 {
-    d_filter->process(far, mic, d_err.data(), d_echo_estimate.data());
+    d_filter->process(d_nonlinear->shape(far), mic, d_err.data(), d_echo_estimate.data());
     double far_power = 0, mic_power = 0, out_power = 0;
     for (int i = 0; i < d_frame; i++) {
         far_power += double(far[i]) * far[i];
@@ -360,7 +367,14 @@ void aec_impl::cancel_frame(const float* mic, const float* far, float* out)
     if (d_residual_suppression) {
         d_suppressor->process(d_err.data(), suppressor_estimate(), far_active, d_filter->relearning(), out);
         d_talk_heard = d_talk_heard || d_suppressor->near_talking();
-    } else
+    }
+    // the curve learns while the filter cancels (its coefficients are the room the curve's terms go through) and
+    // no near-end talker is heard. Not only outside relearning: the foreground of a loudspeaker that saturates hard
+    // never cancels the 15 dB that ends it, and the curve was learned only from 16 s on (tanh(6 x): 25 dB, not 33).
+    const bool usable = far_active && !(d_residual_suppression && d_suppressor->near_talking()) &&
+                        d_filter->erle_db() >= NONLINEAR_MIN_ERLE_DB;
+    d_nonlinear->learn(far, d_err.data(), d_filter->estimate(), d_filter->foreground(), usable);
+    if (!d_residual_suppression)
         std::copy(d_err.begin(), d_err.end(), out);
     if (d_pre) {
         for (int i = 0; i < d_frame; i++)
@@ -388,7 +402,8 @@ void aec_impl::maybe_publish_status()
                                  { { "locked", pmt::from_bool(locked) },
                                    { "drift_ppm", pmt::from_double(drift_ppm_unlocked()) },
                                    { "erle_db", pmt::from_double(erle_db_unlocked()) },
-                                   { "jumps", pmt::from_uint64(d_tracker ? d_tracker->jumps() : 0) } });
+                                   { "jumps", pmt::from_uint64(d_tracker ? d_tracker->jumps() : 0) },
+                                   { "nonlinear", pmt::from_bool(d_nonlinear->active()) } });
     if (locked)
         msg = with_field(msg, "delay", pmt::from_double(delay_unlocked()));
     message_port_pub(port_status, msg);
@@ -433,6 +448,12 @@ double aec_impl::erle_db() const
 {
     std::lock_guard<std::mutex> lock(d_mutex);
     return erle_db_unlocked();
+}
+
+bool aec_impl::loudspeaker_nonlinear() const
+{
+    std::lock_guard<std::mutex> lock(d_mutex);
+    return d_nonlinear->active();
 }
 
 uint64_t aec_impl::delay_jumps() const

@@ -5,6 +5,7 @@
 #include "drift_follower.h"
 #include "echo_filter.h"
 #include "echo_suppressor.h"
+#include "nonlinear_echo.h"
 #include "reference_aligner.h"
 #include <gnuradio/ria/aec.h>
 #include <speex/speex_preprocess.h>
@@ -40,6 +41,7 @@ public:
     double drift_ppm() const override;
     double erle_db() const override;
     uint64_t delay_jumps() const override;
+    bool loudspeaker_nonlinear() const override;
 
 private:
     void handle_cmd(const pmt::pmt_t& msg);
@@ -73,6 +75,7 @@ private:
     SpeexPreprocessState* d_pre = nullptr;
     std::unique_ptr<echo_filter> d_filter;
     std::unique_ptr<echo_suppressor> d_suppressor;
+    std::unique_ptr<nonlinear_echo> d_nonlinear; // the saturating loudspeaker's curve, before the filter
     std::unique_ptr<delay_tracker> d_tracker;
     std::unique_ptr<reference_aligner> d_aligner;
     std::unique_ptr<echo_shift_finder> d_shift_finder;

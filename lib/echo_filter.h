@@ -72,6 +72,8 @@ public:
     //! The background's echo estimate of the last block (it adapts on every block, so right after a lock
     //! it shows the echo long before the foreground has taken any coefficients).
     const float* background_estimate() const { return d_time2.data() + d_n; }
+    //! The foreground's coefficients: partition-major, the newest block's partition first, block + 1 bins each.
+    const std::vector<cf>& foreground() const { return d_wf; }
     //! Whether the last block changed the foreground (a copy from the background, or the kept one back).
     bool adapted() const { return d_copied; }
     //! Whether the filter is relearning the echo path: the foreground took the background's coefficients

@@ -123,6 +123,7 @@ def test_status_and_commands(voices, flowgraphs):
     assert report is not None, status.messages
     assert abs(report["delay"] - 0.102) < FRAME / RATE
     assert set(report) >= {"drift_ppm", "erle_db", "jumps"}
+    assert report["nonlinear"] is False  # a linear loudspeaker: the reference is not shaped
 
     aec._post(pmt.intern("cmd"), pmt.to_pmt({"tail": 9.0}))
     error = status.wait_for(lambda m: m.get("event") == "error", 10)

@@ -35,7 +35,8 @@ namespace ria {
  * `residual_suppression` and `noise_suppression` (bool). Bad values are reported on `status`.
  *
  * Message output `status`, at most once a second: {event: "aec", locked, delay (s, when locked),
- * drift_ppm, erle_db (microphone over output power while the far end talks), jumps}; and
+ * drift_ppm, erle_db (microphone over output power while the far end talks), jumps, nonlinear (a saturating
+ * loudspeaker's curve shapes the reference)}; and
  * {event: "error", key, value, message} for a bad command.
  */
 class RIA_API aec : virtual public gr::sync_block
@@ -72,6 +73,8 @@ public:
     //! Microphone over output power, in dB, over the last status interval with far-end sound.
     virtual double erle_db() const = 0;
     virtual uint64_t delay_jumps() const = 0;
+    //! Whether the loudspeaker was found to saturate, so the reference is shaped by its learned curve.
+    virtual bool loudspeaker_nonlinear() const = 0;
 };
 
 } // namespace ria

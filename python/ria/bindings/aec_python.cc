@@ -24,5 +24,6 @@ void bind_aec(py::module& m)
         .def("delay", &aec::delay)
         .def("drift_ppm", &aec::drift_ppm)
         .def("erle_db", &aec::erle_db)
-        .def("delay_jumps", &aec::delay_jumps);
+        .def("delay_jumps", &aec::delay_jumps)
+        .def("loudspeaker_nonlinear", &aec::loudspeaker_nonlinear);
 }
