@@ -297,23 +297,24 @@ void echo_filter::adapt(const float* e_b)
             d_lag_norm[f] += g * (o_r * o_r + oi * oi);
         }
     }
-    for (int f = 0; f < d_k; f++)
-        d_norm[f] += FLOOR_REGULARISATION * 2 * std::max(0.0f, d_err_floor[f]); // the last block's floor
-    for (int f = 0; f < d_k; f++) {
+    // per bin, in the loops below (one pass): the last block's floor regularises the normalisation, then this
+    // block's error updates the floor, which sets the step
+    const auto bin_step = [this](int f) {
+        d_norm[f] += FLOOR_REGULARISATION * 2 * std::max(0.0f, d_err_floor[f]);
         d_err_pow[f] += d_err_smooth * (power(d_spec[f]) - d_err_pow[f]);
         d_err_floor[f] = d_err_floor[f] < 0 ? d_err_pow[f] : std::min(d_err_floor[f] * d_floor_rise, d_err_pow[f]);
-    }
-    const auto bin_step = [this](int f) {
         return d_err_pow[f] > 0 ? STEP * std::clamp(1.0f - d_err_floor[f] / d_err_pow[f], STEP_FLOOR_SHARE, 1.0f) : STEP;
     };
-    for (int f = d_kd; f < d_k; f++)
-        d_spec[f] *= bin_step(f) / d_norm[f];
+    for (int f = d_kd; f < d_k; f++) {
+        const float step = bin_step(f);
+        d_spec[f] *= step / d_norm[f];
+    }
     for (int f = 0; f < d_kd; f++) {
         // rho = DECORRELATION conj(o)x / |o|^2 per bin; the part of the step along the older block is
         // carried in d_spec2 = conj(rho) spec
+        const float step = bin_step(f);
         const float lr = d_lag_re[f], li = d_lag_im[f], ln = d_lag_norm[f];
         const float removed = DECORRELATION * (2 - DECORRELATION) * (lr * lr + li * li) / ln;
-        const float step = bin_step(f);
         const cf s = d_spec[f] * (step / std::max(d_norm[f] - removed, DECORRELATION_FLOOR * d_norm[f]));
         const float rr = DECORRELATION * lr / ln, ri = -DECORRELATION * li / ln; // conj(rho)
         d_spec[f] = s;
