@@ -2,9 +2,11 @@
  * blocks of N samples, FFTs of 2N, P partitions covering the tail).
  *
  * Two copies of the filter run side by side. The background one adapts on every block with a large
- * normalised step, so it learns fast, and diverges when the near end talks; the step halves as the
- * background's own cancellation rises from 10 to 20 dB (less misadjustment once it has learned, the full
- * step again as soon as the echo path changes). The foreground one makes
+ * normalised step, so it learns fast, and diverges when the near end talks; in each bin the step shrinks
+ * with the share of the background's error that is that error's floor (the microphone's noise), to a fifth
+ * once only the floor is left (less misadjustment where nothing is left to learn, the full step where the
+ * echo still shows), and the floor regularises the bin's normalisation, so a block that barely excites a
+ * bin does not turn its noise into a large update. The foreground one makes
  * the output: it takes the background's coefficients whenever the background has cancelled clearly
  * better for a while (once the foreground cancels 25 dB, it takes the mean of itself and the background,
  * which halves the background's gradient noise, and in the blocks between, while the background cancels
@@ -105,6 +107,7 @@ private:
     const int d_kd;          // bins below DECORRELATION_TOP_HZ
     const double d_smooth;   // per-block weight of the newest block in the smoothed energies
     const float d_follow;    // per-block weight of the background in the foreground's running mean
+    const float d_err_smooth, d_floor_rise; // per block: weight of the newest error power, rise of its floor
     real_fft d_fft;
     std::vector<float> d_x_prev, d_time, d_time2;
     std::vector<cf> d_x;       // partitions spectra, ring; d_head is the newest
@@ -120,6 +123,7 @@ private:
     std::vector<float> d_norm;
     std::vector<float> d_lag_re, d_lag_im, d_lag_norm; // per bin: the spectra's correlation with the next older block
     std::vector<cf> d_zeros;
+    std::vector<float> d_err_pow, d_err_floor; // per bin: the background's error power, smoothed, and its floor
     int d_next_constraint = 0;
     double d_sd = 0, d_sf = 0, d_sb = 0; // smoothed block energies: mic, foreground and background error
     double d_sk = 0;                     // and the kept filter's error, while it is run

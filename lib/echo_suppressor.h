@@ -44,6 +44,7 @@ public:
 private:
     const int d_n, d_k;
     const double d_slow, d_cov_smooth, d_bin_smooth, d_release;
+    const int d_low_bins; // bins below LOW_HZ
     real_fft d_fft;
     std::vector<float> d_e_prev, d_y_prev, d_time;
     std::vector<cf> d_e_spec, d_y_spec;
