@@ -56,9 +56,11 @@ private:
     float curve(float x) const;
     void push_terms(const float* x);
     void solve(double explained[2], double delta[2]) const;
+    //! d_idle after a test ended without finding distortion: the first is tried again soon, later ones in turn.
+    int next_test_idle();
 
     const int d_n, d_k, d_q; // block, bins, partitions of W used
-    const int d_probe_blocks, d_probe_max_blocks, d_probe_every_blocks;
+    const int d_probe_blocks, d_probe_max_blocks, d_probe_every_blocks, d_second_probe_blocks;
     const double d_keep; // per-block weight of the old statistics while active
     real_fft d_fft;
     std::vector<float> d_time, d_prev3, d_prev5, d_z3, d_z5, d_shaped;
@@ -75,6 +77,7 @@ private:
     int d_idle = 0;   // blocks since the last test
     int d_probed = 0; // usable blocks in this test
     int d_probe_age = 0;
+    int d_tests = 0; // tests ended since the last reset
 };
 
 } // namespace ria
