@@ -80,12 +80,12 @@ class ThreadedOpus:
 
     async def read_frames(self, max_samples):
         if not self.packets:
-            def ahead():
+            async def ahead():  # in the worker thread, on an event loop of its own for the whole batch
                 out = []
                 for _ in range(25):
-                    out.extend(asyncio.run(self.play.read_frames(max_samples)))
+                    out.extend(await self.play.read_frames(max_samples))
                 return out
-            self.packets = await asyncio.to_thread(ahead)
+            self.packets = await asyncio.to_thread(asyncio.run, ahead())
         return [self.packets.pop(0)] if self.packets else []
 
 

@@ -13,10 +13,11 @@
  * of a3 and a5 that explains the most of the error.
  *
  * A linear loudspeaker costs next to nothing: until a distortion is found the reference goes through
- * untouched (bit-identical), and the test runs only for PROBE_S of usable blocks every PROBE_EVERY_S
- * (1.3 % more instructions in the block at 48 kHz on the bench's cost scene, by callgrind). It
- * takes the curve on when the two terms would remove a clear share of the error the filter leaves
- * (beyond what a rescaled estimate would); from then on it learns on every usable block. */
+ * untouched (bit-identical), and the test runs only for PROBE_S of usable blocks at FIRST_PROBE_S, once
+ * more SECOND_PROBE_AFTER_S after a first that found nothing, then every PROBE_EVERY_S (1.3 % more
+ * instructions in the block at 48 kHz on the bench's cost scene, by callgrind). It takes the curve on when
+ * the two terms would remove a clear share of the error the filter leaves (beyond what a rescaled estimate
+ * would); from then on it learns on every usable block. */
 #ifndef INCLUDED_RIA_NONLINEAR_ECHO_H
 #define INCLUDED_RIA_NONLINEAR_ECHO_H
 
@@ -36,8 +37,6 @@ public:
     void reset();
     //! Whether a distortion was found and the reference is shaped.
     bool active() const { return d_active; }
-    double a3() const { return d_a[0]; }
-    double a5() const { return d_a[1]; }
 
     //! The reference block \p x as the loudspeaker plays it: \p x itself while inactive.
     const float* shape(const float* x);

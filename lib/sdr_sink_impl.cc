@@ -52,15 +52,6 @@ bool is_ours(const pmt::pmt_t& key)
            key == tag_gain;
 }
 
-bool parse_burst_tags(const std::string& burst_tags)
-{
-    if (burst_tags == "optional")
-        return false;
-    if (burst_tags == "required")
-        return true;
-    throw std::invalid_argument("sdr_sink: burst_tags must be 'optional' or 'required', not '" + burst_tags + "'");
-}
-
 // A constructor setting that breaks an interlock is an argument error, named.
 double within(const char* name, double value, const std::string& refusal)
 {
@@ -125,7 +116,7 @@ sdr_sink_impl::sdr_sink_impl(const std::string& device,
                        reopen_interval,
                        disconnect_timeout),
       d_locks(allow_tx, max_gain_db, max_duration_s, allowed_freq_ranges),
-      d_bursts_required(parse_burst_tags(burst_tags))
+      d_bursts_required(require_choice("sdr_sink: burst_tags", burst_tags, { "optional", "required" }) == "required")
 {
     auto require = [](const char* name, double value, bool ok, const char* rule) {
         return require_number(std::string("sdr_sink: ") + name, value, ok, rule);
