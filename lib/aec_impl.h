@@ -4,6 +4,7 @@
 #include "delay_tracker.h"
 #include "drift_follower.h"
 #include "echo_filter.h"
+#include "echo_shift_finder.h"
 #include "echo_suppressor.h"
 #include "nonlinear_echo.h"
 #include "reference_aligner.h"

@@ -1,4 +1,5 @@
 #include "echo_filter.h"
+#include "vector_clones.h"
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -56,10 +57,6 @@ constexpr double LOST_HOLD_S = 0.1;
 constexpr double LOUDER_THAN_ECHO = 1.0;
 constexpr float FAR_ACTIVE = 1e-8f;     // mean square of a reference block below which nothing adapts
 constexpr float REGULARISATION = 1e-7f; // per-sample power added to every bin's normalisation
-constexpr double SHIFT_WINDOW_S = 0.2;   // the shift finder correlates this much microphone
-constexpr double SHIFT_REACH_S = 0.04;   // for moves up to this far either way
-constexpr double SHIFT_MIN_CORR = 0.6;   // normalised correlation the moved echo must reach
-constexpr double SHIFT_MIN_GAIN = 0.3;   // over the correlation where the echo was
 constexpr int SHIFT_BINS_DIVISOR = 4;   // shift() uses the lowest quarter of the band (no phase wrap)
 
 float energy(const float* x, int n)
@@ -153,7 +150,7 @@ void echo_filter::reload(const float* x)
     std::copy_n(x + static_cast<size_t>(d_p) * d_n, d_n, d_x_prev.begin());
 }
 
-void echo_filter::filter(const std::vector<cf>& w, cf* y_spec)
+RIA_VECTOR_CLONES void echo_filter::filter(const std::vector<cf>& w, cf* y_spec)
 {
     std::fill(y_spec, y_spec + d_k, cf(0));
     for (int age = 0; age < d_p; age++) {
@@ -166,7 +163,7 @@ void echo_filter::filter(const std::vector<cf>& w, cf* y_spec)
     }
 }
 
-void echo_filter::process(const float* x, const float* d, float* e, float* y)
+RIA_VECTOR_CLONES void echo_filter::process(const float* x, const float* d, float* e, float* y)
 {
     std::copy(d_x_prev.begin(), d_x_prev.end(), d_time.begin());
     std::copy_n(x, d_n, d_time.begin() + d_n);
@@ -271,7 +268,7 @@ void echo_filter::process(const float* x, const float* d, float* e, float* y)
         adapt(e_b);
 }
 
-void echo_filter::adapt(const float* e_b)
+RIA_VECTOR_CLONES void echo_filter::adapt(const float* e_b)
 {
     std::fill(d_time.begin(), d_time.begin() + d_n, 0.0f);
     std::copy_n(e_b, d_n, d_time.begin() + d_n);
@@ -424,95 +421,6 @@ double echo_filter::shift(double& weight)
         return 0.0;
     weight = cross / std::sqrt(pa * pb);
     return -num / den;
-}
-
-namespace {
-int pow2_at_least(int n)
-{
-    int p = 1;
-    while (p < n)
-        p <<= 1;
-    return p;
-}
-int blocks_of(double seconds, double rate, int block)
-{
-    return std::max(1, static_cast<int>(std::lround(seconds * rate / block)));
-}
-} // namespace
-
-echo_shift_finder::echo_shift_finder(int block, double sample_rate)
-    : d_n(block),
-      d_window(blocks_of(SHIFT_WINDOW_S, sample_rate, block) * block),
-      d_reach(static_cast<int>(std::lround(SHIFT_REACH_S * sample_rate))),
-      d_span(d_window + 2 * d_reach + block),
-      d_fft(pow2_at_least(d_window + 2 * d_reach + 1)),
-      d_d(d_span),
-      d_y(d_span),
-      d_a(d_fft.size()),
-      d_b(d_fft.size()),
-      d_c(d_fft.size()),
-      d_fa(d_fft.bins()),
-      d_fb(d_fft.bins())
-{
-}
-
-void echo_shift_finder::reset()
-{
-    std::fill(d_d.begin(), d_d.end(), 0.0f);
-    std::fill(d_y.begin(), d_y.end(), 0.0f);
-    d_filled = 0;
-}
-
-void echo_shift_finder::push(const float* d, const float* y)
-{
-    // linear buffers, newest last: a block is small next to the window, so shifting costs little
-    std::copy(d_d.begin() + d_n, d_d.end(), d_d.begin());
-    std::copy(d_y.begin() + d_n, d_y.end(), d_y.begin());
-    std::copy_n(d, d_n, d_d.end() - d_n);
-    std::copy_n(y, d_n, d_y.end() - d_n);
-    d_filled = std::min(d_span, d_filled + d_n);
-}
-
-int echo_shift_finder::find()
-{
-    if (d_filled < d_span)
-        return 0;
-    // b: the microphone over the window ending d_reach ago; a: the estimate d_reach either side of it.
-    // The microphone d(t) = y(t - L) peaks c[k] = sum b[t] a[t + k] at k = d_reach - L.
-    const int la = d_window + 2 * d_reach;
-    std::fill(d_a.begin(), d_a.end(), 0.0f);
-    std::fill(d_b.begin(), d_b.end(), 0.0f);
-    std::copy_n(d_y.end() - la, la, d_a.begin());
-    std::copy_n(d_d.end() - d_reach - d_window, d_window, d_b.begin());
-    d_fft.forward(d_a.data(), d_fa.data());
-    d_fft.forward(d_b.data(), d_fb.data());
-    for (size_t k = 0; k < d_fa.size(); k++)
-        d_fa[k] *= std::conj(d_fb[k]);
-    d_fft.inverse(d_fa.data(), d_c.data());
-
-    double bb = 0, aa = 0;
-    for (int t = 0; t < d_window; t++) {
-        bb += double(d_b[t]) * d_b[t];
-        aa += double(d_a[t]) * d_a[t];
-    }
-    if (!(bb > 0))
-        return 0;
-    double best = -1, at_zero = 0;
-    int best_k = d_reach;
-    for (int k = 0; k <= 2 * d_reach; k++) {
-        if (k > 0) // aa: the estimate's energy under the window at lag k
-            aa += double(d_a[k + d_window - 1]) * d_a[k + d_window - 1] - double(d_a[k - 1]) * d_a[k - 1];
-        const double rho = aa > 0 ? d_c[k] / std::sqrt(aa * bb) : 0.0;
-        if (k == d_reach)
-            at_zero = rho;
-        if (rho > best) {
-            best = rho;
-            best_k = k;
-        }
-    }
-    if (best < SHIFT_MIN_CORR || best < at_zero + SHIFT_MIN_GAIN)
-        return 0;
-    return d_reach - best_k;
 }
 
 } // namespace ria

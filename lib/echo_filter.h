@@ -140,29 +140,6 @@ private:
     bool d_follow_turn = false; // the foreground follows the background every other block
 };
 
-/* Finds how far the echo moved as a whole (a delay jump: a sound card's buffer under- or overrun),
- * long before the delay tracker's half-second windows can: the microphone is cross-correlated with
- * the filter's own echo estimate, which is the reference already shaped by the room, so the echo
- * that moved shows as one sharp peak at the lag it moved by. Asked only when a filter that cancelled
- * well suddenly does not. */
-class echo_shift_finder
-{
-public:
-    echo_shift_finder(int block, double sample_rate);
-    //! A block of microphone and echo estimate, in step.
-    void push(const float* d, const float* y);
-    void reset();
-    //! Samples the echo moved later (negative: earlier) when the last window shows it clearly, else 0.
-    int find();
-
-private:
-    const int d_n, d_window, d_reach, d_span; // block, correlated samples, largest lag, ring length
-    real_fft d_fft;
-    std::vector<float> d_d, d_y, d_a, d_b, d_c; // rings (oldest first once full) and work buffers
-    std::vector<std::complex<float>> d_fa, d_fb;
-    int d_filled = 0;
-};
-
 } // namespace ria
 } // namespace gr
 

@@ -1,4 +1,5 @@
 #include "echo_suppressor.h"
+#include "vector_clones.h"
 #include <algorithm>
 #include <cmath>
 
@@ -86,7 +87,7 @@ void echo_suppressor::reset()
     d_near_talking = false;
 }
 
-void echo_suppressor::process(const float* e, const float* y, bool far_active, bool relearning, float* out)
+RIA_VECTOR_CLONES void echo_suppressor::process(const float* e, const float* y, bool far_active, bool relearning, float* out)
 {
     std::copy(d_y_prev.begin(), d_y_prev.end(), d_time.begin());
     std::copy_n(y, d_n, d_time.begin() + d_n);

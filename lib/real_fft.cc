@@ -36,8 +36,17 @@ real_fft::~real_fft()
     fftwf_free(d_freq);
 }
 
+// Buffers with the plan's SIMD alignment are transformed in place of the plan's own (the same plan, so
+// the same arithmetic); others are copied through it.
 void real_fft::forward(const float* time, std::complex<float>* freq)
 {
+    auto* out = reinterpret_cast<fftwf_complex*>(freq);
+    if (fftwf_alignment_of(const_cast<float*>(time)) == fftwf_alignment_of(d_time) &&
+        fftwf_alignment_of(reinterpret_cast<float*>(freq)) == fftwf_alignment_of(reinterpret_cast<float*>(d_freq))) {
+        // an out-of-place real-to-complex transform leaves its input as it was
+        fftwf_execute_dft_r2c(static_cast<fftwf_plan>(d_fwd), const_cast<float*>(time), out);
+        return;
+    }
     std::copy_n(time, d_size, d_time);
     fftwf_execute(static_cast<fftwf_plan>(d_fwd));
     std::copy_n(d_freq, bins(), freq);
@@ -45,9 +54,15 @@ void real_fft::forward(const float* time, std::complex<float>* freq)
 
 void real_fft::inverse(const std::complex<float>* freq, float* time)
 {
-    std::copy_n(freq, bins(), d_freq);
-    fftwf_execute(static_cast<fftwf_plan>(d_inv));
+    std::copy_n(freq, bins(), d_freq); // a complex-to-real transform overwrites its input
     const float scale = 1.0f / d_size;
+    if (fftwf_alignment_of(time) == fftwf_alignment_of(d_time)) {
+        fftwf_execute_dft_c2r(static_cast<fftwf_plan>(d_inv), reinterpret_cast<fftwf_complex*>(d_freq), time);
+        for (int i = 0; i < d_size; i++)
+            time[i] *= scale;
+        return;
+    }
+    fftwf_execute(static_cast<fftwf_plan>(d_inv));
     for (int i = 0; i < d_size; i++)
         time[i] = d_time[i] * scale;
 }

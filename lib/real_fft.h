@@ -1,6 +1,7 @@
 /* Real FFTs of one size on FFTW with FFTW_ESTIMATE: the plan depends only on the size and the
- * (always 64-byte aligned) buffers, never on timing or a wisdom file, so every process computes
- * bit-identical transforms and the canceller's decisions cannot differ between runs. */
+ * alignment of its own (FFTW-allocated) buffers, never on timing or a wisdom file, so every process computes
+ * bit-identical transforms and the canceller's decisions cannot differ between runs. A caller's buffers
+ * with the same alignment are transformed directly by that plan; others go through its buffers. */
 #ifndef INCLUDED_RIA_REAL_FFT_H
 #define INCLUDED_RIA_REAL_FFT_H
 
