@@ -15,8 +15,10 @@ const pmt::pmt_t port_cmd = pmt::mp("cmd");
 const pmt::pmt_t port_status = pmt::mp("status");
 
 // Where the located echo sits in the canceller's filter: this far in, so that an earlier arrival the
-// tracker took for a reflection, or its millisecond of error, still fits.
-constexpr double MARGIN_S = 0.005;
+// tracker took for a reflection, or its millisecond of error, still fits. Not 5 ms: a room response that starts
+// before its direct sound (pyroomacoustics' zero-phase high-pass puts -40 dB of the RT60 0.5 s room's response
+// there) capped the filter at 36.7 dB (the least-squares best, bench/aec_ceiling.py), 42-43 dB with 8 ms.
+constexpr double MARGIN_S = 0.009;
 // How often the filter is asked how far the echo path moved (for the drift), and how well it must
 // cancel for the answer to count.
 constexpr double DRIFT_INTERVAL_S = 0.1;
@@ -40,6 +42,8 @@ constexpr double JUMP_CHECK_S = 0.04;
 // would be a full-scale click that the filter adapts to).
 constexpr float FULL_SCALE = 1.0f;
 constexpr float NOT_AUDIO = 8.0f;
+// The suppressor is given the echo power the filter's late partitions send below this (echo_suppressor.h).
+constexpr double LATE_HZ = 1000.0;
 // While the filter relearns, the suppressor is given the background's estimate when it is this much
 // louder than the foreground's (at the first lock the foreground is empty, and an estimate of nothing
 // suppresses nothing: the echo went through untouched for the first quarter second).
@@ -146,7 +150,8 @@ aec_impl::aec_impl(int sample_rate,
       d_ref(frame_size),
       d_aligned(frame_size),
       d_err(frame_size),
-      d_echo_estimate(frame_size)
+      d_echo_estimate(frame_size),
+      d_late(std::min(frame_size + 1, static_cast<int>(std::lround(LATE_HZ * 2 * frame_size / sample_rate))))
 {
     set_output_multiple(frame_size);
     if (max_delay > 0) {
@@ -365,7 +370,12 @@ void aec_impl::cancel_frame(const float* mic, const float* far, float* out)
     }
     const bool far_active = far_power > FAR_END_POWER * d_frame;
     if (d_residual_suppression) {
-        d_suppressor->process(d_err.data(), suppressor_estimate(), far_active, d_filter->relearning(), out);
+        // the late residual only once the filter has learned the path (while it relearns its coefficients are not it)
+        const bool late = !d_filter->relearning();
+        if (late)
+            d_filter->late_echo(static_cast<int>(d_late.size()), d_late.data());
+        d_suppressor->process(d_err.data(), suppressor_estimate(), far_active, d_filter->relearning(), out,
+                              late ? d_late.data() : nullptr, late ? static_cast<int>(d_late.size()) : 0);
         d_talk_heard = d_talk_heard || d_suppressor->near_talking();
     }
     // the curve learns while the filter cancels (its coefficients are the room the curve's terms go through) and

@@ -90,6 +90,7 @@ private:
 
     std::vector<int16_t> d_out16;
     std::vector<float> d_mic, d_ref, d_aligned, d_err, d_echo_estimate, d_history;
+    std::vector<float> d_late; // per bin below LATE_HZ, echo_filter::late_echo()
     double d_mic_power = 0, d_out_power = 0;
     double d_next_status_s = 0;
 };

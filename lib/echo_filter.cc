@@ -57,7 +57,8 @@ constexpr double LOST_HOLD_S = 0.1;
 constexpr double LOUDER_THAN_ECHO = 1.0;
 constexpr float FAR_ACTIVE = 1e-8f;     // mean square of a reference block below which nothing adapts
 constexpr float REGULARISATION = 1e-7f; // per-sample power added to every bin's normalisation
-constexpr int SHIFT_BINS_DIVISOR = 4;   // shift() uses the lowest quarter of the band (no phase wrap)
+constexpr int SHIFT_BINS_DIVISOR = 4;
+constexpr double MAX_LATE_DECAY = 0.95;  // per partition, for late_echo()'s echo past the tail   // shift() uses the lowest quarter of the band (no phase wrap)
 
 float energy(const float* x, int n)
 {
@@ -138,6 +139,7 @@ void echo_filter::reset()
     d_follow_turn = false;
     std::fill(d_err_pow.begin(), d_err_pow.end(), 0.0f);
     std::fill(d_err_floor.begin(), d_err_floor.end(), -1.0f); // unknown
+    std::fill(d_past.begin(), d_past.end(), 0.0f);
 }
 
 void echo_filter::reload(const float* x)
@@ -362,6 +364,38 @@ void echo_filter::constrain(std::vector<cf>& w, int partition)
     d_fft.inverse(wp, d_time.data());
     std::fill(d_time.begin() + d_n, d_time.end(), 0.0f);
     d_fft.forward(d_time.data(), wp);
+}
+
+RIA_VECTOR_CLONES void echo_filter::late_echo(int bins, float* out)
+{
+    bins = std::min(bins, d_k);
+    if (static_cast<int>(d_past.size()) < bins)
+        d_past.resize(bins, 0.0f);
+    std::fill(out, out + bins, 0.0f);
+    const int quarter = std::max(1, d_p / 4);
+    double third = 0, last = 0; // the coefficients' energy in the tail's third and last quarter
+    for (int age = d_p / 2; age < d_p; age++) {
+        const cf* x = x_at(age);
+        const cf* w = &d_wf[static_cast<size_t>(age) * d_k];
+        float en = 0;
+        for (int f = 0; f < bins; f++) {
+            const float ww = power(w[f]);
+            out[f] += ww * power(x[f]);
+            en += ww;
+        }
+        if (age >= d_p - quarter)
+            last += en;
+        else if (age >= d_p - 2 * quarter)
+            third += en;
+    }
+    // the echo past the tail: the last partition's, continued with the decay per partition the late ones show
+    const float decay = third > 0 ? static_cast<float>(std::clamp(std::pow(last / third, 1.0 / quarter), 0.0, MAX_LATE_DECAY)) : 0.0f;
+    const cf* x = x_at(d_p - 1);
+    const cf* w = &d_wf[static_cast<size_t>(d_p - 1) * d_k];
+    for (int f = 0; f < bins; f++) {
+        d_past[f] = decay * (d_past[f] + power(w[f]) * power(x[f]));
+        out[f] += d_past[f];
+    }
 }
 
 void echo_filter::move(int samples)

@@ -94,6 +94,12 @@ public:
     //! \p weight gets how much of the filter took part (0..1), to judge the measurement.
     double shift(double& weight);
 
+    //! Into \p out, per bin below \p bins: the echo power the foreground's later half of the tail sends,
+    //! sum over those partitions of |W_p|^2 |X_p|^2, plus the echo past the tail, the last partition's continued
+    //! with the decay per partition that the last two quarters of the tail show (see echo_suppressor: the residual
+    //! the filter leaves there). Called once per block (it keeps the echo past the tail).
+    void late_echo(int bins, float* out);
+
     int block() const { return d_n; }
     int partitions() const { return d_p; }
 
@@ -123,6 +129,7 @@ private:
     std::vector<float> d_norm;
     std::vector<float> d_lag_re, d_lag_im, d_lag_norm; // per bin: the spectra's correlation with the next older block
     std::vector<cf> d_zeros;
+    std::vector<float> d_past; // per bin: late_echo()'s echo past the tail
     std::vector<float> d_err_pow, d_err_floor; // per bin: the background's error power, smoothed, and its floor
     int d_next_constraint = 0;
     double d_sd = 0, d_sf = 0, d_sb = 0; // smoothed block energies: mic, foreground and background error

@@ -6,7 +6,12 @@
  * four times the residual predicted (no near-end talker), and used in those blocks where a bin leaks
  * more than the whole (a room's notches, where the filter is least accurate). The filter's error in a
  * room's late tail outlasts its estimate, so the residual is also held with a slow decay (0.3 s), used
- * while the output holds no more than four times it (no near-end talker). Bins where
+ * while the output holds no more than four times it (no near-end talker).
+ * Below 1 kHz the filter also says what it leaves there (echo_filter::late_echo): the echo its late
+ * partitions send (their coefficients are mostly gradient noise where the room has decayed, the echo itself where
+ * it has not) and the echo past its tail. That power counts in the residual predicted for the talk test, and
+ * 1.5 times it is taken as residual outside a talker's blocks, in the bins whose output holds no more than four
+ * times that; a block where a talker is heard keeps the next 0.1 s taken as the talker's too. Bins where
  * that residual dominates are attenuated, bins where the near end dominates pass untouched, and the
  * stationary noise (each bin's floor, which may rise 3 dB a second) is not taken for echo; a gain rises
  * again within 15 ms, so a near-end talker's onset is not clipped.
@@ -33,7 +38,9 @@ public:
     //! writes out (may be e).
     //! relearning: the filter is relearning the echo path, so the output's power over the estimate's is
     //! taken as the leakage when it is higher.
-    void process(const float* e, const float* y, bool far_active, bool relearning, float* out);
+    //! late: per bin below late_bins, the echo the filter's late partitions send (echo_filter::late_echo), or null.
+    void process(const float* e, const float* y, bool far_active, bool relearning, float* out, const float* late,
+                 int late_bins);
     void reset();
     //! The current leakage (residual over estimated echo power).
     double leakage() const { return d_leak; }
@@ -58,6 +65,8 @@ private:
     double d_cov = 0, d_var = 0, d_leak = 0;
     bool d_started = false;
     bool d_near_talking = false;
+    const int d_talk_hold; // blocks
+    int d_talk_left = 0;   // blocks the talker is still taken to be heard
 };
 
 } // namespace ria

@@ -86,12 +86,14 @@ def test_a_reflection_stronger_than_the_direct_sound_does_not_move_a_working_fil
 
 
 @pytest.mark.parametrize("rt60, distance, seed, floor", [(0.25, 0.5, 0, 43.0), (0.25, 0.5, 1, 43.0),
-                                                         (0.5, 1.0, 0, 40.5), (0.5, 1.0, 1, 40.5)])
+                                                         (0.5, 1.0, 0, 42.0), (0.5, 1.0, 1, 41.5)])
 def test_steady_erle_behind_an_unknown_300_ms_in_image_rooms(voices, rt60, distance, seed, floor):
     """The bench's first two rows (seed 0) and another room each: the last 5 s of 20 with the suppressor on. The
     background's step per bin shrinks as only noise is left in its error there, and that noise regularises the
     bin's normalisation, and the suppressor subtracts more under 500 Hz: 43.8 / 43.6 and 40.8 / 40.8 dB. The
-    step of 0.8 falling to 0.5 with the background's cancellation before gave 41.6 / 41.4 and 39.4 / 39.2 dB."""
+    step of 0.8 falling to 0.5 with the background's cancellation before gave 41.6 / 41.4 and 39.4 / 39.2 dB. The
+    reference read 9 ms ahead of the echo, not 5, and the late partitions' echo taken as residual: 0.5 s rooms
+    42.05 / 41.98 (40.83 / 40.84 before)."""
     rooms = (aec_rooms.image_room(RATE, rt60, distance, seed), aec_rooms.image_room(RATE, rt60, distance + 0.7, seed + 1))
     s = aec_signals.scenario(rate=RATE, seconds=20, far=voices[0], delay_s=0.3, noise_db=-65, rooms=rooms)
     out, _, _ = aec_runner.run(s["mic"], s["ref"], RATE, FRAME, TAIL, 1.0, True)
