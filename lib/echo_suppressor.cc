@@ -182,35 +182,42 @@ void echo_suppressor::process(const float* e, const float* y, bool far_active, b
     // The residual is held with the slow decay while the output holds no more than it predicts (no near-end
     // talker): the filter's error in a room's late tail outlasts the estimate's own decay.
     double out_sum = 0, held_sum = 0;
-    for (int f = 0; f < d_k; f++) {
+    // per bin; low: under LOW_HZ (the loops run over the two ranges, so that no bin tests which it is in)
+    const auto predict = [&](int f, bool low) {
         float bin_leak = leak;
         if (near_quiet && d_bin_var[f] > 0 && d_bin_cov[f] > leak * d_bin_var[f])
             bin_leak = std::min(d_bin_cov[f] / d_bin_var[f], static_cast<float>(MAX_LEAK));
         d_fresh[f] = bin_leak * d_yy[f];
-        if (tail_usable && f < d_low_bins && d_tail_var[f] > 0 && d_tail_cov[f] > 0)
+        if (low && tail_usable && d_tail_var[f] > 0 && d_tail_cov[f] > 0)
             d_fresh[f] = std::max(d_fresh[f], TAIL_WEIGHT * d_tail_cov[f] / d_tail_var[f] * tail[f]);
         out_sum += d_ee[f];
         d_held[f] = std::max(d_fresh[f], d_tail_decay * d_held[f]);
         held_sum += d_held[f];
-    }
+    };
+    for (int f = 0; f < d_low_bins; f++)
+        predict(f, true);
+    for (int f = d_low_bins; f < d_k; f++)
+        predict(f, false);
     const bool hold = out_sum <= HOLD_QUIET * held_sum;
     const bool talking = d_near_talking && !relearning;
-    for (int f = 0; f < d_k; f++) {
+    const auto suppress = [&](int f, float rise, float over) {
         d_residual[f] = std::max(d_fresh[f], d_residual_decay * d_residual[f]);
         // the stationary noise under the echo is not echo: the residual is at most what rises above it
         d_smooth_ee[f] += NOISE_SMOOTH * (d_ee[f] - d_smooth_ee[f]);
-        const float rise = far_active && f < d_low_bins ? d_noise_rise_low : d_noise_rise;
         d_noise[f] = d_noise[f] < 0 ? d_smooth_ee[f] : std::min(d_noise[f] * rise, d_smooth_ee[f]);
         const float above = std::max(0.0f, d_ee[f] - NOISE_MARGIN * d_noise[f]);
         const float residual = std::min(hold ? d_held[f] : d_residual[f], above);
         const float r = d_ee[f] > 0 ? residual / d_ee[f] : 0.0f;
-        const float g =
-            std::max(MIN_GAIN, 1.0f - static_cast<float>(talking      ? OVER_SUBTRACTION_TALKING
-                                                         : f < d_low_bins ? OVER_SUBTRACTION_LOW
-                                                                          : OVER_SUBTRACTION) * r);
+        const float g = std::max(MIN_GAIN, 1.0f - over * r);
         d_gain[f] = g < d_gain[f] ? g : d_gain[f] + static_cast<float>(d_release) * (g - d_gain[f]);
         d_e_spec[f] *= d_gain[f];
-    }
+    };
+    const float low_rise = far_active ? d_noise_rise_low : d_noise_rise;
+    const auto over = [talking](double other) { return static_cast<float>(talking ? OVER_SUBTRACTION_TALKING : other); };
+    for (int f = 0; f < d_low_bins; f++)
+        suppress(f, low_rise, over(OVER_SUBTRACTION_LOW));
+    for (int f = d_low_bins; f < d_k; f++)
+        suppress(f, d_noise_rise, over(OVER_SUBTRACTION));
     d_fft.inverse(d_e_spec.data(), d_time.data());
     std::copy_n(d_time.begin() + d_n, d_n, out);
 }
