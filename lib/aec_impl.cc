@@ -365,7 +365,8 @@ void aec_impl::cancel_frame(const float* mic, const float* far, float* out)
     }
     const bool far_active = far_power > FAR_END_POWER * d_frame;
     if (d_residual_suppression) {
-        d_suppressor->process(d_err.data(), suppressor_estimate(), far_active, d_filter->relearning(), out);
+        d_suppressor->process(d_err.data(), suppressor_estimate(), far_active, d_filter->relearning(), out,
+                              d_filter->tail_power(d_suppressor->low_bins()));
         d_talk_heard = d_talk_heard || d_suppressor->near_talking();
     }
     // the curve learns while the filter cancels (its coefficients are the room the curve's terms go through) and

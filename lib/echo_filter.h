@@ -94,6 +94,10 @@ public:
     //! \p weight gets how much of the filter took part (0..1), to judge the measurement.
     double shift(double& weight);
 
+    //! Per bin, for the lowest \p bins: the reference's power summed over the partitions (over the whole tail).
+    //! The filter's error is spread over its tail, so its residual follows this, not the echo estimate.
+    const float* tail_power(int bins);
+
     int block() const { return d_n; }
     int partitions() const { return d_p; }
 
@@ -124,6 +128,7 @@ private:
     std::vector<float> d_lag_re, d_lag_im, d_lag_norm; // per bin: the spectra's correlation with the next older block
     std::vector<cf> d_zeros;
     std::vector<float> d_err_pow, d_err_floor; // per bin: the background's error power, smoothed, and its floor
+    std::vector<float> d_tail_pow;                // tail_power()'s result
     int d_next_constraint = 0;
     double d_sd = 0, d_sf = 0, d_sb = 0; // smoothed block energies: mic, foreground and background error
     double d_sk = 0;                     // and the kept filter's error, while it is run
