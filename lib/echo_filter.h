@@ -134,8 +134,8 @@ private:
     double d_sk = 0;                     // and the kept filter's error, while it is run
     int d_kept_left = 0;
     int d_relearn_left = 0;
-    const int d_relearn_blocks, d_lost_blocks;
     const int d_keep_blocks, d_good_blocks;
+    const int d_relearn_blocks, d_lost_blocks;
     int d_since_good = 0; // blocks since the foreground last cancelled well (capped at d_good_blocks)
     bool d_kept_running = false;
     float d_scale = 1.0f; // the share of the estimate subtracted at the end of the last block
