@@ -375,7 +375,8 @@ void aec_impl::cancel_frame(const float* mic, const float* far, float* out)
         if (late)
             d_filter->late_echo(static_cast<int>(d_late.size()), d_late.data());
         d_suppressor->process(d_err.data(), suppressor_estimate(), far_active, d_filter->relearning(), out,
-                              late ? d_late.data() : nullptr, late ? static_cast<int>(d_late.size()) : 0);
+                              d_filter->tail_power(d_suppressor->low_bins()), late ? d_late.data() : nullptr,
+                              late ? static_cast<int>(d_late.size()) : 0);
         d_talk_heard = d_talk_heard || d_suppressor->near_talking();
     }
     // the curve learns while the filter cancels (its coefficients are the room the curve's terms go through) and

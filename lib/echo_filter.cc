@@ -101,6 +101,7 @@ echo_filter::echo_filter(int block, int partitions, double sample_rate)
       d_zeros(block + 1),
       d_err_pow(block + 1),
       d_err_floor(block + 1),
+      d_tail_pow(block + 1),
       d_keep_blocks(std::max(1, static_cast<int>(std::lround(KEEP_S * sample_rate / block)))),
       d_good_blocks(std::max(1, static_cast<int>(std::lround(KEEP_GOOD_S * sample_rate / block)))),
       d_relearn_blocks(std::max(1, static_cast<int>(std::lround(RELEARN_HOLD_S * sample_rate / block)))),
@@ -418,6 +419,18 @@ void echo_filter::move(int samples)
         }
     }
     d_snapshot_valid = false;
+}
+
+const float* echo_filter::tail_power(int bins)
+{
+    bins = std::clamp(bins, 0, d_k);
+    std::fill_n(d_tail_pow.begin(), bins, 0.0f);
+    for (int age = 0; age < d_p; age++) {
+        const cf* x = x_at(age);
+        for (int f = 0; f < bins; f++)
+            d_tail_pow[f] += power(x[f]);
+    }
+    return d_tail_pow.data();
 }
 
 double echo_filter::erle_db() const

@@ -100,6 +100,10 @@ public:
     //! the filter leaves there). Called once per block (it keeps the echo past the tail).
     void late_echo(int bins, float* out);
 
+    //! Per bin, for the lowest \p bins: the reference's power summed over the partitions (over the whole tail).
+    //! The filter's error is spread over its tail, so its residual follows this, not the echo estimate.
+    const float* tail_power(int bins);
+
     int block() const { return d_n; }
     int partitions() const { return d_p; }
 
@@ -131,13 +135,14 @@ private:
     std::vector<cf> d_zeros;
     std::vector<float> d_past; // per bin: late_echo()'s echo past the tail
     std::vector<float> d_err_pow, d_err_floor; // per bin: the background's error power, smoothed, and its floor
+    std::vector<float> d_tail_pow;                // tail_power()'s result
     int d_next_constraint = 0;
     double d_sd = 0, d_sf = 0, d_sb = 0; // smoothed block energies: mic, foreground and background error
     double d_sk = 0;                     // and the kept filter's error, while it is run
     int d_kept_left = 0;
     int d_relearn_left = 0;
-    const int d_relearn_blocks, d_lost_blocks;
     const int d_keep_blocks, d_good_blocks;
+    const int d_relearn_blocks, d_lost_blocks;
     int d_since_good = 0; // blocks since the foreground last cancelled well (capped at d_good_blocks)
     bool d_kept_running = false;
     float d_scale = 1.0f; // the share of the estimate subtracted at the end of the last block

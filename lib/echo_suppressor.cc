@@ -20,11 +20,11 @@ constexpr double OVER_SUBTRACTION = 3.0;
 // within 0.2 dB in the 0.25 and 0.5 s rooms, -0.4 dB in the 0.8 s one (where a 0.4 s tail leaves more than
 // the residual predicted).
 constexpr double OVER_SUBTRACTION_TALKING = 2.0;
-// Below LOW_HZ, in the other blocks, twice as much: there a reverberant room's residual outlasts the block's
-// estimate most (the echo left under 500 Hz was 5 dB over the noise in the RT60 0.5 s room, the bands above at
-// it). +0.3 to +0.7 dB of steady ERLE in the 0.5 s rooms, with drift and on music; +0.05 dB of near-end
-// attenuation in double talk.
-constexpr double OVER_SUBTRACTION_LOW = 6.0;
+// Below LOW_HZ, in the other blocks, more: there a reverberant room's residual outlasts the block's estimate most
+// (the echo left under 500 Hz was 5 dB over the noise in the RT60 0.5 s room, the bands above at it). 6 gave
+// +0.3 to +0.7 dB of steady ERLE in the 0.5 s rooms, with drift and on music, for +0.05 dB of near-end
+// attenuation in double talk; 5 since the tail's power predicts that residual too (see TAIL_WEIGHT).
+constexpr double OVER_SUBTRACTION_LOW = 5.0;
 constexpr double LOW_HZ = 500.0;
 // The late residual (see the header) is taken as this much of the echo the filter's late partitions send (and past
 // its tail), and not in a bin whose output holds more than LATE_TALKER times that. With the reference read 9 ms
@@ -32,9 +32,11 @@ constexpr double LOW_HZ = 500.0;
 // which follows the estimate's power, took off only 1-3 dB more; in the talk test alone this power gave +0.4 dB,
 // as residual alone +2 dB, both +4 dB (0.5 s room 42.1, 0.8 s room 29.3 -> 34.5 dB) but 1.2 dB of near-end
 // attenuation in the 0.8 s rooms, where the late partitions hold the room's echo: TALK_HOLD_S and LATE_TALKER
-// bring that back to 0.9 dB. Without the echo past the tail: 0.5 s room 41.7, 0.8 s room 33.0.
-constexpr float LATE_SHARE = 1.5f;
-constexpr float LATE_TALKER = 4.0f;
+// bring that back to 0.9 dB. Without the echo past the tail: 0.5 s room 41.7, 0.8 s room 33.0. Beside the tail's
+// power under 500 Hz (TAIL_WEIGHT) 1 and 3 (1.5 and 4 alone): 0.94-0.95 dB of near-end attenuation in the 0.8 s
+// seed-3 room with 1.5 or 4, 0.92 with these, for 0.06 dB less in the 0.5 s room.
+constexpr float LATE_SHARE = 1.0f;
+constexpr float LATE_TALKER = 3.0f;
 // A block heard as a near-end talker's keeps the blocks for this long taken as the talker's too: a talker's weak
 // syllables around the loud ones were taken for the late residual.
 constexpr double TALK_HOLD_S = 0.1;
@@ -45,7 +47,22 @@ constexpr double TAIL_DECAY_S = 0.3;     // the held one (see the header)
 constexpr double HOLD_QUIET = 4.0;
 constexpr double NOISE_RISE_DB_S = 3.0;  // how fast the noise floor may rise
 constexpr float NOISE_SMOOTH = 0.3f;     // per-block weight of the output power the floor follows
-constexpr float NOISE_MARGIN = 2.0f;     // the output within this factor of the floor is taken for noise       // output over held residual power up to which it is used
+// The output within this factor of the floor is taken for noise. Not 2: where the echo left is under the noise
+// (above 2 kHz in the image rooms) a bin's noise crossing twice its floor was taken for echo and attenuated;
+// +0.1 dB of steady ERLE and -0.02 dB of near-end attenuation on the bench's scenes.
+constexpr float NOISE_MARGIN = 3.0f;
+// Under LOW_HZ the floor rises this slowly while the far end plays: there the residual of a reverberant room is
+// always present during speech, and a floor that followed it took much of that residual for noise (the floor
+// was 3 times the microphone's noise under 500 Hz in the RT60 0.5 s room, 0.9 times with this).
+constexpr double NOISE_RISE_LOW_DB_S = 0.25;
+// Under LOW_HZ, the residual is also predicted from the reference's power over the filter's whole tail (the
+// filter's error is spread over its tail, so what it leaves follows that power, not the echo estimate's: the
+// cells where the estimate predicted under a tenth of the residual held 38 % of it, under 8 % with the tail's
+// power), scaled per bin by its regression on the output's power and by this weight (the over-subtraction
+// applies on top), in blocks where no near-end talker is heard, nor was within TAIL_HOLD_OFF_S (a talker's
+// syllable rises over a few blocks before the talk is detected).
+constexpr float TAIL_WEIGHT = 3.0f;
+constexpr double TAIL_HOLD_OFF_S = 0.06;
 } // namespace
 
 echo_suppressor::echo_suppressor(int block, double sample_rate)
@@ -56,6 +73,7 @@ echo_suppressor::echo_suppressor(int block, double sample_rate)
       d_bin_smooth(1.0 - std::exp(-block / (BIN_MEMORY_S * sample_rate))),
       d_release(1.0 - std::exp(-block / (RELEASE_S * sample_rate))),
       d_low_bins(static_cast<int>(std::lround(LOW_HZ * 2 * block / sample_rate))),
+      d_tail_hold_off(static_cast<int>(std::lround(TAIL_HOLD_OFF_S * sample_rate / block))),
       d_fft(2 * block),
       d_e_prev(block),
       d_y_prev(block),
@@ -70,6 +88,9 @@ echo_suppressor::echo_suppressor(int block, double sample_rate)
       d_residual(block + 1),
       d_bin_cov(block + 1),
       d_bin_var(block + 1),
+      d_tail_mean(block + 1),
+      d_tail_cov(block + 1),
+      d_tail_var(block + 1),
       d_fresh(block + 1),
       d_held(block + 1),
       d_smooth_ee(block + 1),
@@ -80,6 +101,7 @@ echo_suppressor::echo_suppressor(int block, double sample_rate)
     d_residual_decay = static_cast<float>(std::exp(-block / (RESIDUAL_DECAY_S * sample_rate)));
     d_tail_decay = static_cast<float>(std::exp(-block / (TAIL_DECAY_S * sample_rate)));
     d_noise_rise = static_cast<float>(std::pow(10.0, NOISE_RISE_DB_S * block / sample_rate / 10));
+    d_noise_rise_low = static_cast<float>(std::pow(10.0, NOISE_RISE_LOW_DB_S * block / sample_rate / 10));
 }
 
 void echo_suppressor::reset()
@@ -95,14 +117,18 @@ void echo_suppressor::reset()
     std::fill(d_noise.begin(), d_noise.end(), -1.0f); // unknown
     std::fill(d_bin_cov.begin(), d_bin_cov.end(), 0.0f);
     std::fill(d_bin_var.begin(), d_bin_var.end(), 0.0f);
+    std::fill(d_tail_mean.begin(), d_tail_mean.end(), 0.0f);
+    std::fill(d_tail_cov.begin(), d_tail_cov.end(), 0.0f);
+    std::fill(d_tail_var.begin(), d_tail_var.end(), 0.0f);
     d_cov = d_var = d_leak = 0;
+    d_tail_wait = 0;
     d_started = false;
     d_near_talking = false;
     d_talk_left = 0;
 }
 
-RIA_VECTOR_CLONES void echo_suppressor::process(const float* e, const float* y, bool far_active, bool relearning, float* out,
-                                                const float* late, int late_bins)
+RIA_VECTOR_CLONES void echo_suppressor::process(const float* e, const float* y, bool far_active, bool relearning,
+                                                float* out, const float* tail, const float* late, int late_bins)
 {
     std::copy(d_y_prev.begin(), d_y_prev.end(), d_time.begin());
     std::copy_n(y, d_n, d_time.begin() + d_n);
@@ -118,6 +144,7 @@ RIA_VECTOR_CLONES void echo_suppressor::process(const float* e, const float* y, 
         d_yy[f] = power(d_y_spec[f]);
     }
     bool near_quiet = false;
+    bool tail_usable = false;
     d_near_talking = false;
     if (far_active) {
         const float a = static_cast<float>(d_started ? d_slow : 1.0);
@@ -136,6 +163,11 @@ RIA_VECTOR_CLONES void echo_suppressor::process(const float* e, const float* y, 
             d_talk_left--;
             near_quiet = false;
         }
+        tail_usable = tail && near_quiet && d_tail_wait == 0;
+        if (!near_quiet)
+            d_tail_wait = d_tail_hold_off;
+        else if (d_tail_wait > 0)
+            d_tail_wait--;
         d_near_talking = !near_quiet;
         for (int f = 0; f < d_k; f++) {
             d_e_mean[f] += a * (d_ee[f] - d_e_mean[f]);
@@ -146,6 +178,15 @@ RIA_VECTOR_CLONES void echo_suppressor::process(const float* e, const float* y, 
             const float b = near_quiet ? static_cast<float>(d_bin_smooth) : 0.0f;
             d_bin_cov[f] += b * (static_cast<float>((d_ee[f] - d_e_mean[f]) * dy) - d_bin_cov[f]);
             d_bin_var[f] += b * (static_cast<float>(dy * dy) - d_bin_var[f]);
+        }
+        if (tail) {
+            for (int f = 0; f < d_low_bins; f++) { // the same regression on the tail's power
+                d_tail_mean[f] += a * (tail[f] - d_tail_mean[f]);
+                const float dt = tail[f] - d_tail_mean[f];
+                const float b = near_quiet ? static_cast<float>(d_bin_smooth) : 0.0f;
+                d_tail_cov[f] += b * ((d_ee[f] - d_e_mean[f]) * dt - d_tail_cov[f]);
+                d_tail_var[f] += b * (dt * dt - d_tail_var[f]);
+            }
         }
         d_started = true;
         d_cov += d_cov_smooth * (cov - d_cov);
@@ -166,22 +207,29 @@ RIA_VECTOR_CLONES void echo_suppressor::process(const float* e, const float* y, 
     // The residual is held with the slow decay while the output holds no more than it predicts (no near-end
     // talker): the filter's error in a room's late tail outlasts the estimate's own decay.
     double out_sum = 0, held_sum = 0;
-    for (int f = 0; f < d_k; f++) {
+    // per bin; low: under LOW_HZ (the loops run over the two ranges, so that no bin tests which it is in)
+    const auto predict = [&](int f, bool low) {
         float bin_leak = leak;
         if (near_quiet && d_bin_var[f] > 0 && d_bin_cov[f] > leak * d_bin_var[f])
             bin_leak = std::min(d_bin_cov[f] / d_bin_var[f], static_cast<float>(MAX_LEAK));
         d_fresh[f] = bin_leak * d_yy[f];
+        if (low && tail_usable && d_tail_var[f] > 0 && d_tail_cov[f] > 0)
+            d_fresh[f] = std::max(d_fresh[f], TAIL_WEIGHT * d_tail_cov[f] / d_tail_var[f] * tail[f]);
         out_sum += d_ee[f];
         d_held[f] = std::max(d_fresh[f], d_tail_decay * d_held[f]);
         held_sum += d_held[f];
-    }
+    };
+    for (int f = 0; f < d_low_bins; f++)
+        predict(f, true);
+    for (int f = d_low_bins; f < d_k; f++)
+        predict(f, false);
     const bool hold = out_sum <= HOLD_QUIET * held_sum;
     const bool talking = d_near_talking && !relearning;
-    for (int f = 0; f < d_k; f++) {
+    const auto suppress = [&](int f, float rise, float over) {
         d_residual[f] = std::max(d_fresh[f], d_residual_decay * d_residual[f]);
         // the stationary noise under the echo is not echo: the residual is at most what rises above it
         d_smooth_ee[f] += NOISE_SMOOTH * (d_ee[f] - d_smooth_ee[f]);
-        d_noise[f] = d_noise[f] < 0 ? d_smooth_ee[f] : std::min(d_noise[f] * d_noise_rise, d_smooth_ee[f]);
+        d_noise[f] = d_noise[f] < 0 ? d_smooth_ee[f] : std::min(d_noise[f] * rise, d_smooth_ee[f]);
         const float above = std::max(0.0f, d_ee[f] - NOISE_MARGIN * d_noise[f]);
         float echo_left = hold ? d_held[f] : d_residual[f];
         // the late residual, outside a talker's blocks and bins
@@ -189,13 +237,16 @@ RIA_VECTOR_CLONES void echo_suppressor::process(const float* e, const float* y, 
             echo_left = std::max(echo_left, LATE_SHARE * late[f]);
         const float residual = std::min(echo_left, above);
         const float r = d_ee[f] > 0 ? residual / d_ee[f] : 0.0f;
-        const float g =
-            std::max(MIN_GAIN, 1.0f - static_cast<float>(talking      ? OVER_SUBTRACTION_TALKING
-                                                         : f < d_low_bins ? OVER_SUBTRACTION_LOW
-                                                                          : OVER_SUBTRACTION) * r);
+        const float g = std::max(MIN_GAIN, 1.0f - over * r);
         d_gain[f] = g < d_gain[f] ? g : d_gain[f] + static_cast<float>(d_release) * (g - d_gain[f]);
         d_e_spec[f] *= d_gain[f];
-    }
+    };
+    const float low_rise = far_active ? d_noise_rise_low : d_noise_rise;
+    const auto over = [talking](double other) { return static_cast<float>(talking ? OVER_SUBTRACTION_TALKING : other); };
+    for (int f = 0; f < d_low_bins; f++)
+        suppress(f, low_rise, over(OVER_SUBTRACTION_LOW));
+    for (int f = d_low_bins; f < d_k; f++)
+        suppress(f, d_noise_rise, over(OVER_SUBTRACTION));
     d_fft.inverse(d_e_spec.data(), d_time.data());
     std::copy_n(d_time.begin() + d_n, d_n, out);
 }

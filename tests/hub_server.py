@@ -24,6 +24,7 @@ class HubServer:
         self.port = port
         self.received = []  # ("text", dict) or ("binary", bytes), in arrival order
         self.connections = 0
+        self.disconnections = 0  # connections whose every message is in received
         self.rejected = 0
         self.auth_seen = []  # "header" or "query" per accepted connection
         self._cond = threading.Condition()
@@ -107,6 +108,9 @@ class HubServer:
         except Exception:
             pass
         finally:
+            with self._cond:
+                self.disconnections += 1
+                self._cond.notify_all()
             if self._ws is ws:
                 self._ws = None
 

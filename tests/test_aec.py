@@ -340,6 +340,21 @@ def test_identical_input_gives_identical_output_in_every_process(tmp_path):
     assert len(digests) == 1
 
 
+
+def test_the_canceller_library_has_no_fused_multiply_add():
+    """Its bin loops also have AVX2 clones, picked at load time (lib/vector_clones.h). A fused multiply-add rounds
+    once where the baseline clone rounds twice, so with one the canceller's decisions would depend on the machine."""
+    import subprocess
+    ria.aec(16000, 320, 0.2, 0.0, False, False)  # the library is loaded
+    with open("/proc/self/maps") as maps:
+        libs = {line.split()[-1] for line in maps if "libgnuradio-ria.so" in line}
+    assert len(libs) == 1, libs
+    code = subprocess.run(["objdump", "-d", "--no-show-raw-insn", libs.pop()], check=True, capture_output=True,
+                          text=True, timeout=120).stdout
+    assert "ymm" in code  # the AVX2 clones are there
+    fused = [line for line in code.splitlines() if any(op in line for op in ("vfmadd", "vfmsub", "vfnmadd", "vfnmsub"))]
+    assert not fused, fused[:5]
+
 def _voice_room_echo_reduction(far, lead):
     """The voice agent's room (bench/voice_room.py: 150 ms, image room RT60 0.3 s at 1 m, 50 ppm, -70 dB
     noise) with the far end starting after `lead` samples of silence: (dB of echo removed after the first
