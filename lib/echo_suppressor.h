@@ -12,14 +12,15 @@
  * on the output's power like the per-bin leakage, and used in blocks where no near-end talker is heard
  * nor was within the last 60 ms.
  * Below 1 kHz the filter also says what it leaves there (echo_filter::late_echo): the echo its late
- * partitions send (their coefficients are mostly gradient noise where the room has decayed, the echo itself where
- * it has not) and the echo past its tail. That power counts in the residual predicted for the talk test, and it
- * is taken as residual outside a talker's blocks, in the bins whose output holds no more than three times it; a
- * block where a talker is heard keeps the next 0.1 s taken as the talker's too. Bins where that residual
- * dominates are attenuated, bins where the near end dominates pass untouched, and the stationary noise (each bin's floor, which may rise 3 dB a second,
- * under 500 Hz only 0.25 dB a second while the far end plays, so the residual that is always there during
- * speech is not taken for noise; the output within 3 times the floor) is not taken for echo; a gain rises
- * again within 15 ms, so a near-end talker's onset is not clipped.
+ * partitions send (their coefficients are mostly gradient noise where the room has decayed, the echo
+ * itself where it has not) and the echo past its tail. That power counts in the residual predicted for
+ * the talk test, and it is taken as residual outside a talker's blocks, in the bins whose output holds no
+ * more than three times it; a block where a talker is heard keeps the next 0.1 s taken as the talker's too.
+ * Bins where that residual dominates are attenuated, bins where the near end dominates pass untouched, and
+ * the stationary noise (each bin's floor, which may rise 3 dB a second, under 500 Hz only 0.25 dB a second
+ * while the far end plays, so the residual that is always there during speech is not taken for noise; the
+ * output within 3 times the floor) is not taken for echo; a gain rises again within 15 ms, so a near-end
+ * talker's onset is not clipped.
  *
  * The gains are applied to the two-block window the filter's output ends in, and only its newest
  * block is kept (overlap-save), so the suppressor adds no latency. */
