@@ -57,8 +57,8 @@ constexpr double LOST_HOLD_S = 0.1;
 constexpr double LOUDER_THAN_ECHO = 1.0;
 constexpr float FAR_ACTIVE = 1e-8f;     // mean square of a reference block below which nothing adapts
 constexpr float REGULARISATION = 1e-7f; // per-sample power added to every bin's normalisation
-constexpr int SHIFT_BINS_DIVISOR = 4;
-constexpr double MAX_LATE_DECAY = 0.95;  // per partition, for late_echo()'s echo past the tail   // shift() uses the lowest quarter of the band (no phase wrap)
+constexpr int SHIFT_BINS_DIVISOR = 4;   // shift() uses the lowest quarter of the band (no phase wrap)
+constexpr double MAX_LATE_DECAY = 0.95;  // per partition, for late_echo()'s echo past the tail
 
 float energy(const float* x, int n)
 {
