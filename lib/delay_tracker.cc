@@ -24,14 +24,6 @@ constexpr double KEEP_PEAK_RATIO = 4.0;     // the tracked arrival's peak over t
 constexpr int TO_LOCK = 3;                  // agreeing measurements for the first lock
 constexpr int TO_JUMP = 4;                  // and for a jump
 
-int next_pow2(int n)
-{
-    int p = 1;
-    while (p < n)
-        p <<= 1;
-    return p;
-}
-
 double rms(const float* c, int n)
 {
     double s = 0;
@@ -48,7 +40,7 @@ delay_tracker::delay_tracker(double sample_rate, double max_delay_s)
       d_lags(static_cast<int>(std::ceil(max_delay_s * sample_rate / d_decim)) + 2),
       d_hop(static_cast<int>(std::lround(HOP_S * sample_rate / d_decim))),
       d_history(d_window + d_lags),
-      d_fft(next_pow2(d_history + 1)),
+      d_fft(pow2_at_least(d_history + 1)),
       d_mic_ring(d_history),
       d_ref_ring(d_history),
       d_in(d_fft.size()),

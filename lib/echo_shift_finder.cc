@@ -12,13 +12,6 @@ constexpr double SHIFT_MIN_CORR = 0.6;   // normalised correlation the moved ech
 constexpr double SHIFT_MIN_GAIN = 0.3;   // over the correlation where the echo was
 constexpr int HISTORY_SPANS = 3;         // the history buffers hold this many spans (see the header)
 
-int pow2_at_least(int n)
-{
-    int p = 1;
-    while (p < n)
-        p <<= 1;
-    return p;
-}
 int blocks_of(double seconds, double rate, int block)
 {
     return std::max(1, static_cast<int>(std::lround(seconds * rate / block)));

@@ -34,6 +34,15 @@ private:
     void* d_inv;
 };
 
+//! The smallest power of two >= n: a size FFTW transforms fastest, for a correlation of n samples or more.
+inline int pow2_at_least(int n)
+{
+    int p = 1;
+    while (p < n)
+        p <<= 1;
+    return p;
+}
+
 //! |z|^2 as re^2 + im^2 (std::norm goes through abs(), a hypot, unless built with -ffast-math).
 inline float power(std::complex<float> z) { return z.real() * z.real() + z.imag() * z.imag(); }
 
